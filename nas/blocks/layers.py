@@ -1,0 +1,97 @@
+"""Small torch layers shared by the block modules."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "hswish": nn.Hardswish,
+    "swish": nn.SiLU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """Not in-place: peak-memory accounting assumes every op writes a fresh tensor."""
+    return _ACTIVATIONS[name]()
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round channels to a multiple of ``divisor`` the way MobileNet does: never below the divisor,
+    never more than 10 % below the exact value."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+class ConvBnAct(nn.Sequential):
+    """Conv, then BatchNorm (or a conv bias when ``bn`` is off), then an optional activation."""
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel: int,
+        stride: int = 1,
+        groups: int = 1,
+        act: str | None = "relu",
+        padding: int | None = None,
+        bn: bool = True,
+    ) -> None:
+        pad = kernel // 2 if padding is None else padding
+        layers: list[nn.Module] = [nn.Conv2d(in_chs, out_chs, kernel, stride, pad, groups=groups, bias=not bn)]
+        if bn:
+            layers.append(nn.BatchNorm2d(out_chs))
+        if act is not None:
+            layers.append(activation(act))
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: global pool, reduce, activate, expand, gate, rescale."""
+
+    def __init__(self, channels: int, reduced: int, act: str, hard_gate: bool) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce = nn.Conv2d(channels, reduced, 1)
+        self.act = activation(act)
+        self.expand = nn.Conv2d(reduced, channels, 1)
+        self.gate = nn.Hardsigmoid() if hard_gate else nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+        return x * scale
+
+
+def squeeze_excite(spec, in_chs: int, mid_chs: int) -> nn.Module:
+    """The SE layer a block's options ask for, or Identity.
+
+    ``se`` is the EfficientNet/MnasNet form (reduce from the block's input channels, block activation,
+    sigmoid gate); ``hse`` is MobileNetV3's (reduce from the expanded channels rounded to 8, ReLU,
+    hard-sigmoid gate).
+    """
+    if spec.se > 0:
+        return SqueezeExcite(mid_chs, max(1, int(in_chs * spec.se)), spec.act, hard_gate=False)
+    if spec.hse > 0:
+        return SqueezeExcite(mid_chs, make_divisible(mid_chs * spec.hse, 8), "relu", hard_gate=True)
+    return nn.Identity()
+
+
+def check_single_se(spec, in_chs: int) -> None:
+    if spec.se > 0 and spec.hse > 0:
+        raise ValueError("options 'se' and 'hse' cannot both be set")
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle, used after FBNet's grouped 1x1 convs."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.size(0), x.size(1), x.size(2), x.size(3)
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)

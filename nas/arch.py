@@ -118,20 +118,22 @@ class ArchSpec:
                 if block.kind.is_head:
                     raise ValueError(f"head block '{block}' can only be the last section")
         object.__setattr__(self, "stages", tuple(tuple(s) for s in self.stages))
-        canonical = tuple(tuple(_canonical(b, c) for b, c in stage) for stage in self._with_in_channels())
+        canonical = tuple(tuple(canonical_block(b, c) for b, c in stage) for stage in self._with_in_channels())
         object.__setattr__(self, "stages", canonical)
+        object.__setattr__(self, "stem", _drop_no_ops(self.stem))
+        object.__setattr__(self, "head", _drop_no_ops(self.head))
 
     def _with_in_channels(self) -> Iterator[list[tuple[BlockSpec, int]]]:
-        self.stem.kind.check(self.stem, 0)
+        _check(self.stem, 0)
         chs = self.stem.kind.out_channels(self.stem, 0)
         for stage in self.stages:
             pairs = []
             for block in stage:
-                block.kind.check(block, chs)
+                _check(block, chs)
                 pairs.append((block, chs))
                 chs = block.kind.out_channels(block, chs)
             yield pairs
-        self.head.kind.check(self.head, chs)
+        _check(self.head, chs)
 
     @classmethod
     def from_str(cls, text: str) -> ArchSpec:
@@ -213,8 +215,27 @@ def _out_size(block: BlockSpec, size: int) -> int:
     return conv_out_size(size, block.kernel, block.stride, padding, ceil)
 
 
-def _canonical(block: BlockSpec, in_chs: int) -> BlockSpec:
-    """One network, one value: drop ``noskip`` where no residual was possible anyway."""
+def _check(block: BlockSpec, in_chs: int) -> None:
+    """The block type's own check, its message naming the block."""
+    try:
+        block.kind.check(block, in_chs)
+    except ValueError as exc:
+        raise ValueError(f"bad block '{block}': {exc}") from None
+
+
+def _drop_no_ops(block: BlockSpec) -> BlockSpec:
+    """Options that change nothing go back to their default: a padding equal to the default 'same'
+    padding (``k3_p1``), and the act of a head with neither a 1x1 conv nor a hidden layer."""
+    if block.has("padding") and block.padding == block.kernel // 2:
+        block = block.replace(padding=None)
+    if block.kind.is_head and not block.channels and not block.hidden:
+        block = block.replace(act=block.kind.option("act").default)
+    return block
+
+
+def canonical_block(block: BlockSpec, in_chs: int) -> BlockSpec:
+    """One network, one value: drop ``noskip`` where no residual was possible anyway, and no-op options."""
+    block = _drop_no_ops(block)
     if block.has("noskip") and block.noskip and (block.stride != 1 or in_chs != block.channels):
         return block.replace(noskip=False)
     return block
@@ -222,14 +243,28 @@ def _canonical(block: BlockSpec, in_chs: int) -> BlockSpec:
 
 def parse_block(token: str) -> tuple[BlockSpec, int]:
     """Parse one block token into the block and its repeat count (``r``)."""
+    kind, fields, repeat = parse_fields(token)
+    try:
+        return BlockSpec.make(kind.name, **fields), repeat
+    except ValueError as exc:
+        raise ValueError(f"bad block '{token}': {exc}") from None
+
+
+def parse_fields(token: str) -> tuple[BlockType, dict[str, Any], int]:
+    """Parse a block token into its type, the options it sets, and its repeat count.
+
+    Required options may be missing: search spaces use such partial tokens (``ir_e6``) as templates.
+    """
     parts = token.split(OPTION_SEP)
-    kind = block_type(parts[0]) if parts[0] else None
-    if kind is None:
+    if not parts[0]:
         raise ValueError(f"empty block type in '{token}'")
-    repeat = 1
+    kind = block_type(parts[0])
+    repeat = 0
     found: dict[str, Any] = {}
     for part in parts[1:]:
-        if part.startswith("r") and part[1:].isdigit():
+        if part.startswith("r") and part[1:].isascii() and part[1:].isdigit():
+            if repeat:
+                raise ValueError(f"bad token '{part}' in block '{token}': option 'r' given twice")
             repeat = int(part[1:])
             if repeat < 1:
                 raise ValueError(f"bad token '{part}' in block '{token}': repeat must be >= 1")
@@ -243,10 +278,7 @@ def parse_block(token: str) -> tuple[BlockSpec, int]:
             found[opt.field] = opt.parse(part[len(opt.key) :])
         except ValueError as exc:
             raise ValueError(f"bad token '{part}' in block '{token}': {exc}") from None
-    try:
-        return BlockSpec.make(kind.name, **found), repeat
-    except ValueError as exc:
-        raise ValueError(f"bad block '{token}': {exc}") from None
+    return kind, found, repeat or 1
 
 
 def _match_option(kind: BlockType, part: str) -> Option | None:

@@ -1,0 +1,102 @@
+"""The YAML schema of a search space, validated on load with one-line errors naming file, stage, key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nas.blocks.base import ACTIVATIONS
+
+ActName = Literal[ACTIVATIONS]  # type: ignore[valid-type]
+
+
+class SpaceError(ValueError):
+    """A search-space file that cannot be used; the message is one line naming file, stage and key."""
+
+
+class LayerRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: int = Field(ge=0)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LayerRange:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class StageConfig(BaseModel):
+    """One stage: fixed stride and base channels, and the choices its layers draw from."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    stride: int = Field(default=1, ge=1)
+    channels: int = Field(ge=1)
+    act: ActName | None = None
+    layers: int | LayerRange = 1
+    choose_per: Literal["stage", "layer"] = "layer"
+    ops: list[str] = Field(min_length=1)
+    kernel: list[int] | None = Field(default=None, min_length=1)
+    expand: list[float] | None = Field(default=None, min_length=1)
+    se: list[float] | None = Field(default=None, min_length=1)
+    hse: list[float] | None = Field(default=None, min_length=1)
+    residual: list[bool] | None = Field(default=None, min_length=1)
+    width: list[float] | None = Field(default=None, min_length=1)
+
+    @property
+    def min_layers(self) -> int:
+        return self.layers if isinstance(self.layers, int) else self.layers.min
+
+    @property
+    def max_layers(self) -> int:
+        return self.layers if isinstance(self.layers, int) else self.layers.max
+
+
+class SpaceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    stem: str
+    head: str
+    channel_divisor: int = Field(default=8, ge=1)
+    stages: list[StageConfig] = Field(min_length=1)
+
+
+def read_space_config(path: Path) -> SpaceConfig:
+    """Read and validate a space file; every failure is a ``SpaceError`` with a one-line message."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SpaceError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SpaceError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise SpaceError(f"{path}: expected a mapping with name, stem, head and stages")
+    try:
+        return SpaceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise SpaceError(f"{path}: {_describe(exc.errors()[0], data)}") from None
+
+
+def _describe(error: dict[str, Any], data: dict[str, Any]) -> str:
+    loc = list(error["loc"])
+    where = []
+    if len(loc) >= 2 and loc[0] == "stages" and isinstance(loc[1], int):
+        stages = data.get("stages") or []
+        stage = stages[loc[1]] if loc[1] < len(stages) else {}
+        name = stage.get("name") if isinstance(stage, dict) else None
+        where.append(f"stage '{name or f's{loc[1] + 1}'}'")
+        loc = loc[2:]
+    keys = [str(part) for part in loc if not isinstance(part, int) and part not in ("int", "LayerRange")]
+    if keys:
+        where.append(f"key '{keys[0]}'")
+    msg = error["msg"]
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return ": ".join([*where, msg])

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -98,7 +98,9 @@ def count_macs(
 
     skipped: Counter[str] = Counter()
 
-    def record(kind: str):  # a handle that notes the call and counts nothing
+    def record(kind: str) -> Callable[[list[Any], list[Any]], Counter[str]]:
+        """An fvcore op handle that notes the call and counts nothing."""
+
         def handle(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
             skipped[_short(kind)] += 1
             return Counter()

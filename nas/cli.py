@@ -1,0 +1,195 @@
+"""The ``nas`` command: a thin layer over functions the tests call directly.
+
+Every usage or input error prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nas", description="Hardware-aware neural architecture search for edge medical AI.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    space = commands.add_parser("space", help="inspect and sample search spaces").add_subparsers(
+        dest="space_command", required=True, parser_class=_Parser
+    )
+    show = space.add_parser("show", help="stages, choices and size of a space")
+    show.add_argument("file", help="a space YAML file, or a bundled space name (mnasnet, fbnet, mobilenetv3)")
+    show.set_defaults(func=cmd_space_show)
+    sample = space.add_parser("sample", help="random architectures from a space, one arch string a line")
+    sample.add_argument("file")
+    sample.add_argument("-n", type=_positive_int, default=1, help="how many (default 1)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.set_defaults(func=cmd_space_sample)
+
+    arch = commands.add_parser("arch", help="inspect architectures").add_subparsers(
+        dest="arch_command", required=True, parser_class=_Parser
+    )
+    info = arch.add_parser("info", help="params, MACs, peak activation memory, energy estimate")
+    info.add_argument("arch", help="a reference network name (see 'nas zoo') or an arch string")
+    _add_input_args(info)
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=cmd_arch_info)
+
+    zoo = commands.add_parser("zoo", help="the reference networks and their complexity")
+    _add_input_args(zoo)
+    zoo.add_argument("--json", action="store_true", help="print a JSON list")
+    zoo.set_defaults(func=cmd_zoo)
+    return parser
+
+
+def _add_input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-size", type=_positive_int, default=224, help="square input side (default 224)")
+    parser.add_argument("--in-chans", type=_positive_int, default=3, help="input channels (default 3)")
+    parser.add_argument("--num-classes", type=_positive_int, default=1000, help="classes (default 1000)")
+    parser.add_argument("--width-mult", type=_positive_float, default=1.0, help="MobileNet width multiplier")
+
+
+def cmd_space_show(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from nas.space import SearchSpace
+
+    space = SearchSpace.from_yaml(args.file)
+    table = Table(title=f"space '{space.name}' ({space.source})", caption=space.config.description)
+    for column in ("stage", "stride", "channels", "layers", "choose per", "choices"):
+        table.add_column(column)
+    for stage in space.stages:
+        layers = f"{stage.min_layers}-{stage.max_layers}" if stage.min_layers != stage.max_layers else str(stage.max_layers)
+        choices = {"op": [op.token for op in stage.ops], **stage.dims}
+        if len(stage.widths) > 1:
+            choices["width"] = stage.widths
+        text = "; ".join(f"{k} {{{', '.join(str(v) for v in vals)}}}" for k, vals in choices.items())
+        table.add_row(stage.name, str(stage.config.stride), str(stage.config.channels), layers, stage.config.choose_per, text)
+    console = Console()
+    console.print(f"stem [bold]{space.stem}[/]   head [bold]{space.head}[/]")
+    console.print(table)
+    console.print(f"{len(space.params)} categorical parameters, log10 size {space.log10_size():.2f}")
+
+
+def cmd_space_sample(args: argparse.Namespace) -> None:
+    from nas.space import SearchSpace
+
+    space = SearchSpace.from_yaml(args.file)
+    rng = random.Random(args.seed)
+    for _ in range(args.n):
+        print(space.sample(rng).to_str())
+
+
+def _measure(arch, args: argparse.Namespace) -> dict:
+    from nas.arch import scale_width
+    from nas.metrics import measure
+
+    if args.width_mult != 1.0:
+        arch = scale_width(arch, args.width_mult)
+    report = measure(arch, in_chans=args.in_chans, input_size=args.input_size, num_classes=args.num_classes)
+    return {
+        "arch": arch.to_str(),
+        "input_size": args.input_size,
+        "in_chans": args.in_chans,
+        "num_classes": args.num_classes,
+        **report.to_json(),
+    }
+
+
+def cmd_arch_info(args: argparse.Namespace) -> None:
+    from nas.zoo import resolve_arch
+
+    info = _measure(resolve_arch(args.arch), args)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, title=f"{args.in_chans}x{args.input_size}x{args.input_size}, {args.num_classes} classes")
+    table.add_row("arch", info["arch"])
+    table.add_row("params", f"{info['params']:,}")
+    table.add_row("MACs (fvcore)", f"{info['macs']:,}")
+    table.add_row("peak activation memory", f"{info['peak_activation_bytes'] / 1024:,.1f} KiB (fp32)")
+    table.add_row("energy (estimate)", f"{info['energy_mj_estimate']:.4f} mJ per image (45 nm, fp32)")
+    skipped = ", ".join(f"{op} x{n}" for op, n in info["fvcore_skipped_ops"].items()) or "none"
+    table.add_row("ops fvcore does not count", skipped)
+    Console().print(table)
+
+
+def cmd_zoo(args: argparse.Namespace) -> None:
+    from nas.zoo import REFERENCES, resolve_arch
+
+    rows = [{"name": name, **_measure(resolve_arch(name), args)} for name in REFERENCES]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"reference networks at {args.in_chans}x{args.input_size}x{args.input_size}, {args.num_classes} classes")
+    for column in ("network", "params", "MACs", "peak act. KiB", "energy mJ (est.)"):
+        table.add_column(column, justify="left" if column == "network" else "right")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            f"{row['params']:,}",
+            f"{row['macs']:,}",
+            f"{row['peak_activation_bytes'] / 1024:,.1f}",
+            f"{row['energy_mj_estimate']:.4f}",
+        )
+    Console().print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        func: Callable[[argparse.Namespace], None] = args.func
+        func(args)
+    except (UsageError, ValueError) as exc:  # bad arch strings, space files, options
+        message = " ".join(str(exc).split())
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -118,7 +118,9 @@ class ArchSpec:
                 if block.kind.is_head:
                     raise ValueError(f"head block '{block}' can only be the last section")
         object.__setattr__(self, "stages", tuple(tuple(s) for s in self.stages))
-        canonical = tuple(tuple(canonical_block(b, c) for b, c in stage) for stage in self._with_in_channels())
+        canonical = tuple(
+            tuple(canonical_block(b, c) for b, c in stage) for stage in self._with_in_channels()
+        )
         object.__setattr__(self, "stages", canonical)
         object.__setattr__(self, "stem", _drop_no_ops(self.stem))
         object.__setattr__(self, "head", _drop_no_ops(self.head))
@@ -175,7 +177,9 @@ class ArchSpec:
             return BlockSpec.make(fields.pop("type"), **fields)
 
         try:
-            return cls(block(data["stem"]), tuple(tuple(map(block, s)) for s in data["stages"]), block(data["head"]))
+            return cls(
+                block(data["stem"]), tuple(tuple(map(block, s)) for s in data["stages"]), block(data["head"])
+            )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed arch JSON: {exc}") from None
 
@@ -199,7 +203,9 @@ class ArchSpec:
                 out_chs = block.kind.out_channels(block, chs)
                 out_size = 1 if block.kind.is_head else _out_size(block, size)
                 if out_size < 1:
-                    raise ValueError(f"input {input_size}x{input_size} is too small: block '{block}' gets {size}x{size}")
+                    raise ValueError(
+                        f"input {input_size}x{input_size} is too small: block '{block}' gets {size}x{size}"
+                    )
                 yield BlockSite(section, stage_index, index, block, chs, out_chs, size, out_size)
                 chs, size = out_chs, out_size
 

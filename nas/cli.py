@@ -77,10 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input-size", type=_positive_int, default=224, help="square input side (default 224)")
+    parser.add_argument(
+        "--input-size", type=_positive_int, default=224, help="square input side (default 224)"
+    )
     parser.add_argument("--in-chans", type=_positive_int, default=3, help="input channels (default 3)")
     parser.add_argument("--num-classes", type=_positive_int, default=1000, help="classes (default 1000)")
     parser.add_argument("--width-mult", type=_positive_float, default=1.0, help="MobileNet width multiplier")
+
+
+def _shape(args: argparse.Namespace) -> str:
+    return f"{args.in_chans}x{args.input_size}x{args.input_size}"
 
 
 def cmd_space_show(args: argparse.Namespace) -> None:
@@ -94,12 +100,23 @@ def cmd_space_show(args: argparse.Namespace) -> None:
     for column in ("stage", "stride", "channels", "layers", "choose per", "choices"):
         table.add_column(column)
     for stage in space.stages:
-        layers = f"{stage.min_layers}-{stage.max_layers}" if stage.min_layers != stage.max_layers else str(stage.max_layers)
+        layers = (
+            f"{stage.min_layers}-{stage.max_layers}"
+            if stage.min_layers != stage.max_layers
+            else str(stage.max_layers)
+        )
         choices = {"op": [op.token for op in stage.ops], **stage.dims}
         if len(stage.widths) > 1:
             choices["width"] = stage.widths
         text = "; ".join(f"{k} {{{', '.join(str(v) for v in vals)}}}" for k, vals in choices.items())
-        table.add_row(stage.name, str(stage.config.stride), str(stage.config.channels), layers, stage.config.choose_per, text)
+        table.add_row(
+            stage.name,
+            str(stage.config.stride),
+            str(stage.config.channels),
+            layers,
+            stage.config.choose_per,
+            text,
+        )
     console = Console()
     console.print(f"stem [bold]{space.stem}[/]   head [bold]{space.head}[/]")
     console.print(table)
@@ -141,7 +158,10 @@ def cmd_arch_info(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(show_header=False, title=f"{args.in_chans}x{args.input_size}x{args.input_size}, {args.num_classes} classes")
+    table = Table(
+        show_header=False,
+        title=f"{_shape(args)}, {args.num_classes} classes",
+    )
     table.add_row("arch", info["arch"])
     table.add_row("params", f"{info['params']:,}")
     table.add_row("MACs (fvcore)", f"{info['macs']:,}")
@@ -162,7 +182,7 @@ def cmd_zoo(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"reference networks at {args.in_chans}x{args.input_size}x{args.input_size}, {args.num_classes} classes")
+    table = Table(title=f"reference networks at {_shape(args)}, {args.num_classes} classes")
     for column in ("network", "params", "MACs", "peak act. KiB", "energy mJ (est.)"):
         table.add_column(column, justify="left" if column == "network" else "right")
     for row in rows:

@@ -82,7 +82,9 @@ class Stage:
             if j >= self.min_layers:
                 params.append(Param(f"{self.name}.l{j}.skip", (False, True)))
             if not per_stage:
-                params += [Param(f"{self.name}.l{j}.{d}", c) for d, c in self.choice_dims.items() if len(c) > 1]
+                params += [
+                    Param(f"{self.name}.l{j}.{d}", c) for d, c in self.choice_dims.items() if len(c) > 1
+                ]
         return params
 
     def out_channels(self, width: float, divisor: int) -> int:
@@ -138,7 +140,9 @@ class Stage:
         if self.config.choose_per == "layer":
             return self._assign(blocks, in_chs, out, self.combos)
         # one combo for the whole stage: the first block alone may not pin it (residual at stride 2)
-        return next((f for c in self.combos if (f := self._assign(blocks, in_chs, out, [c])) is not None), None)
+        return next(
+            (f for c in self.combos if (f := self._assign(blocks, in_chs, out, [c])) is not None), None
+        )
 
     def _assign(self, blocks, in_chs: int, out: int, candidates) -> dict[str, Any] | None:
         """Fill the slots in order, each with the first candidate that yields the next block."""
@@ -215,7 +219,9 @@ class SearchSpace:
         for stage, blocks in zip(self.stages, arch.stages, strict=True):
             part = stage.encode(blocks, chs, self.config.channel_divisor)
             if part is None:
-                raise ValueError(f"arch is not in space '{self.name}': stage '{stage.name}' cannot be '{blocks}'")
+                raise ValueError(
+                    f"arch is not in space '{self.name}': stage '{stage.name}' cannot be '{blocks}'"
+                )
             found.update({k: v for k, v in part.items() if k in found})
             chs = blocks[-1].channels if blocks else chs
         return found
@@ -236,7 +242,9 @@ class SearchSpace:
         choices = self.encode(arch)
         for _ in range(attempts):
             param = rng.choice(self.params)
-            child = self.decode({**choices, param.name: rng.choice([c for c in param.choices if c != choices[param.name]])})
+            child = self.decode(
+                {**choices, param.name: rng.choice([c for c in param.choices if c != choices[param.name]])}
+            )
             if child != arch:
                 return child
         raise ValueError(f"space '{self.name}': no mutation of '{arch}' changes the network")
@@ -255,7 +263,9 @@ class SearchSpace:
             if names.count(stage.name) > 1:
                 raise SpaceError(f"{where}: key 'name': stage names must be unique")
             if stage.config.stride != 1 and stage.min_layers == 0:
-                raise SpaceError(f"{where}: key 'layers': a stride-{stage.config.stride} stage needs min >= 1")
+                raise SpaceError(
+                    f"{where}: key 'layers': a stride-{stage.config.stride} stage needs min >= 1"
+                )
             for op in stage.ops:
                 _check_op(op, stage, where)
             for dim in stage.dims:

@@ -79,5 +79,7 @@ def resolve_arch(name_or_arch: str) -> ArchSpec:
     if text in REFERENCES:
         return ArchSpec.from_str(REFERENCES[text].arch)
     if ":" not in text:
-        raise ValueError(f"'{text}' is neither a reference network ({', '.join(REFERENCES)}) nor an arch string")
+        raise ValueError(
+            f"'{text}' is neither a reference network ({', '.join(REFERENCES)}) nor an arch string"
+        )
     return ArchSpec.from_str(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -81,7 +82,11 @@ def test_json_structured_fields_win_over_arch_text():
         {"stem": {"type": "conv", "kernel": 3, "channels": 8}, "stages": []},  # no head
         {"stem": {"kernel": 3, "channels": 8}, "stages": [], "head": {"type": "head"}},  # no type
         {"stem": {"type": "conv", "kernel": 3, "channels": 8}, "stages": 5, "head": {"type": "head"}},
-        {"stem": {"type": "conv", "kernel": 3, "channels": 8, "bogus": 1}, "stages": [], "head": {"type": "head"}},
+        {
+            "stem": {"type": "conv", "kernel": 3, "channels": 8, "bogus": 1},
+            "stages": [],
+            "head": {"type": "head"},
+        },
         "{not json",
     ],
 )
@@ -195,7 +200,10 @@ def test_runs_do_not_cross_stages():
     ("given", "canonical"),
     [
         # defaults left out, options in grammar order
-        ("conv_k3_s1_c8_arelu:ir_k3_s1_e6_c8_g1_se0_hse0.0:head_c0_f0_arelu_d0", "conv_k3_c8:ir_k3_e6_c8:head"),
+        (
+            "conv_k3_s1_c8_arelu:ir_k3_s1_e6_c8_g1_se0_hse0.0:head_c0_f0_arelu_d0",
+            "conv_k3_c8:ir_k3_e6_c8:head",
+        ),
         ("conv_c8_k3:ir_c8_aswish_e6_k3:head_d0.2_c16", "conv_k3_c8:ir_k3_e6_c8_aswish:head_c16_d0.2"),
         ("conv_k3_c8:fire_c16_sq4:head", "conv_k3_c8:fire_sq4_c16:head"),
         # noskip: dropped where no residual is possible (stride 2, or channels change), kept elsewhere
@@ -340,7 +348,12 @@ def test_walk_resnet18_ends_at_7x7():
     arch = ArchSpec.from_str(REFERENCES["resnet18"].arch)
     sites = list(arch.walk(3, 224))
     assert [s.section for s in sites] == ["stem"] + ["stage"] * 9 + ["head"]
-    assert (sites[0].in_channels, sites[0].out_channels, sites[0].in_size, sites[0].out_size) == (3, 64, 224, 112)
+    assert (sites[0].in_channels, sites[0].out_channels, sites[0].in_size, sites[0].out_size) == (
+        3,
+        64,
+        224,
+        112,
+    )
     maxpool = sites[1]
     assert maxpool.block.type == "maxpool"
     assert (maxpool.in_channels, maxpool.out_channels, maxpool.out_size) == (64, 64, 56)
@@ -371,7 +384,16 @@ def test_walk_squeezenet_ceil_mode_pools():
     pools = [(s.in_size, s.out_size) for s in sites if s.block.type == "maxpool"]
     assert pools == [(111, 55), (55, 27), (27, 13)]
     fires = [(s.in_channels, s.out_channels) for s in sites if s.block.type == "fire"]
-    assert fires == [(64, 128), (128, 128), (128, 256), (256, 256), (256, 384), (384, 384), (384, 512), (512, 512)]
+    assert fires == [
+        (64, 128),
+        (128, 128),
+        (128, 256),
+        (256, 256),
+        (256, 384),
+        (384, 384),
+        (384, 512),
+        (512, 512),
+    ]
     assert sites[-1].in_size == 13
 
 
@@ -382,7 +404,7 @@ def test_walk_mobilenet_v2_channels():
     outs = [s.out_channels for s in sites[:-1]]
     assert outs == [32, 16, 24, 24, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 160, 160, 160, 320]
     # every block's input is the previous block's output
-    for prev, cur in zip(sites, sites[1:], strict=False):
+    for prev, cur in itertools.pairwise(sites):
         assert cur.in_channels == prev.out_channels
         assert cur.in_size == prev.out_size
     assert (sites[-1].in_channels, sites[-1].in_size) == (320, 7)
@@ -450,7 +472,15 @@ def test_walk_raises_when_input_too_small():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(32 * 0.35, 16), (16 * 0.35, 8), (24 * 0.35, 8), (320 * 0.35, 112), (32 * 1.4, 48), (96 * 0.5, 48), (18, 24)],
+    [
+        (32 * 0.35, 16),
+        (16 * 0.35, 8),
+        (24 * 0.35, 8),
+        (320 * 0.35, 112),
+        (32 * 1.4, 48),
+        (96 * 0.5, 48),
+        (18, 24),
+    ],
 )
 def test_make_divisible_mobilenet_rounding(value, expected):
     assert make_divisible(value, 8) == expected
@@ -465,9 +495,7 @@ def test_scale_width_mobilenet_v2():
     assert small.head.channels == 1280  # the head only ever scales up
     assert small.head.act == "relu6" and small.head.dropout == 0.2
     # expansion ratios, kernels, strides untouched
-    for a, b in zip(
-        (b for s in arch.stages for b in s), (b for s in small.stages for b in s), strict=True
-    ):
+    for a, b in zip((b for s in arch.stages for b in s), (b for s in small.stages for b in s), strict=True):
         assert (a.type, a.kernel, a.stride) == (b.type, b.kernel, b.stride)
         if a.type == "ir":
             assert a.expand == b.expand

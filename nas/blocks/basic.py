@@ -23,7 +23,9 @@ class BasicBlock(nn.Module):
         self.conv1 = ConvBnAct(in_chs, spec.channels, spec.kernel, spec.stride, act=spec.act)
         self.conv2 = ConvBnAct(spec.channels, spec.channels, spec.kernel, act=None)
         reshape = spec.stride != 1 or in_chs != spec.channels
-        self.shortcut = ConvBnAct(in_chs, spec.channels, 1, spec.stride, act=None) if reshape else nn.Identity()
+        self.shortcut = (
+            ConvBnAct(in_chs, spec.channels, 1, spec.stride, act=None) if reshape else nn.Identity()
+        )
         self.act = activation(spec.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,9 @@ class ConvBnAct(nn.Sequential):
         bn: bool = True,
     ) -> None:
         pad = kernel // 2 if padding is None else padding
-        layers: list[nn.Module] = [nn.Conv2d(in_chs, out_chs, kernel, stride, pad, groups=groups, bias=not bn)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_chs, out_chs, kernel, stride, pad, groups=groups, bias=not bn)
+        ]
         if bn:
             layers.append(nn.BatchNorm2d(out_chs))
         if act is not None:

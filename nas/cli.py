@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from collections.abc import Callable, Sequence
@@ -39,8 +40,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value:g} must be > 0")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{value:g} must be a finite number > 0")
     return value
 
 
@@ -85,12 +86,18 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width-mult", type=_positive_float, default=1.0, help="MobileNet width multiplier")
 
 
+def _console():
+    """Rich console; piped output gets a wide fixed width so tables stay on one line per row."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _shape(args: argparse.Namespace) -> str:
     return f"{args.in_chans}x{args.input_size}x{args.input_size}"
 
 
 def cmd_space_show(args: argparse.Namespace) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from nas.space import SearchSpace
@@ -117,7 +124,7 @@ def cmd_space_show(args: argparse.Namespace) -> None:
             stage.config.choose_per,
             text,
         )
-    console = Console()
+    console = _console()
     console.print(f"stem [bold]{space.stem}[/]   head [bold]{space.head}[/]")
     console.print(table)
     console.print(f"{len(space.params)} categorical parameters, log10 size {space.log10_size():.2f}")
@@ -155,7 +162,6 @@ def cmd_arch_info(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(info, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(
@@ -169,7 +175,7 @@ def cmd_arch_info(args: argparse.Namespace) -> None:
     table.add_row("energy (estimate)", f"{info['energy_mj_estimate']:.4f} mJ per image (45 nm, fp32)")
     skipped = ", ".join(f"{op} x{n}" for op, n in info["fvcore_skipped_ops"].items()) or "none"
     table.add_row("ops fvcore does not count", skipped)
-    Console().print(table)
+    _console().print(table)
 
 
 def cmd_zoo(args: argparse.Namespace) -> None:
@@ -179,7 +185,6 @@ def cmd_zoo(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"reference networks at {_shape(args)}, {args.num_classes} classes")
@@ -193,7 +198,7 @@ def cmd_zoo(args: argparse.Namespace) -> None:
             f"{row['peak_activation_bytes'] / 1024:,.1f}",
             f"{row['energy_mj_estimate']:.4f}",
         )
-    Console().print(table)
+    _console().print(table)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

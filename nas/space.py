@@ -182,7 +182,7 @@ class SearchSpace:
         self.source = source
         self.stem = _parse_single(config.stem, source, "stem")
         self.head = _parse_single(config.head, source, "head")
-        self.stages = tuple(Stage(stage, i) for i, stage in enumerate(config.stages))
+        self.stages = tuple(_make_stage(stage, i, source) for i, stage in enumerate(config.stages))
         self.params = tuple(p for stage in self.stages for p in stage.params())
         self._validate()
 
@@ -240,6 +240,8 @@ class SearchSpace:
     def mutate(self, arch: ArchSpec, rng: random.Random, attempts: int = 100) -> ArchSpec:
         """Change one parameter of ``arch`` so that the network changes (regularized evolution's step)."""
         choices = self.encode(arch)
+        if not self.params:
+            raise ValueError(f"space '{self.name}' has no choices to mutate")
         for _ in range(attempts):
             param = rng.choice(self.params)
             child = self.decode(
@@ -278,6 +280,13 @@ class SearchSpace:
                 except ValueError as exc:
                     raise SpaceError(f"{where}: key 'ops': op '{combo['op']}' with {combo}: {exc}") from None
             in_options = outs | (in_options if stage.min_layers == 0 else set())
+
+
+def _make_stage(config: StageConfig, index: int, source: str) -> Stage:
+    try:
+        return Stage(config, index)
+    except ValueError as exc:  # an op token that does not parse
+        raise SpaceError(f"{source}: stage '{config.name or f's{index + 1}'}': key 'ops': {exc}") from None
 
 
 def _parse_op(token: str) -> Op:

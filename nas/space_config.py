@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nas.blocks.base import ACTIVATIONS
 
@@ -29,6 +38,13 @@ class LayerRange(BaseModel):
         return self
 
 
+# ``layers`` is a count or a {min, max} mapping; the discriminator picks the branch, so errors name one
+LayerCount = Annotated[
+    Annotated[int, Field(ge=1), Tag("count")] | Annotated[LayerRange, Tag("range")],
+    Discriminator(lambda v: "range" if isinstance(v, dict | LayerRange) else "count"),
+]
+
+
 class StageConfig(BaseModel):
     """One stage: fixed stride and base channels, and the choices its layers draw from."""
 
@@ -37,7 +53,7 @@ class StageConfig(BaseModel):
     stride: int = Field(default=1, ge=1)
     channels: int = Field(ge=1)
     act: ActName | None = None
-    layers: int | LayerRange = 1
+    layers: LayerCount = 1
     choose_per: Literal["stage", "layer"] = "layer"
     ops: list[str] = Field(min_length=1)
     kernel: list[int] | None = Field(default=None, min_length=1)
@@ -45,7 +61,16 @@ class StageConfig(BaseModel):
     se: list[float] | None = Field(default=None, min_length=1)
     hse: list[float] | None = Field(default=None, min_length=1)
     residual: list[bool] | None = Field(default=None, min_length=1)
-    width: list[float] | None = Field(default=None, min_length=1)
+    width: list[Annotated[float, Field(gt=0)]] | None = Field(default=None, min_length=1)
+
+    @field_validator("ops", "kernel", "expand", "se", "hse", "residual", "width")
+    @classmethod
+    def _distinct(cls, values: list[Any] | None) -> list[Any] | None:
+        if values is not None:
+            repeated = [v for i, v in enumerate(values) if v in values[:i]]
+            if repeated:
+                raise ValueError(f"choice {repeated[0]!r} is listed twice")
+        return values
 
     @property
     def min_layers(self) -> int:
@@ -72,6 +97,8 @@ def read_space_config(path: Path) -> SpaceConfig:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise SpaceError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpaceError(f"{path}: cannot read: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -93,10 +120,10 @@ def _describe(error: dict[str, Any], data: dict[str, Any]) -> str:
         name = stage.get("name") if isinstance(stage, dict) else None
         where.append(f"stage '{name or f's{loc[1] + 1}'}'")
         loc = loc[2:]
-    keys = [str(part) for part in loc if not isinstance(part, int) and part not in ("int", "LayerRange")]
+    keys = [str(part) for part in loc if not isinstance(part, int) and part not in ("count", "range")]
     if keys:
-        where.append(f"key '{keys[0]}'")
-    msg = error["msg"]
+        where.append(f"key '{'.'.join(keys)}'")
+    msg = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         msg = "unknown key"
     return ": ".join([*where, msg])

@@ -168,6 +168,8 @@ def cmd_arch_info(args: argparse.Namespace) -> None:
         show_header=False,
         title=f"{_shape(args)}, {args.num_classes} classes",
     )
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value", overflow="fold")
     table.add_row("arch", info["arch"])
     table.add_row("params", f"{info['params']:,}")
     table.add_row("MACs (fvcore)", f"{info['macs']:,}")

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_arch_info)
 
+    from nas.latency.cli import add_latency_commands
+    add_latency_commands(commands)
+
     zoo = commands.add_parser("zoo", help="the reference networks and their complexity")
     _add_input_args(zoo)
     zoo.add_argument("--json", action="store_true", help="print a JSON list")

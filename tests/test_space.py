@@ -16,7 +16,7 @@ from nas.builder import build_model
 from nas.space import SearchSpace, list_bundled
 from nas.zoo import REFERENCES
 
-SPACES = ("mnasnet", "fbnet", "mobilenetv3")
+SPACES = ("mnasnet", "fbnet", "mobilenetv3", "mnasnet_small")
 N_SAMPLES = 1000
 N_FORWARD_28 = 25
 N_FORWARD_224 = 5

@@ -1,0 +1,82 @@
+"""The measurement interface every backend (ONNX Runtime, TVM, TVM over RPC) implements.
+
+A backend gets a batch of named modules and times them *interleaved*: warm-up, then rounds in which
+every item runs a few iterations, the order shuffled per round, so that drift of a shared machine hits
+all items alike. It reports per item the median over rounds and a robust spread.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to time: a module in eval mode and the shape of its single input."""
+
+    name: str
+    module: nn.Module
+    input_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median milliseconds per run over ``rounds`` rounds, and the interquartile range in ms."""
+
+    median_ms: float
+    spread_ms: float
+    rounds: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"median_ms": self.median_ms, "spread_ms": self.spread_ms, "rounds": self.rounds}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long to measure: warm-up per item, rounds, and the length of one timed sample.
+
+    ``sample_ms`` 0 (the default) times one run per sample: between two runs of an item the other
+    items run, so its weights are as cold in cache as inside a whole network. Timing many runs back to
+    back keeps a block's weights hot and makes weight-heavy blocks look up to 1.5x faster than they are
+    in a network (measured at 64x64 on this machine); single runs of even tiny blocks (5 us) stay far
+    above the resolution of ``perf_counter_ns``, and the many rounds this allows make medians stable.
+    """
+
+    rounds: int = 100
+    warmup_ms: float = 10.0
+    sample_ms: float = 0.0
+    seed: int = 0
+
+
+class Backend(Protocol):
+    """What the table builder and the validator need from a backend."""
+
+    name: str
+    version: str
+    threads: int
+
+    def measure(self, items: list[Item], settings: Settings) -> dict[str, Timing]:
+        """Time ``items`` interleaved; a result per item name."""
+        ...
+
+    def provenance(self) -> dict[str, Any]:
+        """Backend name, version, threads and library versions, stored in the table."""
+        ...
+
+
+def backend_dtypes(backend: Backend) -> tuple[str, ...]:
+    """The number types (a key's dtype) a backend measures: its optional ``dtypes``, else fp32 only."""
+    return tuple(getattr(backend, "dtypes", ("fp32",)))
+
+
+def summarize(samples: list[float]) -> Timing:
+    """Median and interquartile range of per-run times (ms) from the rounds."""
+    if len(samples) < 2:
+        value = samples[0] if samples else float("nan")
+        return Timing(value, 0.0, len(samples))
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return Timing(statistics.median(samples), q3 - q1, len(samples))

@@ -1,0 +1,164 @@
+"""``nas latency build | validate | show``: thin commands over ``build_table``, ``validate`` and the table.
+
+``add_latency_commands`` adds them to the ``nas`` parser; like the rest of the CLI, bad input raises
+``ValueError``, which ``nas.cli.main`` prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def add_latency_commands(commands: Any) -> None:
+    """Add ``latency`` and its subcommands to the top-level subparsers ``commands``."""
+    latency = commands.add_parser("latency", help="device latency tables: build, validate, show")
+    sub = latency.add_subparsers(dest="latency_command", required=True, parser_class=type(latency))
+
+    build = sub.add_parser("build", help="measure a latency table for a space on this machine or a board")
+    build.add_argument("--space", required=True, help="a space YAML file or a bundled space name")
+    build.add_argument("--input-size", type=_positive_int, required=True, help="square input side")
+    build.add_argument("--in-chans", type=_positive_int, default=3, help="input channels (default 3)")
+    build.add_argument("--num-classes", type=_positive_int, default=1000, help="classes (default 1000)")
+    build.add_argument("--backend", choices=("ort", "tvm", "tvm-rpc"), default="ort", help="default ort")
+    build.add_argument(
+        "--device", required=True, help="device name, the table's folder under latency_tables/"
+    )
+    build.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
+    build.add_argument("--rpc-host", help="TVM RPC server or tracker host (tvm-rpc)")
+    build.add_argument("--rpc-port", type=_positive_int, help="TVM RPC port (tvm-rpc)")
+    build.add_argument("--rpc-key", help="TVM RPC tracker key of the board (tvm-rpc)")
+    build.add_argument("--target", help="TVM target: 'host' or a JSON object (tvm, tvm-rpc)")
+    build.add_argument("--rounds", type=_positive_int, default=100, help="timing rounds (default 100)")
+    build.add_argument("--calibration-nets", type=_positive_int, default=30, help="default 30")
+    build.add_argument(
+        "--out", type=Path, help="table file (default latency_tables/<device>/<space>-<res>.json)"
+    )
+    build.set_defaults(func=cmd_latency_build)
+
+    validate = sub.add_parser("validate", help="predicted vs measured latency of held-out random nets")
+    validate.add_argument("table", type=Path)
+    validate.add_argument("--nets", type=_positive_int, default=50, help="how many nets (default 50)")
+    validate.add_argument("--seed", type=int, default=0, help="seed of the held-out nets (default 0)")
+    validate.add_argument("--json", action="store_true", help="print one JSON object")
+    validate.set_defaults(func=cmd_latency_validate)
+
+    show = sub.add_parser("show", help="provenance, settings, calibration and entries of a table")
+    show.add_argument("table", type=Path)
+    show.set_defaults(func=cmd_latency_show)
+
+
+def cmd_latency_build(args: argparse.Namespace) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from nas.latency.backends import make_backend
+    from nas.latency.backends.base import Settings
+    from nas.latency.build import build_table
+    from nas.latency.table import default_table_path
+    from nas.space import SearchSpace
+
+    options = {
+        "rpc_host": args.rpc_host,
+        "rpc_port": args.rpc_port,
+        "rpc_key": args.rpc_key,
+        "target": args.target,
+    }
+    backend = make_backend(args.backend, threads=args.threads, **options)
+    space = SearchSpace.from_yaml(args.space)
+    out = args.out or default_table_path(args.device, space.name, args.input_size)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        table = build_table(
+            space,
+            args.input_size,
+            args.in_chans,
+            args.num_classes,
+            backend,
+            args.device,
+            out,
+            measure=Settings(rounds=args.rounds),
+            calibration_nets=args.calibration_nets,
+            progress=progress,
+        )
+    cal = table.calibration
+    print(
+        f"wrote {out}: {len(table.entries)} blocks, "
+        f"calibration leave-one-out MAPE {cal.loo_mape:.1%} on {cal.n} nets"
+    )
+
+
+def cmd_latency_validate(args: argparse.Namespace) -> None:
+    from nas.latency.table import LatencyTable
+    from nas.latency.validate import validate
+
+    report = validate(LatencyTable.load(args.table), nets=args.nets, seed=args.seed)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{args.table}: {report['n']} held-out nets, seed {args.seed}")
+    for column in ("arch", "predicted ms", "measured ms", "error"):
+        table.add_column(column, justify="left" if column == "arch" else "right")
+    for net in report["nets"]:
+        error = net["predicted_ms"] / net["measured_ms"] - 1
+        table.add_row(net["arch"], f"{net['predicted_ms']:.3f}", f"{net['measured_ms']:.3f}", f"{error:+.1%}")
+    console = Console()
+    console.print(table)
+    console.print(format_report(report))
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The headline figures on one line each."""
+    return "\n".join(
+        [
+            f"within ±10 % (drift-corrected): {report['within_10pct']:.0%}   absolute: "
+            f"{report['within_10pct_absolute']:.0%}   noise floor: {report['noise_within_10pct']:.0%}",
+            f"Kendall tau: {report['kendall_tau']:.3f}   (noise floor: {report['noise_kendall_tau']:.3f})",
+            f"MAPE: {report['mape']:.1%}   max: {report['max_ape']:.1%}   bias: {report['bias']:+.1%}   "
+            f"drift since build: {report['anchor_drift']:.3f}",
+        ]
+    )
+
+
+def cmd_latency_show(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from nas.latency.table import LatencyTable
+
+    table = LatencyTable.load(args.table)
+    info = Table(show_header=False, title=str(args.table))
+    for key, value in {**table.provenance, **table.settings}.items():
+        if key != "space_config":
+            info.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    info.add_row("entries", str(len(table.entries)))
+    if table.anchor:
+        info.add_row("anchor", f"{table.anchor['median_ms']:.3f} ms  {table.anchor['arch']}")
+    cal = table.calibration
+    if cal:
+        fitted = f"{cal.a:+.4g} ms + {cal.b:.4g} x block sum {cal.c:+.4g} ms x blocks"
+        info.add_row("calibration", f"{fitted}; leave-one-out MAPE {cal.loo_mape:.1%} on {cal.n} nets")
+    else:
+        info.add_row("calibration", "none (build unfinished)")
+    Console().print(info)

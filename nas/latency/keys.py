@@ -1,0 +1,62 @@
+"""Latency keys: what a block costs depends on the block, its input shape and the number type only.
+
+A key is derived from the arch value alone (``BlockSite`` from ``ArchSpec.walk``, the one walk of an
+arch), so table building and prediction can never disagree about which entry a block uses.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from nas.arch import ArchSpec, BlockSite, BlockSpec
+
+KEY_SEP = "|"
+DTYPES = ("fp32", "fp16", "int8")
+
+
+def block_key(site: BlockSite, dtype: str = "fp32", num_classes: int | None = None) -> str:
+    """``<block>|in<C>|<H>x<W>|<dtype>``; a head also carries ``n<classes>`` (its classifier's width)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
+    parts = [site.block.to_str(), f"in{site.in_channels}", f"{site.in_size}x{site.in_size}"]
+    if site.block.kind.is_head:
+        if num_classes is None or num_classes < 1:
+            raise ValueError(f"the head key of '{site.block}' needs num_classes >= 1")
+        parts.append(f"n{num_classes}")
+    return KEY_SEP.join([*parts, dtype])
+
+
+def arch_keys(
+    arch: ArchSpec, in_chans: int, input_size: int, num_classes: int, dtype: str = "fp32"
+) -> list[tuple[str, BlockSite]]:
+    """Every block of ``arch`` in execution order with its key."""
+    return [(block_key(s, dtype, num_classes), s) for s in arch.walk(in_chans, input_size)]
+
+
+def block_site(block: BlockSpec, in_chans: int, input_size: int) -> BlockSite:
+    """The site of ``block`` alone on a ``in_chans x input_size x input_size`` input.
+
+    Walks a one-block arch (1x1 conv stem keeping the shape) so the block is canonicalized and sized
+    exactly as inside any network.
+    """
+    stem = BlockSpec.make("conv", kernel=1, channels=in_chans)
+    if block.kind.is_head:
+        arch = ArchSpec(stem, (), block)
+    else:
+        arch = ArchSpec(stem, ((block,),), BlockSpec.make("head"))
+    return list(arch.walk(in_chans, input_size))[1]
+
+
+def input_shape(site: BlockSite) -> tuple[int, int, int, int]:
+    return (1, site.in_channels, site.in_size, site.in_size)
+
+
+def block_module(site: BlockSite, num_classes: int) -> nn.Module:
+    """The block alone as a torch module in eval mode, built by its block type (as the builder does)."""
+    kind = site.block.kind
+    module = (
+        kind.build(site.block, site.in_channels, num_classes)
+        if kind.is_head
+        else kind.build(site.block, site.in_channels)
+    )
+    return module.eval()

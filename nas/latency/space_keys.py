@@ -1,0 +1,57 @@
+"""Every block key a search space can produce, enumerated exactly (not by sampling).
+
+A space is a fixed set of categorical choices per stage. The blocks of a stage are: its first realized
+layer at the stage's stride from every channel count the stage input can have, and every later layer at
+stride 1 with input = output channels, for every width and every op combo (``Stage.combos``). The input
+channel options are tracked as ``SearchSpace._validate`` does (a stage that can be empty passes its
+input through); spatial sizes follow from the sites themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from nas.arch import BlockSite
+from nas.latency.keys import block_key, block_site
+from nas.space import SearchSpace
+
+
+def space_sites(space: SearchSpace, in_chans: int, input_size: int) -> list[BlockSite]:
+    """Distinct block sites (stem, every stage layer, head) in network order."""
+    stem = block_site(space.stem, in_chans, input_size)
+    sites = [stem]
+    inputs = {(stem.out_channels, stem.out_size)}
+    divisor = space.config.channel_divisor
+    for stage in space.stages:
+        outs = sorted({stage.out_channels(w, divisor) for w in stage.widths})
+        reached: set[tuple[int, int]] = set()
+        for (in_chs, size), out, combo in itertools.product(sorted(inputs), outs, stage.combos):
+            block = stage.realize(combo, stage.config.stride, in_chs, out)
+            if block is None:  # identity skip: the next layer is first, from in_chs == out
+                reached.add((in_chs, size))
+                continue
+            first = block_site(block, in_chs, size)
+            sites.append(first)
+            reached.add((first.out_channels, first.out_size))
+        for (chs, size), combo in itertools.product(sorted(reached), stage.combos):
+            if stage.max_layers > 1:
+                block = stage.realize(combo, 1, chs, chs)
+                if block is not None:
+                    sites.append(block_site(block, chs, size))
+        inputs = reached | (inputs if stage.min_layers == 0 else set())
+    sites += [block_site(space.head, chs, size) for chs, size in sorted(inputs)]
+    return _distinct(sites)
+
+
+def space_keys(
+    space: SearchSpace, in_chans: int, input_size: int, num_classes: int, dtype: str = "fp32"
+) -> dict[str, BlockSite]:
+    """Key -> site for every block the space can produce."""
+    return {block_key(s, dtype, num_classes): s for s in space_sites(space, in_chans, input_size)}
+
+
+def _distinct(sites: list[BlockSite]) -> list[BlockSite]:
+    seen: dict[tuple, BlockSite] = {}
+    for site in sites:
+        seen.setdefault((site.block, site.in_channels, site.in_size), site)
+    return list(seen.values())

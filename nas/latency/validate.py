@@ -1,0 +1,142 @@
+"""Fidelity of a table on this machine: predicted vs measured latency of held-out random nets.
+
+The nets are drawn from a seed stream other than the calibration set's, and timed whole, interleaved
+with the table's anchor network and a few calibration nets, in two passes. Dividing each pass by how
+much slower those references run now than at build time removes the machine's drift since the build
+(the headline figures); the raw figures are reported too, and the two passes against each other give
+the measurement noise floor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nas.arch import ArchSpec
+from nas.latency.backends import make_backend
+from nas.latency.backends.base import Backend, Settings
+from nas.latency.build import ANCHOR, net_item, sample_distinct
+from nas.latency.table import LatencyTable
+
+TOLERANCE = 0.10
+
+
+def backend_from_provenance(provenance: dict[str, Any]) -> Backend:
+    """The backend that built a table, set up as it was (a TVM target, a board's RPC address)."""
+    options: dict[str, Any] = {}
+    if provenance.get("target") is not None:
+        options["target"] = provenance["target"]
+    rpc = provenance.get("rpc") or {}
+    options.update({f"rpc_{k}": v for k, v in rpc.items() if v is not None})
+    return make_backend(provenance.get("backend", "ort"), threads=provenance.get("threads", 1), **options)
+
+
+def validation_nets(table: LatencyTable, n: int, seed: int) -> list[ArchSpec]:
+    """``n`` random nets of the table's space, never the anchor or a calibration net."""
+    seen = {
+        ArchSpec.from_str(net["arch"])
+        for net in [*([table.anchor] if table.anchor else []), *table.calibration_nets]
+    }
+    return sample_distinct(table.space(), n, f"nas-latency-validate-{seed}", seen)
+
+
+def validate(
+    table: LatencyTable,
+    nets: int = 50,
+    seed: int = 0,
+    backend: Backend | None = None,
+    measure: Settings | None = None,
+    reference_nets: int = 10,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Measure ``nets`` held-out nets twice and compare them with the table's predictions.
+
+    Drift is read off the anchor and the first ``reference_nets`` calibration nets, all measured at
+    build time in the same rounds, re-timed here among the held-out nets: the median of their
+    (now / at build) ratios. On this shared 2-core machine, in one pass, the anchor moved +8 %, the
+    calibration nets +4 % (median) and the held-out nets +1 %: contention from other processes does
+    not slow every network alike, and the median of several references is steadier than one.
+    """
+    if table.anchor is None or table.calibration is None:
+        raise ValueError("latency table is unfinished (no calibration); run its 'nas latency build' again")
+    if backend is None:
+        backend = backend_from_provenance(table.provenance)
+    measure = measure or Settings(**{**dataclasses.asdict(Settings()), **table.provenance.get("measure", {})})
+    archs = validation_nets(table, nets, seed)
+    predicted = [table.predict(a) for a in archs]
+    references = {ANCHOR: table.anchor, **{n["arch"]: n for n in table.calibration_nets[:reference_nets]}}
+    items = [
+        net_item(name, ArchSpec.from_str(ref["arch"]), table.settings) for name, ref in references.items()
+    ]
+    items += [net_item(a.to_str(), a, table.settings) for a in archs]
+    passes, now = [], {name: [] for name in references}
+    for p in range(2):
+        timings = backend.measure(items, dataclasses.replace(measure, seed=measure.seed + seed * 2 + p + 1))
+        for name in references:
+            now[name].append(timings[name].median_ms)
+        drift = statistics.median(now[name][-1] / ref["median_ms"] for name, ref in references.items())
+        passes.append(([timings[a.to_str()].median_ms for a in archs], drift))
+        if progress:
+            progress(p + 1, 2)
+    (first, drift1), (second, drift2) = passes
+    corrected1, corrected2 = [m / drift1 for m in first], [m / drift2 for m in second]
+    measured = [(x + y) / 2 for x, y in zip(corrected1, corrected2, strict=True)]
+    absolute = [(x + y) / 2 for x, y in zip(first, second, strict=True)]
+    return {
+        **fidelity(predicted, measured),
+        "within_10pct_absolute": within(predicted, absolute),
+        "noise_within_10pct": within(corrected1, corrected2),
+        "noise_kendall_tau": kendall_tau(corrected1, corrected2),
+        "anchor_drift": (drift1 + drift2) / 2,
+        "references": [
+            {"arch": ref["arch"], "build_ms": ref["median_ms"], "now_ms": now[name]}
+            for name, ref in references.items()
+        ],
+        "seed": seed,
+        "nets": [
+            {"arch": a.to_str(), "predicted_ms": p, "measured_ms": m, "absolute_ms": r}
+            for a, p, m, r in zip(archs, predicted, measured, absolute, strict=True)
+        ],
+    }
+
+
+def fidelity(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, Any]:
+    """n, MAPE, worst error, fraction within ±10 %, Kendall tau-b and mean signed error (bias)."""
+    errors = [(p - m) / m for p, m in zip(predicted, measured, strict=True)]
+    return {
+        "n": len(errors),
+        "mape": statistics.fmean(abs(e) for e in errors),
+        "max_ape": max(abs(e) for e in errors),
+        "within_10pct": within(predicted, measured),
+        "kendall_tau": kendall_tau(predicted, measured),
+        "bias": statistics.fmean(errors),
+    }
+
+
+def within(predicted: Sequence[float], measured: Sequence[float], tolerance: float = TOLERANCE) -> float:
+    """Fraction of pairs whose relative difference to ``measured`` is at most ``tolerance``."""
+    hits = [abs(p - m) <= tolerance * m for p, m in zip(predicted, measured, strict=True)]
+    return sum(hits) / len(hits)
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b (ties counted as in scipy.stats.kendalltau); O(n^2), fine for a few hundred nets."""
+    concordant = discordant = ties_x = ties_y = 0
+    n = len(x)
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
+    return (concordant - discordant) / denominator if denominator else float("nan")

@@ -1,0 +1,147 @@
+"""Table building with a fake backend: every key, drift scaling, resume after a kill, validation."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+
+from nas.arch import ArchSpec
+from nas.latency.backends.base import Item, Settings, Timing
+from nas.latency.build import ANCHOR, SENTINEL, build_table
+from nas.latency.keys import arch_keys
+from nas.latency.space_keys import space_keys
+from nas.latency.table import LatencyTable
+from nas.latency.validate import fidelity, kendall_tau, validate
+from nas.space import SearchSpace
+
+SPACE_YAML = """
+name: tiny
+stem: conv_k3_s2_c8
+head: head_c32
+stages:
+  - {stride: 1, channels: 8, layers: {min: 0, max: 2}, choose_per: stage, ops: [ir_e3, ds], kernel: [3, 5]}
+  - {stride: 2, channels: 16, layers: {min: 1, max: 2}, choose_per: stage, ops: [ds_k3],
+     residual: [true, false], width: [1.0, 2.0]}
+"""
+SIZE, CHANS, CLASSES = 16, 1, 3
+A, B, C = 0.1, 0.9, -0.002  # the fake device: whole net = A + B * block sum + C * blocks
+
+
+def block_ms(key: str) -> float:
+    return 0.01 + (zlib.crc32(key.encode()) % 1000) / 1e4
+
+
+def net_ms(arch: ArchSpec) -> float:
+    keys = [k for k, _ in arch_keys(arch, CHANS, SIZE, CLASSES)]
+    return A + B * sum(block_ms(k) for k in keys) + C * len(keys)
+
+
+class FakeBackend:
+    """Deterministic 'measurements', all scaled by ``scale * (1 + drift * calls so far)``."""
+
+    name, version, threads = "fake", "0", 1
+
+    def __init__(self, fail_after: int | None = None, scale: float = 1.0, drift: float = 0.0) -> None:
+        self.calls: list[list[str]] = []
+        self.fail_after, self.scale, self.drift = fail_after, scale, drift
+
+    def measure(self, items: list[Item], settings: Settings) -> dict[str, Timing]:
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt
+        scale = self.scale * (1 + self.drift * len(self.calls))
+        self.calls.append([item.name for item in items])
+        out = {}
+        for item in items:
+            name = item.name.removeprefix(SENTINEL)
+            ms = 1.0 if name == ANCHOR else block_ms(name) if "|" in name else net_ms(ArchSpec.from_str(name))
+            out[item.name] = Timing(ms * scale, 0.01 * ms, settings.rounds)
+        return out
+
+    def provenance(self) -> dict:
+        return {"backend": self.name, "backend_version": self.version, "threads": self.threads}
+
+
+@pytest.fixture
+def space(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SPACE_YAML)
+    return SearchSpace.from_yaml(path)
+
+
+def build(space, backend, path, **kwargs):
+    measure = Settings(rounds=3)
+    return build_table(space, SIZE, CHANS, CLASSES, backend, "test-device", path, measure=measure, **kwargs)
+
+
+def test_build_measures_every_key_and_calibrates(space, tmp_path):
+    backend = FakeBackend(drift=0.1)  # the machine slows down by 10 % with every call
+    table = build(space, backend, tmp_path / "t.json", batch_size=8, calibration_nets=6)
+    keys = space_keys(space, CHANS, SIZE, CLASSES)
+    assert set(table.entries) == set(keys)
+    batches = -(-len(keys) // 8)
+    assert len(backend.calls) == 1 + batches + 1  # nets, blocks, nets again
+    nets = {ANCHOR} | {n["arch"] for n in table.calibration_nets}
+    assert set(backend.calls[0]) == nets == set(backend.calls[-1]) and len(nets) == 7
+    sentinels = {k for k, _ in arch_keys(ArchSpec.from_str(table.anchor["arch"]), CHANS, SIZE, CLASSES)}
+    assert set(backend.calls[1]) >= sentinels  # the anchor's blocks first, then re-timed in every batch
+    assert all({f"{SENTINEL}{k}" for k in sentinels} <= set(call) for call in backend.calls[2:-1])
+    for key, entry in table.entries.items():  # drift divided out: every entry at the first batch's scale
+        assert entry["median_ms"] == pytest.approx(1.1 * block_ms(key))
+    nets_scale = (1 + 1 + 0.1 * (batches + 1)) / 2  # the two passes over the nets, averaged
+    assert table.anchor["passes_ms"] == pytest.approx([1.0, 1 + 0.1 * (batches + 1)])
+    cal = table.calibration
+    assert (cal.a, cal.b, cal.c) == pytest.approx((A * nets_scale, B * nets_scale / 1.1, C * nets_scale))
+    assert table.provenance["device"] == "test-device" and table.provenance["backend"] == "fake"
+    assert LatencyTable.load(tmp_path / "t.json") == table
+
+
+def test_killed_build_resumes_with_the_missing_keys_only(space, tmp_path):
+    path = tmp_path / "t.json"
+    with pytest.raises(KeyboardInterrupt):
+        build(space, FakeBackend(fail_after=3), path, batch_size=5, calibration_nets=5)
+    partial = LatencyTable.load(path)
+    assert len(partial.entries) == 10 and partial.anchor is not None and partial.calibration is None
+    with pytest.raises(ValueError, match="unfinished"):
+        validate(partial, backend=FakeBackend())
+    backend = FakeBackend()
+    table = build(space, backend, path, batch_size=5, calibration_nets=5)
+    blocks = [name for call in backend.calls[:-1] for name in call if not name.startswith(SENTINEL)]
+    assert sorted(blocks) == sorted(set(table.entries) - set(partial.entries))
+    assert ANCHOR in backend.calls[-1]  # the second pass over the nets
+    assert table.calibration is not None
+    again = FakeBackend()
+    build(space, again, path, batch_size=5, calibration_nets=5)
+    assert again.calls == []
+
+
+def test_a_table_for_other_settings_is_not_resumed(space, tmp_path):
+    path = tmp_path / "t.json"
+    with pytest.raises(ValueError, match="measures fp32, not int8"):
+        build(space, FakeBackend(), path, dtype="int8")
+    build(space, FakeBackend(), path, calibration_nets=4)
+    with pytest.raises(ValueError, match="other settings"):
+        build_table(space, SIZE * 2, CHANS, CLASSES, FakeBackend(), "test-device", path, calibration_nets=4)
+
+
+def test_validate_reports_drift_corrected_and_absolute_figures(space, tmp_path):
+    table = build(space, FakeBackend(), tmp_path / "t.json", calibration_nets=5)
+    report = validate(table, nets=8, seed=3, backend=FakeBackend(scale=1.3), measure=Settings(rounds=2))
+    assert report["n"] == 8
+    assert report["within_10pct"] == 1.0 and report["mape"] == pytest.approx(0.0, abs=1e-9)
+    assert report["kendall_tau"] == pytest.approx(1.0)
+    assert report["within_10pct_absolute"] == 0.0  # every net 30 % slower than at build time
+    assert report["noise_within_10pct"] == 1.0
+    assert report["anchor_drift"] == pytest.approx(1.3)
+    calibration = {n["arch"] for n in table.calibration_nets}
+    assert not calibration & {n["arch"] for n in report["nets"]}
+
+
+def test_fidelity_figures_and_kendall_tau():
+    report = fidelity([1.0, 2.1, 2.9, 5.0], [1.0, 2.0, 3.0, 4.0])
+    assert report["within_10pct"] == 0.75
+    assert report["max_ape"] == pytest.approx(0.25)
+    assert report["bias"] == pytest.approx((0 + 0.05 - 1 / 30 + 0.25) / 4)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # tau-b with ties (scipy.stats.kendalltau([1, 2, 2, 3], [1, 3, 2, 4]) == 0.9128709291752769)
+    assert kendall_tau([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(0.9128709291752769)

@@ -1,0 +1,134 @@
+"""Table files: round trip, atomic save, one-line errors; the calibration fit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nas.arch import ArchSpec
+from nas.latency.keys import arch_keys
+from nas.latency.predict import Calibration, fit
+from nas.latency.table import SCHEMA_VERSION, LatencyTable, default_table_path, safe_name
+from nas.space import SearchSpace
+
+ARCH = ArchSpec.from_str("conv_k3_s2_c16:ds_k3_c16,ir_k3_s2_e3_c24:head_c64")
+
+
+def make_table() -> LatencyTable:
+    space = SearchSpace.from_yaml("mnasnet")
+    settings = {
+        "space": space.name,
+        "space_config": space.config.model_dump(mode="json"),
+        "input_size": 32,
+        "in_chans": 1,
+        "num_classes": 2,
+        "dtype": "fp32",
+    }
+    entries = {
+        k: {"median_ms": 0.1 * (i + 1), "spread_ms": 0.01, "rounds": 9}
+        for i, (k, _) in enumerate(arch_keys(ARCH, 1, 32, 2))
+    }
+    return LatencyTable(
+        settings, {"device": "test", "backend": "fake"}, entries, {"arch": ARCH.to_str(), "median_ms": 1.0}
+    )
+
+
+def test_round_trip_and_atomic_save(tmp_path):
+    table = make_table()
+    table.calibration = Calibration(0.5, 2.0, -0.01, 0.02, 30)
+    path = tmp_path / "dev" / "mnasnet-32.json"
+    table.save(path)
+    loaded = LatencyTable.load(path)
+    assert loaded == table
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+    assert [p.name for p in path.parent.iterdir()] == ["mnasnet-32.json"]  # no temporary left behind
+    assert loaded.space().name == "mnasnet"
+
+
+def test_predict_sums_blocks_and_applies_calibration():
+    table = make_table()
+    assert table.block_sum(ARCH) == pytest.approx(0.1 + 0.2 + 0.3 + 0.4)
+    assert table.predict(ARCH) == pytest.approx(1.0)
+    table.calibration = Calibration(0.5, 2.0, -0.01, 0.0, 4)
+    assert table.predict(ARCH) == pytest.approx(0.5 + 2.0 * 1.0 - 0.01 * 4)
+    with pytest.raises(ValueError, match="no entry for block 'ir_k3_s2_e3_c32"):
+        table.predict(ArchSpec.from_str("conv_k3_s2_c16:ir_k3_s2_e3_c32:head_c64"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{", "not JSON"),
+        ("[]", "expected a JSON object"),
+        ('{"schema_version": 99}', "unknown latency table schema_version 99"),
+        ('{"schema_version": 1, "settings": {}}', "missing or bad field 'provenance'"),
+        ('{"schema_version": 1, "settings": {}, "provenance": {}, "entries": {}}', "settings lack space"),
+    ],
+)
+def test_bad_files_give_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "t.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as info:
+        LatencyTable.load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_entry_and_missing_file(tmp_path):
+    data = make_table().to_json()
+    data["entries"]["x"] = {"median_ms": "fast"}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="entry 'x' needs numbers"):
+        LatencyTable.load(path)
+    with pytest.raises(ValueError, match="cannot read latency table"):
+        LatencyTable.load(tmp_path / "missing.json")
+
+
+def test_paths():
+    assert str(default_table_path("pi 4/arm", "mnasnet", 64)) == "latency_tables/pi-4-arm/mnasnet-64.json"
+    with pytest.raises(ValueError):
+        safe_name("//")
+
+
+def test_calibration_recovers_known_coefficients():
+    sums = [1.0, 2.0, 3.5, 5.0, 8.0, 2.5, 4.0]
+    blocks = [10, 14, 12, 20, 18, 16, 11]
+    measured = [0.3 + 0.9 * s - 0.02 * n for s, n in zip(sums, blocks, strict=True)]
+    cal = fit(sums, blocks, measured)
+    assert (cal.a, cal.b, cal.c) == pytest.approx((0.3, 0.9, -0.02), abs=1e-9)
+    assert cal.loo_mape == pytest.approx(0.0, abs=1e-9)
+    assert cal.n == 7
+    assert Calibration.from_json(cal.to_json()) == cal
+
+
+def test_calibration_with_one_depth_still_fits_and_rejects_bad_input():
+    sums, blocks = [1.0, 2.0, 3.0, 4.0], [5, 5, 5, 5]
+    cal = fit(sums, blocks, [0.2 + 1.1 * s for s in sums])
+    assert cal.apply(2.5, 5) == pytest.approx(0.2 + 1.1 * 2.5)
+    with pytest.raises(ValueError, match="at least 4"):
+        fit([1.0], [3], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        fit([1.0, 2.0, 3.0, 0.0], blocks, [1.0] * 4)
+
+
+def test_validate_rebuilds_the_backend_the_table_names(monkeypatch):
+    """A tvm-rpc table is validated on the same board and target it was built with."""
+    from nas.latency import validate
+
+    calls = []
+    monkeypatch.setattr(
+        validate, "make_backend", lambda name, threads, **options: calls.append((name, threads, options))
+    )
+    provenance = {
+        "backend": "tvm-rpc",
+        "threads": 1,
+        "target": {"kind": "llvm", "mtriple": "aarch64-linux-gnu"},
+        "rpc": {"host": "10.0.0.7", "port": 9090, "key": None},
+    }
+    validate.backend_from_provenance(provenance)
+    validate.backend_from_provenance({"backend": "ort", "threads": 2})
+    assert calls == [
+        ("tvm-rpc", 1, {"target": provenance["target"], "rpc_host": "10.0.0.7", "rpc_port": 9090}),
+        ("ort", 2, {}),
+    ]

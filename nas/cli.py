@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_arch_info)
 
     from nas.latency.cli import add_latency_commands
+
     add_latency_commands(commands)
 
     zoo = commands.add_parser("zoo", help="the reference networks and their complexity")

@@ -24,6 +24,8 @@ def _positive_int(text: str) -> int:
 
 def add_latency_commands(commands: Any) -> None:
     """Add ``latency`` and its subcommands to the top-level subparsers ``commands``."""
+    from nas.latency import importers
+
     latency = commands.add_parser("latency", help="device latency tables: build, validate, show")
     sub = latency.add_subparsers(dest="latency_command", required=True, parser_class=type(latency))
 
@@ -54,6 +56,20 @@ def add_latency_commands(commands: Any) -> None:
     validate.add_argument("--seed", type=int, default=0, help="seed of the held-out nets (default 0)")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
     validate.set_defaults(func=cmd_latency_validate)
+
+    imported = sub.add_parser(
+        "import",
+        help="turn a published per-layer FBNet latency table (CSV or JSON) into a table of this project",
+        description=(importers.__doc__ or "").split("Every op")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imported.add_argument("file", type=Path, help="the per-layer table (.csv or .json)")
+    imported.add_argument("--device", required=True, help="device name (and the rows of that device)")
+    imported.add_argument("--input-size", type=_positive_int, default=224, help="default 224")
+    imported.add_argument("--in-chans", type=_positive_int, default=3, help="default 3")
+    imported.add_argument("--num-classes", type=_positive_int, default=1000, help="default 1000")
+    imported.add_argument("--out", type=Path, help="default latency_tables/<device>/fbnet-<res>.json")
+    imported.set_defaults(func=cmd_latency_import)
 
     show = sub.add_parser("show", help="provenance, settings, calibration and entries of a table")
     show.add_argument("table", type=Path)
@@ -104,6 +120,16 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
         f"wrote {out}: {len(table.entries)} blocks, "
         f"calibration leave-one-out MAPE {cal.loo_mape:.1%} on {cal.n} nets"
     )
+
+
+def cmd_latency_import(args: argparse.Namespace) -> None:
+    from nas.latency.importers import import_fbnet_table
+    from nas.latency.table import default_table_path
+
+    table = import_fbnet_table(args.file, args.device, args.input_size, args.in_chans, args.num_classes)
+    out = args.out or default_table_path(args.device, "fbnet", args.input_size)
+    table.save(out)
+    print(f"wrote {out}: {len(table.entries)} blocks from {args.file} (uncalibrated: sum of layers)")
 
 
 def cmd_latency_validate(args: argparse.Namespace) -> None:
@@ -159,6 +185,8 @@ def cmd_latency_show(args: argparse.Namespace) -> None:
     if cal:
         fitted = f"{cal.a:+.4g} ms + {cal.b:.4g} x block sum {cal.c:+.4g} ms x blocks"
         info.add_row("calibration", f"{fitted}; leave-one-out MAPE {cal.loo_mape:.1%} on {cal.n} nets")
+    elif table.provenance.get("backend") == "imported":
+        info.add_row("calibration", "none (imported table: predicts the sum of its layers)")
     else:
         info.add_row("calibration", "none (build unfinished)")
     Console().print(info)

@@ -1,0 +1,156 @@
+"""Search efficiency: hypervolume of each strategy against random search, at equal trial budgets.
+
+Objectives (cheap, so many seeds fit in minutes): table latency on this machine (minimize) and a fixed,
+training-free accuracy predictor, the NASWOT score (Mellor et al., "Neural Architecture Search without
+Training", ICML 2021: log-determinant of the kernel of ReLU activation patterns over one batch of
+images; it correlates with trained accuracy). Every strategy runs as the search runs it (its Optuna
+sampler, ``SearchSpace.suggest``); nsga2 optimizes both objectives, evolution and mnasnet-rl the MnasNet
+soft reward on them (tpe is run on the same reward), random ignores them. Hypervolume is measured in
+objective space scaled by the range of all points any run found, against two reference points: the
+worst corner of all points (every candidate counts) and the median random network (only candidates
+better than a typical random one on both objectives count).
+
+    python benchmarks/search_efficiency.py [--trials 100] [--seeds 5] [--table PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import torch
+
+from nas.arch import ArchSpec
+from nas.builder import build_model
+from nas.data.synthetic import synthetic_splits
+from nas.latency.table import LatencyTable
+from nas.search.config import StrategyConfig
+from nas.search.strategies import make_sampler
+from nas.space import SearchSpace
+
+STRATEGIES = ("random", "tpe", "nsga2", "evolution", "mnasnet-rl")
+DEFAULT_TABLE = "latency_tables/dev-epyc-2core/mnasnet_small-28.json"
+
+
+def naswot(arch: ArchSpec, images: torch.Tensor) -> float:
+    """NASWOT score: log|K| with K[i, j] = number of ReLUs on which images i and j agree."""
+    torch.manual_seed(0)
+    model = build_model(arch, in_chans=images.shape[1], num_classes=2).eval()
+    codes: list[torch.Tensor] = []
+
+    def hook(_module, _inputs, output: torch.Tensor) -> None:
+        codes.append((output.flatten(1) > 0).float())
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.ReLU):
+            module.register_forward_hook(hook)
+    with torch.no_grad():
+        model(images)
+    c = torch.cat(codes, 1)
+    kernel = c @ c.T + (1 - c) @ (1 - c).T
+    return float(torch.linalg.slogdet(kernel.double())[1])
+
+
+class Objectives:
+    """Cached (latency ms, NASWOT score) of an arch."""
+
+    def __init__(self, table: LatencyTable, images: torch.Tensor) -> None:
+        self.table, self.images, self.cache = table, images, {}
+
+    def __call__(self, arch: ArchSpec) -> tuple[float, float]:
+        key = arch.to_str()
+        if key not in self.cache:
+            self.cache[key] = (self.table.predict(arch), naswot(arch, self.images))
+        return self.cache[key]
+
+
+def run(strategy: str, seed: int, trials: int, space: SearchSpace, objectives: Objectives, target: float):
+    """One search; the (latency, score) of every trial."""
+    pareto = strategy == "nsga2"
+    config = StrategyConfig(name=strategy, population=20, sample_size=5)
+    sampler = make_sampler(config, space, seed)
+    directions = ["minimize", "maximize"] if pareto else ["maximize"]
+    study = optuna.create_study(directions=directions, sampler=sampler)
+    points = []
+
+    def objective(trial: optuna.Trial):
+        latency, score = objectives(space.suggest(trial))
+        points.append((latency, score))
+        reward = score * (latency / target) ** -0.07  # MnasNet soft reward on the proxy accuracy
+        trial.set_user_attr("reward", reward)
+        return (latency, score) if pareto else reward
+
+    study.optimize(objective, n_trials=trials)
+    return points
+
+
+def hypervolume(
+    points: list[tuple[float, float]], reference: tuple[float, float], scale: tuple[float, float]
+) -> float:
+    """2-D hypervolume of (minimize latency, maximize score) dominating ``reference`` (a latency, a
+    score), in units of ``scale`` (latency range, score range) so both objectives weigh alike."""
+    ref_lat, ref_score = reference
+    inside = sorted((lat, s) for lat, s in points if lat < ref_lat and s > ref_score)
+    volume, best = 0.0, ref_score
+    for i, (lat, s) in enumerate(inside):
+        best = max(best, s)
+        next_lat = inside[i + 1][0] if i + 1 < len(inside) else ref_lat
+        volume += (next_lat - lat) * (best - ref_score)
+    return volume / (scale[0] * scale[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="mnasnet_small")
+    parser.add_argument("--table", default=DEFAULT_TABLE)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)
+    space = SearchSpace.from_yaml(args.space)
+    table = LatencyTable.load(Path(args.table))
+    splits = synthetic_splits(table.input_size, n_train=64, n_val=8, n_test=8, seed=0)
+    images = torch.from_numpy(splits.train.images).permute(0, 3, 1, 2).float() / 255
+    objectives = Objectives(table, images)
+    rng = random.Random(12345)
+    target = statistics.median(objectives(space.sample(rng))[0] for _ in range(30))  # MnasNet's T
+    start = time.time()
+    runs = {
+        s: [run(s, seed, args.trials, space, objectives, target) for seed in range(args.seeds)]
+        for s in STRATEGIES
+    }
+    every = [p for per_seed in runs.values() for points in per_seed for p in points]
+    lat, score = np.array(every).T
+    scale = (float(lat.max() - lat.min()), float(score.max() - score.min()))
+    random_lat, random_score = np.array([p for points in runs["random"] for p in points]).T
+    references = {
+        "worst corner of all points": (float(lat.max()), float(score.min())),
+        "median random net": (float(np.median(random_lat)), float(np.median(random_score))),
+    }
+    print(f"space {space.name}, {args.trials} trials x {args.seeds} seeds, table {args.table}")
+    print(
+        f"objectives: table latency (ms, min) and NASWOT score (max); {len(objectives.cache)} distinct nets"
+    )
+    for label, reference in references.items():
+        volumes = {s: [hypervolume(p, reference, scale) for p in per_seed] for s, per_seed in runs.items()}
+        base = statistics.mean(volumes["random"])
+        where = f"latency {reference[0]:.3f} ms, score {reference[1]:.1f}"
+        print(f"\nhypervolume, reference point: {label} ({where})")
+        print(f"{'strategy':<12} {'mean':>8} {'std':>8} {'vs random':>10}")
+        for strategy, values in volumes.items():
+            mean, std = statistics.mean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+            print(f"{strategy:<12} {mean:>8.4f} {std:>8.4f} {mean / base:>9.2f}x")
+        best = max((s for s in STRATEGIES if s != "random"), key=lambda s: statistics.mean(volumes[s]))
+        print(f"best strategy: {best}, {statistics.mean(volumes[best]) / base:.2f}x random (goal >= 1.2x)")
+    print(f"wall time {time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

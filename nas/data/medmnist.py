@@ -1,0 +1,222 @@
+"""MedMNIST v2 / MedMNIST+ ``.npz`` files: the 12 2D datasets at 28, 64, 128 and 224 pixels.
+
+Nothing is downloaded: a file is looked up in an explicit folder or path, ``$MEDMNIST_ROOT``,
+``~/.medmnist/`` and the repository's CI data folder (``../shared/data`` beside the repo); a missing
+file raises a one-line ``ValueError`` naming where to put it and where to get it.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nas.data.splits import Split, Splits
+
+SIZES = (28, 64, 128, 224)
+URL = "https://zenodo.org/records/10519652/files/{file}?download=1"
+_ORGAN = (
+    "bladder",
+    "femur-left",
+    "femur-right",
+    "heart",
+    "kidney-left",
+    "kidney-right",
+    "liver",
+    "lung-left",
+    "lung-right",
+    "pancreas",
+    "spleen",
+)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    task: str
+    n_channels: int
+    labels: tuple[str, ...]
+
+
+# From MedMNIST's INFO (medmnist/info.py). RetinaMNIST is ordinal regression; like MedMNIST's own
+# baselines it is trained and scored as multi-class.
+DATASETS: dict[str, DatasetInfo] = {
+    "pathmnist": DatasetInfo(
+        "multi-class",
+        3,
+        (
+            "adipose",
+            "background",
+            "debris",
+            "lymphocytes",
+            "mucus",
+            "smooth muscle",
+            "normal colon mucosa",
+            "cancer-associated stroma",
+            "colorectal adenocarcinoma epithelium",
+        ),
+    ),
+    "chestmnist": DatasetInfo(
+        "multi-label",
+        1,
+        (
+            "atelectasis",
+            "cardiomegaly",
+            "effusion",
+            "infiltration",
+            "mass",
+            "nodule",
+            "pneumonia",
+            "pneumothorax",
+            "consolidation",
+            "edema",
+            "emphysema",
+            "fibrosis",
+            "pleural",
+            "hernia",
+        ),
+    ),
+    "dermamnist": DatasetInfo(
+        "multi-class",
+        3,
+        (
+            "actinic keratoses and intraepithelial carcinoma",
+            "basal cell carcinoma",
+            "benign keratosis-like lesions",
+            "dermatofibroma",
+            "melanoma",
+            "melanocytic nevi",
+            "vascular lesions",
+        ),
+    ),
+    "octmnist": DatasetInfo(
+        "multi-class", 1, ("choroidal neovascularization", "diabetic macular edema", "drusen", "normal")
+    ),
+    "pneumoniamnist": DatasetInfo("binary", 1, ("normal", "pneumonia")),
+    "retinamnist": DatasetInfo("multi-class", 3, ("0", "1", "2", "3", "4")),
+    "breastmnist": DatasetInfo("binary", 1, ("malignant", "normal, benign")),
+    "bloodmnist": DatasetInfo(
+        "multi-class",
+        3,
+        (
+            "basophil",
+            "eosinophil",
+            "erythroblast",
+            "immature granulocytes (myelocytes, metamyelocytes and promyelocytes)",
+            "lymphocyte",
+            "monocyte",
+            "neutrophil",
+            "platelet",
+        ),
+    ),
+    "tissuemnist": DatasetInfo(
+        "multi-class",
+        1,
+        (
+            "Collecting Duct, Connecting Tubule",
+            "Distal Convoluted Tubule",
+            "Glomerular endothelial cells",
+            "Interstitial endothelial cells",
+            "Leukocytes",
+            "Podocytes",
+            "Proximal Tubule Segments",
+            "Thick Ascending Limb",
+        ),
+    ),
+    "organamnist": DatasetInfo("multi-class", 1, _ORGAN),
+    "organcmnist": DatasetInfo("multi-class", 1, _ORGAN),
+    "organsmnist": DatasetInfo("multi-class", 1, _ORGAN),
+}
+
+
+def file_name(name: str, size: int = 28) -> str:
+    """MedMNIST's naming: ``pneumoniamnist.npz`` at 28 pixels, ``pneumoniamnist_64.npz`` above."""
+    if size not in SIZES:
+        raise ValueError(f"MedMNIST comes in sizes {', '.join(map(str, SIZES))}, not {size}")
+    return f"{name}.npz" if size == 28 else f"{name}_{size}.npz"
+
+
+def search_dirs(root: str | Path | None = None) -> list[Path]:
+    """Where files are looked for, in order: ``root``, ``$MEDMNIST_ROOT``, ``~/.medmnist``, the CI folder."""
+    dirs = [Path(root)] if root is not None else []
+    if os.environ.get("MEDMNIST_ROOT"):
+        dirs.append(Path(os.environ["MEDMNIST_ROOT"]))
+    dirs.append(Path.home() / ".medmnist")
+    dirs.append(Path(__file__).resolve().parents[3] / "shared" / "data")
+    return dirs
+
+
+def find_file(name: str, size: int = 28, root: str | Path | None = None) -> Path:
+    """The path of a MedMNIST file, or a one-line ``ValueError`` saying where to put it."""
+    name = name.lower()
+    if name not in DATASETS:
+        raise ValueError(f"unknown MedMNIST dataset '{name}' (known: {', '.join(DATASETS)})")
+    file = file_name(name, size)
+    dirs = search_dirs(root)
+    for folder in dirs:
+        if (folder / file).is_file():
+            return folder / file
+    target = dirs[0] / file
+    raise ValueError(
+        f"{file} not found in {', '.join(map(str, dirs))}: put it at {target} (or set MEDMNIST_ROOT); "
+        f"nothing is downloaded, get it from {URL.format(file=file)}"
+    )
+
+
+def load_medmnist(name: str, size: int = 28, root: str | Path | None = None) -> Splits:
+    """A MedMNIST dataset by name (``pneumoniamnist``) and image size."""
+    return load_npz(find_file(name, size, root))
+
+
+def load_npz(path: str | Path) -> Splits:
+    """A file in MedMNIST's layout (``{train,val,test}_{images,labels}``); the dataset is recognized by
+    its file name (``pneumoniamnist_64.npz``), otherwise the task is inferred from the labels."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no MedMNIST .npz file at {path}")
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a readable .npz file: {exc}") from None
+    missing = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")]
+    missing = [key for key in missing if key not in arrays]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)} (MedMNIST layout expected)")
+    name = path.stem.rsplit("_", 1)[0] if path.stem.rsplit("_", 1)[-1].isdigit() else path.stem
+    labels = {s: np.asarray(arrays[f"{s}_labels"]) for s in ("train", "val", "test")}
+    images = {s: _nhwc(arrays[f"{s}_images"], path) for s in labels}
+    channels = images["train"].shape[3]
+    info = DATASETS.get(name.lower()) or _infer_info(labels["train"], channels)
+    if info.n_channels != channels:
+        raise ValueError(f"{path}: {name} has {info.n_channels} channel(s), the file has {channels}")
+    splits = {s: Split(images[s], _labels(labels[s], info.task)) for s in labels}
+    return Splits(name, info.task, info.labels, splits["train"], splits["val"], splits["test"])
+
+
+def _nhwc(images: np.ndarray, path: Path) -> np.ndarray:
+    if images.dtype != np.uint8:
+        raise ValueError(f"{path}: images must be uint8, got {images.dtype}")
+    if images.ndim == 3:
+        return images[..., None]
+    if images.ndim == 4 and images.shape[3] in (1, 3):
+        return images
+    raise ValueError(f"{path}: images must be (N, H, W) or (N, H, W, 3), got {images.shape}")
+
+
+def _labels(labels: np.ndarray, task: str) -> np.ndarray:
+    if task == "multi-label":
+        return labels.astype(np.int64).reshape(len(labels), -1)
+    return labels.astype(np.int64).reshape(-1)
+
+
+def _infer_info(train_labels: np.ndarray, n_channels: int) -> DatasetInfo:
+    """A file that is not one of MedMNIST's: several label columns are multi-label, else classes."""
+    if train_labels.ndim == 2 and train_labels.shape[1] > 1:
+        task, count = "multi-label", train_labels.shape[1]
+    else:
+        count = int(train_labels.max()) + 1
+        task = "binary" if count == 2 else "multi-class"
+    return DatasetInfo(task, n_channels, tuple(str(i) for i in range(count)))

@@ -1,0 +1,111 @@
+"""The value every dataset loader returns: train/val/test images and labels, with what the trainer needs
+to know about the task.
+
+Images stay ``uint8`` NHWC (channels last, as stored by MedMNIST and PIL) so even 224x224 sets fit in
+memory; the trainer converts each batch to float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TASKS = ("binary", "multi-class", "multi-label")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images ``(N, H, W, C)`` uint8 and labels: ``(N,)`` int64 class indices, or ``(N, K)`` 0/1 for
+    multi-label."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError(
+                f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}"
+            )
+        if len(self.labels) != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, indices: np.ndarray) -> Split:
+        return Split(self.images[indices], self.labels[indices])
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A dataset: its three splits, its task and class names."""
+
+    name: str
+    task: str
+    class_names: tuple[str, ...]
+    train: Split
+    val: Split
+    test: Split
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task '{self.task}' is not one of {', '.join(TASKS)}")
+        if self.task == "binary" and len(self.class_names) != 2:
+            raise ValueError(f"a binary task needs 2 class names, got {len(self.class_names)}")
+        shapes = {s.images.shape[1:] for s in (self.train, self.val, self.test)}
+        if len(shapes) != 1:
+            raise ValueError(f"splits of '{self.name}' have different image shapes: {sorted(shapes)}")
+        for split in (self.train, self.val, self.test):
+            if self.task == "multi-label":
+                if split.labels.ndim != 2 or split.labels.shape[1] != self.num_classes:
+                    raise ValueError(f"multi-label labels must be (N, {self.num_classes})")
+            elif len(split) and (split.labels.min() < 0 or split.labels.max() >= self.num_classes):
+                raise ValueError(f"labels of '{self.name}' fall outside 0..{self.num_classes - 1}")
+
+    @property
+    def num_classes(self) -> int:
+        """Network outputs: one logit per class (2 for binary, trained with softmax like MedMNIST)."""
+        return len(self.class_names)
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.train.images.shape[3])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.train.images.shape[1])
+
+    def class_counts(self) -> np.ndarray:
+        """Training examples per class (positives per label for multi-label)."""
+        if self.task == "multi-label":
+            return self.train.labels.sum(axis=0).astype(np.int64)
+        return np.bincount(self.train.labels, minlength=self.num_classes)
+
+    def class_weights(self) -> np.ndarray:
+        """Inverse-frequency loss weights, ``n / (k * count)`` (mean 1 over examples), so a 3:1 set
+        weighs the minority class 3x; for multi-label, BCE ``pos_weight`` = negatives / positives."""
+        counts = np.maximum(self.class_counts(), 1).astype(np.float64)
+        if self.task == "multi-label":
+            return (len(self.train) - counts) / counts
+        return len(self.train) / (self.num_classes * counts)
+
+    def sample_weights(self) -> np.ndarray:
+        """Per-training-example weights for a class-balanced sampler (single-label tasks)."""
+        if self.task == "multi-label":
+            raise ValueError("a class-balanced sampler needs a single-label task, not multi-label")
+        counts = np.maximum(self.class_counts(), 1).astype(np.float64)
+        return 1.0 / counts[self.train.labels]
+
+    def normalization(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images in [0, 1]; export puts them into the graph."""
+        pixels = self.train.images.reshape(-1, self.n_channels)
+        total = np.zeros(self.n_channels)
+        total_sq = np.zeros(self.n_channels)
+        for start in range(0, len(pixels), 1 << 22):  # chunks keep 224x224 sets from doubling memory
+            chunk = pixels[start : start + (1 << 22)].astype(np.float64) / 255.0
+            total += chunk.sum(axis=0)
+            total_sq += (chunk**2).sum(axis=0)
+        mean = total / max(len(pixels), 1)
+        std = np.sqrt(np.maximum(total_sq / max(len(pixels), 1) - mean**2, 0.0))
+        return mean.tolist(), np.maximum(std, 1e-3).tolist()

@@ -1,0 +1,222 @@
+"""``nas train``: final training of one architecture, from a search run or given directly.
+
+``add_train_command(subparsers)`` declares the command; ``nas.cli`` wires it in. Bad input raises
+``ValueError``, which ``nas.cli.main`` prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from nas.evaluate.config import CLASS_WEIGHTING, OPTIMIZERS
+
+DEFAULT_EPOCHS = 50
+SUMMARY = "summary.json"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} must be finite")
+    return value
+
+
+def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Declare ``nas train`` on the ``nas`` command's subparsers."""
+    train = subparsers.add_parser(
+        "train",
+        help="train one architecture fully, select on val, evaluate once on test",
+        description="Either RUN_DIR with --trial N or --best (a search run), or --arch with --data.",
+    )
+    train.add_argument(
+        "run_dir", nargs="?", metavar="RUN_DIR", help="a search run directory (with summary.json)"
+    )
+    pick = train.add_mutually_exclusive_group()
+    pick.add_argument("--trial", type=int, metavar="N", help="the trial number to train from RUN_DIR")
+    pick.add_argument("--best", action="store_true", help="train RUN_DIR's best trial")
+    train.add_argument(
+        "--arch", metavar="ARCH_OR_NAME", help="a reference network name (see 'nas zoo') or an arch string"
+    )
+    train.add_argument(
+        "--data",
+        metavar="NAME_OR_PATH",
+        help="a MedMNIST name (pneumoniamnist), a .npz file or an image folder",
+    )
+    train.add_argument(
+        "--input-size", type=_positive_int, metavar="N", help="image side (default 28, or the run's)"
+    )
+    train.add_argument(
+        "--epochs", type=_positive_int, default=DEFAULT_EPOCHS, help=f"default {DEFAULT_EPOCHS}"
+    )
+    train.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    train.add_argument("--lr", type=_number, default=1e-3, help="learning rate (default 1e-3)")
+    train.add_argument("--weight-decay", type=_number, default=1e-4, help="default 1e-4")
+    train.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="default adamw")
+    train.add_argument(
+        "--class-weighting",
+        default="none",
+        choices=CLASS_WEIGHTING,
+        help="imbalance: loss weights or a balanced sampler",
+    )
+    train.add_argument("--no-augment", action="store_true", help="no random shifts")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--threads", type=_positive_int, help="torch threads (default: all cores)")
+    train.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    train.add_argument(
+        "--teacher",
+        metavar="ARCH_OR_DIR",
+        help="knowledge distillation: a trained model directory or an arch/name",
+    )
+    train.add_argument("--kd-temperature", type=_number, default=4.0, help="default 4")
+    train.add_argument("--kd-alpha", type=_number, default=0.9, help="weight of the soft loss (default 0.9)")
+    train.add_argument(
+        "--out", metavar="DIR", help="output directory (default runs/train/... or RUN_DIR/final/...)"
+    )
+    train.set_defaults(func=cmd_train)
+    return train
+
+
+def read_search_run(run_dir: str | Path, trial: int | None, best: bool) -> dict[str, Any]:
+    """The arch, dataset and input size of one trial of a search run's ``summary.json``."""
+    run_dir = Path(run_dir)
+    path = run_dir / SUMMARY
+    if not path.is_file():
+        raise ValueError(f"no search run at {run_dir} (expected {path})")
+    if trial is None and not best:
+        raise ValueError(f"say which trial of {run_dir} to train: --trial N or --best")
+    try:
+        summary = json.loads(path.read_text())
+        if best:
+            chosen = summary["best"]
+            if chosen is None:
+                raise ValueError(f"{path} has no best trial (no trial completed)")
+        else:
+            chosen = next((t for t in summary["trials"] if t["number"] == trial), None)
+            if chosen is None:
+                numbers = ", ".join(str(t["number"]) for t in summary["trials"])
+                raise ValueError(f"{path} has no trial {trial} (trials: {numbers or 'none'})")
+        return {
+            "number": chosen["number"],
+            "arch": chosen["arch"],
+            "dataset": summary["dataset"],
+            "input_size": summary.get("input_size", 28),
+        }
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a search summary: {type(exc).__name__} {exc}") from None
+
+
+def _resolve(args: argparse.Namespace) -> tuple[str, str, int, Path]:
+    """(arch, data, input size, output directory) from either form of the command."""
+    if args.run_dir is not None:
+        if args.arch is not None:
+            raise ValueError("give either RUN_DIR (with --trial N or --best) or --arch, not both")
+        run = read_search_run(args.run_dir, args.trial, args.best)
+        data = args.data or run["dataset"]
+        size = args.input_size or run["input_size"]
+        out = Path(args.out or Path(args.run_dir) / "final" / f"trial_{run['number']}")
+        return run["arch"], data, size, out
+    if args.trial is not None or args.best:
+        raise ValueError("--trial and --best need a search RUN_DIR")
+    if args.arch is None or args.data is None:
+        raise ValueError(
+            "give RUN_DIR with --trial N or --best, or --arch ARCH_OR_NAME with --data NAME_OR_PATH"
+        )
+    size = args.input_size or 28
+    if args.out:
+        return args.arch, args.data, size, Path(args.out)
+    from nas.zoo import REFERENCES
+
+    label = (
+        args.arch if args.arch in REFERENCES else "arch-" + hashlib.sha1(args.arch.encode()).hexdigest()[:10]
+    )
+    return args.arch, args.data, size, Path("runs") / "train" / f"{Path(args.data).stem}_{size}" / label
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from nas.data import load_dataset
+    from nas.evaluate.config import TrainConfig
+    from nas.evaluate.train import train_final
+    from nas.zoo import resolve_arch
+
+    arch_text, data, size, out = _resolve(args)
+    arch = resolve_arch(arch_text)  # bad arch fails before the data is read
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
+        class_weighting=args.class_weighting,
+        augment=not args.no_augment,
+        seed=args.seed,
+        threads=args.threads,
+        device=args.device,
+        kd_temperature=args.kd_temperature,
+        kd_alpha=args.kd_alpha,
+    )
+    splits = load_dataset(data, size)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console.print(
+        f"[bold]{splits.name}[/] {splits.task}, {splits.n_channels}x{size}x{size}, train/val/test "
+        f"{len(splits.train)}/{len(splits.val)}/{len(splits.test)}; arch {arch.to_str()}"
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, TextColumn("{task.fields[status]}"), console=console) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_epoch(phase: str, epoch: int, metrics: dict[str, float]) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=config.epochs, status="")
+            status = (
+                f"loss {metrics['loss']:.4f}  val AUC {metrics['auc']:.4f}  ACC {metrics['accuracy']:.4f}"
+            )
+            progress.update(tasks[phase], completed=epoch, status=status)
+
+        metrics = train_final(arch, splits, config, out, teacher=args.teacher, progress=on_epoch)
+    _print_result(console, metrics, out)
+
+
+def _print_result(console: Any, metrics: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    rows = [("", metrics)]
+    if "kd" in metrics:
+        kd = metrics["kd"]
+        rows = [("teacher ", kd["teacher"]), ("no KD ", kd["without_kd"]), ("with KD ", kd["with_kd"])]
+    names = ("auc", "accuracy", "sensitivity", "specificity", "balanced_accuracy", "ece")
+    table = Table(
+        title=f"best epoch {metrics['best_epoch']}, threshold chosen on val: {metrics['threshold']}"
+    )
+    table.add_column("split")
+    for name in names:
+        table.add_column(name, justify="right")
+    for label, source in rows:
+        for split in ("val", "test"):
+            values = source[split]
+            table.add_row(label + split, *(f"{values[n]:.4f}" if n in values else "-" for n in names))
+    console.print(table)
+    console.print(
+        f"{metrics['images_per_second']:.0f} images/s on {metrics['threads']} thread(s); wrote {out}"
+    )

@@ -1,0 +1,250 @@
+"""The training loop shared by candidate evaluation, final training and distillation.
+
+Arrays fit in memory, so batches are plain tensor slices (no DataLoader workers to fork or pickle);
+torch's intra-op threads use the cores. Every random choice (weight init, data order, shifts, the
+class-balanced sampler) comes from the config's seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.data.splits import Split, Splits
+from nas.evaluate.config import TrainConfig, TrainingDiverged
+from nas.metrics.clinical import choose_threshold, clinical_metrics
+
+EVAL_BATCH = 512
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A trained network used as the soft-target source, with its own input normalization."""
+
+    model: nn.Module
+    mean: list[float]
+    std: list[float]
+
+
+@dataclass
+class FitResult:
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    history: list[dict[str, float]]
+    train_seconds: float
+    images_seen: int
+    threads: int
+    mean: list[float]
+    std: list[float]
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_seen / self.train_seconds if self.train_seconds > 0 else math.nan
+
+
+def to_tensor(split: Split, device: str) -> torch.Tensor:
+    """uint8 NHWC numpy -> uint8 NCHW tensor; floats are made per batch to keep memory at 1 byte a pixel."""
+    return torch.from_numpy(np.ascontiguousarray(split.images)).permute(0, 3, 1, 2).contiguous().to(device)
+
+
+def normalize(x01: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
+    return (x01 - m) / s
+
+
+def random_shift(x: torch.Tensor, max_px: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to ``max_px`` pixels (edges replicated): the augmentation that suits
+    X-rays, where flips would swap the patient's left and right."""
+    if max_px < 1:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (max_px, max_px, max_px, max_px), mode="replicate").permute(0, 2, 3, 1)
+    oy = torch.randint(0, 2 * max_px + 1, (n,), generator=generator).to(x.device)
+    ox = torch.randint(0, 2 * max_px + 1, (n,), generator=generator).to(x.device)
+    rows = oy[:, None] + torch.arange(h, device=x.device)
+    cols = ox[:, None] + torch.arange(w, device=x.device)
+    out = padded[torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    return torch.sigmoid(logits) if task == "multi-label" else torch.softmax(logits, dim=1)
+
+
+@torch.inference_mode()
+def predict_probs(
+    model: nn.Module,
+    images: torch.Tensor,
+    mean: list[float],
+    std: list[float],
+    task: str,
+    channels_last: bool = False,
+) -> np.ndarray:
+    """Class probabilities ``(N, K)`` of uint8 NCHW images, in eval mode."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), EVAL_BATCH):
+        x = normalize(images[start : start + EVAL_BATCH].float().div_(255), mean, std)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out.append(probabilities(model(x).float(), task).cpu())
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 0))
+
+
+def split_metrics(labels: np.ndarray, probs: np.ndarray, task: str, config: TrainConfig) -> dict[str, float]:
+    """Clinical metrics of a split with the operating threshold chosen on that same split (validation)."""
+    threshold = None
+    if task == "binary" and 0 < labels.sum() < len(labels):
+        threshold = choose_threshold(labels, probs, config.threshold_method, config.target_sensitivity)
+    return clinical_metrics(labels, probs, threshold)
+
+
+def make_criterion(splits: Splits, config: TrainConfig, device: str) -> Callable[..., torch.Tensor]:
+    """The hard-label loss: softmax cross-entropy (binary too, two logits, as MedMNIST), BCE multi-label."""
+    smoothing = config.label_smoothing
+    weights = None
+    if config.class_weighting == "loss":
+        weights = torch.tensor(splits.class_weights(), dtype=torch.float32, device=device)
+    if splits.task == "multi-label":
+
+        def bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            target = y.float() * (1 - smoothing) + 0.5 * smoothing
+            return F.binary_cross_entropy_with_logits(logits, target, pos_weight=weights)
+
+        return bce
+    return lambda logits, y: F.cross_entropy(logits, y, weight=weights, label_smoothing=smoothing)
+
+
+def distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, multi_label: bool
+) -> torch.Tensor:
+    """Hinton et al. (2015): ``T^2 * KL(softmax(t/T) || softmax(s/T))``; multi-label logits are read as
+    per-label two-class distributions."""
+    if multi_label:
+        student = torch.stack([torch.zeros_like(student), student], dim=-1).flatten(0, 1)
+        teacher = torch.stack([torch.zeros_like(teacher), teacher], dim=-1).flatten(0, 1)
+    log_s = F.log_softmax(student / temperature, dim=-1)
+    log_t = F.log_softmax(teacher / temperature, dim=-1)
+    return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * temperature**2
+
+
+def _batches(n: int, config: TrainConfig, sample_weights: np.ndarray | None, generator: torch.Generator):
+    if sample_weights is not None:
+        order = torch.multinomial(torch.from_numpy(sample_weights), n, replacement=True, generator=generator)
+    else:
+        order = torch.randperm(n, generator=generator)
+    for start in range(0, n, config.batch_size):
+        batch = order[start : start + config.batch_size]
+        if len(batch) >= 2:  # batch norm cannot train on one example
+            yield batch
+
+
+def _train_subset(splits: Splits, config: TrainConfig) -> Splits:
+    """The proxy's subset of the training split (a seeded random sample), or the whole split."""
+    n = len(splits.train)
+    if config.max_train_samples is None or config.max_train_samples >= n:
+        return splits
+    keep = np.sort(np.random.default_rng(config.seed).permutation(n)[: config.max_train_samples])
+    return Splits(
+        splits.name, splits.task, splits.class_names, splits.train.subset(keep), splits.val, splits.test
+    )
+
+
+def fit(
+    model: nn.Module,
+    splits: Splits,
+    config: TrainConfig,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    teacher: Teacher | None = None,
+) -> FitResult:
+    """Train on train, score every epoch on val, keep the weights of the best val epoch.
+
+    ``on_epoch(epoch, val_metrics)`` runs after each epoch; its exceptions (a pruner's) propagate."""
+    splits = _train_subset(splits, config)
+    device = config.device
+    mean, std = splits.normalization()
+    train_x, train_y = to_tensor(splits.train, device), torch.from_numpy(splits.train.labels).to(device)
+    val_x = to_tensor(splits.val, device)
+    sample_weights = splits.sample_weights() if config.class_weighting == "sampler" else None
+    generator = torch.Generator().manual_seed(config.seed)
+    criterion = make_criterion(splits, config, device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    if teacher is not None:
+        teacher.model.to(device).eval()
+    optimizer = _optimizer(model, config)
+    steps = config.epochs * max(1, math.ceil(len(train_x) / config.batch_size))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        if config.schedule == "cosine"
+        else (lambda s: 1.0),
+    )
+    shift = round(config.max_shift * splits.input_size) if config.augment else 0
+    history: list[dict[str, float]] = []
+    best_state, best_epoch, best_score = _copy_state(model), 0, -math.inf
+    seconds, seen = 0.0, 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        start, losses = time.perf_counter(), []
+        for step, batch in enumerate(_batches(len(train_x), config, sample_weights, generator)):
+            x01 = random_shift(train_x[batch].float().div_(255), shift, generator)
+            logits = model(normalize(x01, mean, std).contiguous(memory_format=memory_format))
+            loss = criterion(logits, train_y[batch])
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = teacher.model(normalize(x01, teacher.mean, teacher.std))
+                kd = distillation_loss(logits, soft, config.kd_temperature, splits.task == "multi-label")
+                loss = config.kd_alpha * kd + (1 - config.kd_alpha) * loss
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"training loss became {value} at epoch {epoch}, step {step + 1} (lr {config.lr:g})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(value)
+            seen += len(batch)
+        seconds += time.perf_counter() - start
+        probs = predict_probs(model, val_x, mean, std, splits.task, config.channels_last)
+        if not np.isfinite(probs).all():
+            raise TrainingDiverged(
+                f"validation outputs are not finite after epoch {epoch} (lr {config.lr:g})"
+            )
+        metrics = split_metrics(splits.val.labels, probs, splits.task, config)
+        metrics.update(epoch=epoch, loss=float(np.mean(losses)) if losses else math.nan)
+        history.append(metrics)
+        score = metrics[config.select_metric]
+        if math.isfinite(score) and score > best_score:
+            best_state, best_epoch, best_score = _copy_state(model), epoch, score
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+    if best_epoch == 0:  # the metric was never defined (one class in val): keep the last epoch
+        best_state, best_epoch = _copy_state(model), config.epochs
+    return FitResult(best_state, best_epoch, history, seconds, seen, torch.get_num_threads(), mean, std)
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.momentum > 0,
+        )
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,178 @@
+"""Clinical metrics of a classifier's probabilities, in numpy (no scikit-learn dependency).
+
+ROC AUC is the Mann-Whitney statistic with average ranks for ties (equal to the trapezoidal ROC area).
+Sensitivity and specificity are taken at an operating threshold chosen on the validation split
+(``choose_threshold``) and then applied unchanged to the test split, as a deployed model would be.
+ECE is Guo et al. (2017): 15 equal-width confidence bins, top-label confidence.
+
+Shapes: binary ``y_true (N,)`` 0/1 with ``probs (N,)`` for the positive class or ``(N, 2)``; multi-class
+``y_true (N,)`` with ``probs (N, K)``; multi-label ``y_true (N, K)`` 0/1 with ``probs (N, K)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ECE_BINS = 15
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Binary ROC AUC; ``nan`` when only one class is present (AUC is undefined)."""
+    y = np.asarray(y_true).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = _average_ranks(scores)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing the mean of their ranks."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    mean_rank = (starts + ends + 1) / 2.0  # ranks starts+1 .. ends, averaged
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def macro_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Macro ROC AUC over columns: one-vs-rest for multi-class labels ``(N,)``, per label for ``(N, K)``.
+
+    Columns whose AUC is undefined (a class absent from ``y_true``) are left out of the mean."""
+    probs = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y_true)
+    onehot = y if y.ndim == 2 else (y[:, None] == np.arange(probs.shape[1])[None, :])
+    aucs = [roc_auc(onehot[:, k], probs[:, k]) for k in range(probs.shape[1])]
+    defined = [a for a in aucs if not math.isnan(a)]
+    return float(np.mean(defined)) if defined else math.nan
+
+
+def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = ECE_BINS) -> float:
+    """``sum_b |B_b|/N * |acc(B_b) - conf(B_b)|`` over equal-width bins ``(lo, hi]`` of the confidence."""
+    correct = np.asarray(correct, dtype=np.float64).ravel()
+    confidence = np.asarray(confidence, dtype=np.float64).ravel()
+    if len(confidence) == 0:
+        return math.nan
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(ece)
+
+
+def positive_scores(probs: np.ndarray) -> np.ndarray:
+    """The positive-class probability of a binary task, from ``(N,)`` or ``(N, 2)``."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim == 2:
+        if probs.shape[1] != 2:
+            raise ValueError(f"binary probabilities must be (N,) or (N, 2), got {probs.shape}")
+        return probs[:, 1]
+    return probs
+
+
+def choose_threshold(
+    y_true: np.ndarray, probs: np.ndarray, method: str = "youden", target_sensitivity: float = 0.95
+) -> float:
+    """The operating threshold of a binary classifier (positive when ``p >= threshold``), chosen on
+    validation: ``youden`` maximizes sensitivity + specificity - 1; ``sensitivity`` is the highest
+    threshold whose sensitivity reaches ``target_sensitivity`` (so specificity is as high as it allows)."""
+    y = np.asarray(y_true).astype(bool).ravel()
+    scores = positive_scores(probs)
+    if y.all() or not y.any():
+        raise ValueError("choosing a threshold needs both classes in the validation labels")
+    order = np.argsort(-scores, kind="mergesort")  # descending: sensitivity grows along the list
+    ordered, hits = scores[order], y[order]
+    last = np.r_[ordered[1:] != ordered[:-1], True]  # the last of each run of tied scores
+    candidates = ordered[last]
+    true_pos, false_pos = np.cumsum(hits)[last], np.cumsum(~hits)[last]
+    n_pos, n_neg = int(hits.sum()), int((~hits).sum())
+    if method == "youden":  # J * n_pos * n_neg, in integers so tied thresholds compare exactly
+        return float(candidates[int(np.argmax(true_pos * n_neg - false_pos * n_pos))])
+    if method == "sensitivity":
+        if not 0 < target_sensitivity <= 1:
+            raise ValueError(f"target sensitivity must be in (0, 1], got {target_sensitivity}")
+        return float(candidates[int(np.argmax(true_pos >= math.ceil(target_sensitivity * n_pos - 1e-9)))])
+    raise ValueError(f"threshold method must be 'youden' or 'sensitivity', got '{method}'")
+
+
+def clinical_metrics(
+    y_true: np.ndarray, probs: np.ndarray, threshold: float | None = None
+) -> dict[str, float]:
+    """All metrics of one split; the task follows from the shapes (see the module docstring).
+
+    ``accuracy`` is at argmax (threshold 0.5 for binary), MedMNIST's ACC; binary sensitivity,
+    specificity and balanced accuracy are at ``threshold`` (0.5 if not given), which is reported too.
+    Multi-class sensitivity/specificity are one-vs-rest macro averages of the argmax decision."""
+    y = np.asarray(y_true)
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(y) != len(probs):
+        raise ValueError(f"{len(y)} labels but {len(probs)} predictions")
+    if y.ndim == 2:
+        return _multi_label(y.astype(bool), probs, 0.5 if threshold is None else threshold)
+    if probs.ndim == 1 or probs.shape[1] == 2:
+        return _binary(y.astype(bool), positive_scores(probs), 0.5 if threshold is None else threshold)
+    return _multi_class(y.astype(np.int64), probs)
+
+
+def _binary(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    at = p >= threshold
+    sensitivity = _ratio((at & y).sum(), y.sum())
+    specificity = _ratio((~at & ~y).sum(), (~y).sum())
+    predicted = p >= 0.5
+    return {
+        "auc": roc_auc(y, p),
+        "accuracy": float((predicted == y).mean()),
+        "threshold": float(threshold),
+        "accuracy_at_threshold": float((at == y).mean()),
+        "sensitivity": sensitivity,
+        "specificity": specificity,
+        "balanced_accuracy": (sensitivity + specificity) / 2,
+        "ppv": _ratio((at & y).sum(), at.sum()),
+        "npv": _ratio((~at & ~y).sum(), (~at).sum()),
+        "ece": expected_calibration_error(predicted == y, np.maximum(p, 1 - p)),
+    }
+
+
+def _multi_class(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    predicted = probs.argmax(axis=1)
+    classes = [k for k in range(probs.shape[1]) if (y == k).any()]
+    recall = [_ratio(((predicted == k) & (y == k)).sum(), (y == k).sum()) for k in classes]
+    specificity = [_ratio(((predicted != k) & (y != k)).sum(), (y != k).sum()) for k in classes]
+    return {
+        "auc": macro_auc(y, probs),
+        "accuracy": float((predicted == y).mean()),
+        "sensitivity": float(np.nanmean(recall)),
+        "specificity": float(np.nanmean(specificity)),
+        "balanced_accuracy": float(np.nanmean(recall)),
+        "ece": expected_calibration_error(predicted == y, probs.max(axis=1)),
+    }
+
+
+def _multi_label(y: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, float]:
+    at = probs >= threshold
+    sensitivity = np.nanmean([_ratio((at & y)[:, k].sum(), y[:, k].sum()) for k in range(y.shape[1])])
+    specificity = np.nanmean([_ratio((~at & ~y)[:, k].sum(), (~y)[:, k].sum()) for k in range(y.shape[1])])
+    predicted = probs >= 0.5
+    return {
+        "auc": macro_auc(y, probs),
+        "accuracy": float((predicted == y).mean()),
+        "threshold": float(threshold),
+        "sensitivity": float(sensitivity),
+        "specificity": float(specificity),
+        "balanced_accuracy": float((sensitivity + specificity) / 2),
+        "ece": expected_calibration_error(predicted == y, np.maximum(probs, 1 - probs)),
+    }
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else math.nan

@@ -1,0 +1,211 @@
+"""Experiment files (``experiments/*.yaml``): one validated value that says everything a search does.
+
+Keys (see ``experiments/quickstart.yaml`` for a commented example):
+
+    name          run name
+    space         search-space file or bundled name (mnasnet, fbnet, mobilenetv3)
+    dataset       {name, path}: a MedMNIST name (pneumoniamnist), ``synthetic`` (generated data), or a
+                  path to a MedMNIST-layout .npz file or a folder of class sub-folders
+    input_size    input resolution; in_chans and classes follow the dataset
+    latency       {table: PATH} a latency table for the space at input_size (enables ``latency_ms``)
+    training      short candidate training: any ``nas.evaluate.config.TrainConfig`` field (epochs, lr, ...)
+    mode          ``reward`` (one scalar, maximized) or ``pareto`` (the ``objectives``, jointly)
+    reward        {type: mnasnet_soft|mnasnet_hard|weighted_sum, accuracy, latency, target, w, weights};
+                  default in reward mode {type: weighted_sum, weights: {val_auc: 1}}; optional in
+                  pareto mode (evolution and mnasnet-rl rank by it)
+    objectives    [{metric, direction}] for pareto mode
+    constraints   [{metric, min|max}]: on cheap metrics they reject a candidate before training
+    strategy      {name: random|tpe|nsga2|evolution|mnasnet-rl, population, sample_size, ...}
+    pruner        none | median | hyperband (reward mode only: Optuna cannot prune multi-objective studies)
+    trials        total finished trials of the study (re-running finishes the remainder)
+    timeout       seconds for this invocation (optional)
+    storage       Optuna storage URL (default sqlite:///<out>/study.db)
+    workers       processes sharing the study
+    seed          base seed (worker k uses seed + k)
+    out           run directory
+
+Metrics: ``params``, ``macs``, ``peak_activation_kb``, ``energy_mj``, ``latency_ms`` (cheap, known
+before training) and ``val_auc``, ``val_accuracy``, ``val_sensitivity``, ``val_specificity``,
+``val_balanced_accuracy``, ``val_ece`` (need training).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CHEAP_METRICS = ("params", "macs", "peak_activation_kb", "energy_mj", "latency_ms")
+TRAINED_METRICS = (
+    "val_auc",
+    "val_accuracy",
+    "val_sensitivity",
+    "val_specificity",
+    "val_balanced_accuracy",
+    "val_ece",
+)
+METRICS = CHEAP_METRICS + TRAINED_METRICS
+LOWER_IS_BETTER = {*CHEAP_METRICS, "val_ece"}
+STRATEGIES = ("random", "tpe", "nsga2", "evolution", "mnasnet-rl")
+
+Metric = Literal[METRICS]  # type: ignore[valid-type]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(_Strict):
+    name: str = "synthetic"
+    path: str | None = None
+
+
+class LatencyConfig(_Strict):
+    table: str
+
+
+class RewardConfig(_Strict):
+    type: Literal["mnasnet_soft", "mnasnet_hard", "weighted_sum"] = "mnasnet_soft"
+    accuracy: Metric = "val_auc"
+    latency: Metric = "latency_ms"
+    target: float | None = Field(default=None, gt=0)
+    w: float = -0.07
+    weights: dict[Metric, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _complete(self) -> RewardConfig:
+        if self.type.startswith("mnasnet") and self.target is None:
+            raise ValueError(f"a {self.type} reward needs 'target' (the latency budget T)")
+        if self.type == "weighted_sum" and not self.weights:
+            raise ValueError("a weighted_sum reward needs 'weights' (metric: weight)")
+        return self
+
+
+class ObjectiveConfig(_Strict):
+    metric: Metric
+    direction: Literal["minimize", "maximize"] | None = None
+
+    @property
+    def resolved_direction(self) -> str:
+        return self.direction or ("minimize" if self.metric in LOWER_IS_BETTER else "maximize")
+
+
+class ConstraintConfig(_Strict):
+    metric: Metric
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ConstraintConfig:
+        if self.min is None and self.max is None:
+            raise ValueError("a constraint needs 'min' or 'max'")
+        return self
+
+    def violation(self, value: float) -> float:
+        """Relative distance past the bound: <= 0 when satisfied (Optuna's ``constraints_func`` form)."""
+        excess = []
+        if self.max is not None:
+            excess.append((value - self.max) / max(abs(self.max), 1e-12))
+        if self.min is not None:
+            excess.append((self.min - value) / max(abs(self.min), 1e-12))
+        return max(excess)
+
+
+class StrategyConfig(_Strict):
+    name: Literal[STRATEGIES] = "tpe"  # type: ignore[valid-type]
+    population: int = Field(default=20, ge=2)
+    sample_size: int = Field(default=5, ge=1)
+    learning_rate: float = Field(default=0.003, gt=0)  # mnasnet-rl Adam step (0.05 collapsed it)
+
+    @model_validator(mode="after")
+    def _sample_fits(self) -> StrategyConfig:
+        if self.name == "evolution" and self.sample_size > self.population:
+            raise ValueError(f"sample_size {self.sample_size} exceeds population {self.population}")
+        return self
+
+
+class PrunerConfig(_Strict):
+    name: Literal["none", "median", "hyperband"] = "median"
+
+
+class ExperimentConfig(_Strict):
+    name: str
+    space: str
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    input_size: int = Field(default=28, ge=8)
+    latency: LatencyConfig | None = None
+    training: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["reward", "pareto"] = "reward"
+    reward: RewardConfig | None = None
+    objectives: list[ObjectiveConfig] = Field(default_factory=list)
+    constraints: list[ConstraintConfig] = Field(default_factory=list)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    pruner: PrunerConfig = Field(default_factory=PrunerConfig)
+    trials: int = Field(default=20, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    storage: str | None = None
+    workers: int = Field(default=1, ge=1)
+    seed: int = 0
+    out: str = "runs/experiment"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        # model-level errors have no location of their own: each message names its key
+        try:
+            self.train_config()  # the trainer's own validation of the 'training' keys
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"key 'training': {exc}") from None
+        if self.mode == "pareto" and len(self.objectives) < 2:
+            raise ValueError("key 'objectives': pareto mode needs at least two objectives")
+        if self.reward is None and self.mode == "reward":
+            self.reward = RewardConfig(type="weighted_sum", weights={"val_auc": 1.0})
+        if self.reward is None and self.strategy.name in ("evolution", "mnasnet-rl"):
+            raise ValueError(
+                f"key 'reward': strategy {self.strategy.name} ranks candidates by a reward; give one"
+            )
+        used = set(self.metrics_used())
+        if "latency_ms" in used and self.latency is None:
+            raise ValueError("key 'latency': latency_ms is used but no 'latency: {table: ...}' is given")
+        if self.strategy.name == "nsga2" and self.mode != "pareto":
+            raise ValueError("key 'strategy.name': strategy nsga2 needs mode: pareto")
+        return self
+
+    def metrics_used(self) -> list[str]:
+        metrics = [o.metric for o in self.objectives] + [c.metric for c in self.constraints]
+        if self.reward is not None and self.reward.type == "weighted_sum":
+            metrics += list(self.reward.weights)
+        elif self.reward is not None:
+            metrics += [self.reward.accuracy, self.reward.latency]
+        return list(dict.fromkeys(metrics))
+
+    def train_config(self):
+        """The ``training`` mapping as the trainer's ``TrainConfig`` (its keys, its validation)."""
+        from nas.evaluate.config import TrainConfig
+
+        return TrainConfig.from_json({"seed": self.seed, **self.training})
+
+    def needs_training(self) -> bool:
+        return any(m in TRAINED_METRICS for m in self.metrics_used())
+
+
+def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment file; any problem is a one-line ``ValueError`` naming file and key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise ValueError(f"{path}: not a valid YAML file") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of experiment keys (see nas search --help)")
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        keys = ".".join(str(p) for p in error["loc"])
+        where = f"key '{keys}': " if keys else ""
+        raise ValueError(f"{path}: {where}{error['msg'].removeprefix('Value error, ')}") from None

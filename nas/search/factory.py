@@ -1,0 +1,87 @@
+"""Everything an experiment file names, made real: the space, the latency table, the data and the
+accuracy evaluator, assembled into the objective every worker runs."""
+
+from __future__ import annotations
+
+from nas.arch import ArchSpec
+from nas.latency.table import LatencyTable
+from nas.search.config import ExperimentConfig
+from nas.search.objective import CandidateFailed, CandidateObjective, Report
+from nas.space import SearchSpace
+
+
+def load_splits(config: ExperimentConfig):
+    """The experiment's dataset: ``synthetic`` (generated), a MedMNIST name, a .npz file or a folder."""
+    from nas.data import load_dataset
+    from nas.data.synthetic import synthetic_splits
+
+    data = config.dataset
+    if data.name == "synthetic" and data.path is None:
+        return synthetic_splits(config.input_size, seed=config.seed)
+    return load_dataset(data.path or data.name, config.input_size)
+
+
+class TrainingEvaluator:
+    """Short training on train, scored on validation only (the test split is never touched here)."""
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.splits = load_splits(config)
+        self.train_config = config.train_config()
+
+    def __call__(self, arch: ArchSpec, report: Report) -> dict[str, float]:
+        from nas.evaluate.config import TrainingDiverged
+        from nas.evaluate.train import evaluate_candidate
+
+        def report_val(epoch: int, metrics: dict[str, float]) -> None:
+            report(epoch, _val(metrics))
+
+        try:
+            result = evaluate_candidate(arch, self.splits, self.train_config, report=report_val)
+        except TrainingDiverged as exc:
+            raise CandidateFailed(str(exc)) from None
+        return _val(result["val"])
+
+
+def _val(metrics: dict[str, float]) -> dict[str, float]:
+    """The trainer's validation metrics under the search's names (``auc`` -> ``val_auc``)."""
+    return {
+        (k if k.startswith("val_") else f"val_{k}"): float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float)
+    }
+
+
+def default_objective(config: ExperimentConfig) -> CandidateObjective:
+    """The objective for ``config``; module-level so spawned workers can rebuild it."""
+    space = SearchSpace.from_yaml(config.space)
+    evaluator = TrainingEvaluator(config) if config.needs_training() else None
+    in_chans, num_classes = dataset_shape(config, evaluator)
+    table = None
+    if config.latency is not None:
+        table = LatencyTable.load(config.latency.table)
+        wanted = {
+            "space": space.name,
+            "input_size": config.input_size,
+            "in_chans": in_chans,
+            "num_classes": num_classes,
+        }
+        found = {k: table.settings.get(k) for k in wanted}
+        if found != wanted:
+            raise ValueError(
+                f"latency table {config.latency.table} was built for {found}, this experiment needs {wanted}"
+            )
+    return CandidateObjective(config, space, in_chans, num_classes, table, evaluator)
+
+
+def dataset_shape(config: ExperimentConfig, evaluator: TrainingEvaluator | None) -> tuple[int, int]:
+    """Input channels and classes, without loading the data when no training needs it."""
+    if evaluator is not None:
+        splits = evaluator.splits
+        return splits.train.images.shape[-1], splits.num_classes
+    from nas.data.medmnist import DATASETS
+
+    info = DATASETS.get(config.dataset.name)
+    if info is None:
+        splits = load_splits(config)
+        return splits.train.images.shape[-1], splits.num_classes
+    return info.n_channels, len(info.labels)

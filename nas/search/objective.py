@@ -1,0 +1,152 @@
+"""One trial: suggest an arch, compute the cheap metrics, reject what breaks a hard constraint, train the
+rest briefly, and turn the metrics into the study's value(s).
+
+Cheap before expensive: parameters, MACs, peak memory, the energy estimate and table latency are known
+in well under a second, so a candidate that breaks a constraint on any of them is never trained (its
+trial ends PRUNED with a ``rejected`` reason). An arch that a finished trial already evaluated is not
+evaluated again: its metrics are copied (``cached_from``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from nas.arch import ArchSpec
+from nas.latency.table import LatencyTable
+from nas.metrics import measure
+from nas.search.config import CHEAP_METRICS, ExperimentConfig
+from nas.search.reward import reward
+from nas.space import SearchSpace
+
+Report = Callable[[int, dict[str, float]], None]
+
+
+class CandidateFailed(Exception):
+    """A candidate that cannot be scored (e.g. its training diverged): its trial fails with this reason
+    and the search goes on."""
+
+
+class AccuracyEvaluator(Protocol):
+    """Trains a candidate briefly and returns validation metrics (``val_auc``, ...); calls ``report``
+    after every epoch (it may raise ``optuna.TrialPruned``)."""
+
+    def __call__(self, arch: ArchSpec, report: Report) -> dict[str, float]: ...
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def cheap_metrics(
+    arch: ArchSpec, in_chans: int, input_size: int, num_classes: int, table: LatencyTable | None
+) -> dict[str, float]:
+    """Every metric known without training."""
+    c = measure(arch, in_chans=in_chans, input_size=input_size, num_classes=num_classes)
+    metrics = {
+        "params": float(c.params),
+        "macs": float(c.macs),
+        "peak_activation_kb": c.peak_activation_bytes / 1024,
+        "energy_mj": c.energy_mj_estimate,
+    }
+    if table is not None:
+        metrics["latency_ms"] = table.predict(arch)
+    return metrics
+
+
+@dataclass
+class CandidateObjective:
+    """The callable ``study.optimize`` runs: one candidate, start to finish."""
+
+    config: ExperimentConfig
+    space: SearchSpace
+    in_chans: int
+    num_classes: int
+    table: LatencyTable | None = None
+    evaluator: AccuracyEvaluator | None = None
+
+    def __call__(self, trial: Trial) -> float | list[float]:
+        trial.set_user_attr("worker", worker_id())  # first: a killed worker's trial is known at once
+        arch = self.space.suggest(trial)
+        trial.set_user_attr("arch", arch.to_str())
+        cached = _finished_twin(trial, arch)
+        if cached is not None:
+            trial.set_user_attr("cached_from", cached.number)
+            metrics = dict(cached.user_attrs["metrics"])
+        else:
+            try:
+                metrics = self.evaluate(trial, arch)
+            except CandidateFailed as exc:
+                trial.set_user_attr("fail_reason", str(exc))
+                raise
+        trial.set_user_attr("metrics", metrics)
+        return self.values(trial, metrics)
+
+    def evaluate(self, trial: Trial, arch: ArchSpec) -> dict[str, float]:
+        metrics = cheap_metrics(arch, self.in_chans, self.config.input_size, self.num_classes, self.table)
+        for constraint in self.config.constraints:
+            if constraint.metric in CHEAP_METRICS and constraint.violation(metrics[constraint.metric]) > 0:
+                bound = f"<= {constraint.max:g}" if constraint.max is not None else f">= {constraint.min:g}"
+                trial.set_user_attr("metrics", metrics)
+                trial.set_user_attr(
+                    "rejected", f"{constraint.metric} {metrics[constraint.metric]:g} not {bound}"
+                )
+                raise optuna.TrialPruned(trial.user_attrs["rejected"])
+        if self.config.needs_training():
+            if self.evaluator is None:
+                raise ValueError("this experiment needs an accuracy evaluator (training)")
+            metrics.update(self.evaluator(arch, self._reporter(trial)))
+        return metrics
+
+    def _reporter(self, trial: Trial) -> Report:
+        """Per-epoch intermediate values for the pruner (single-objective studies only: Optuna's rule)."""
+        rewarded = self.config.reward
+        metric = rewarded.accuracy if rewarded is not None and rewarded.type != "weighted_sum" else None
+        if self.config.mode == "pareto" or self.config.pruner.name == "none" or metric is None:
+            return lambda epoch, values: None
+
+        def report(epoch: int, values: dict[str, float]) -> None:
+            if metric in values:
+                trial.report(values[metric], epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+        return report
+
+    def values(self, trial: Trial, metrics: dict[str, float]) -> float | list[float]:
+        violations = [c.violation(metrics[c.metric]) for c in self.config.constraints]
+        trial.set_user_attr("constraints", violations)
+        if self.config.reward is not None:
+            score = reward(metrics, self.config.reward)
+            if any(v > 0 for v in violations):
+                score = min(score, 0.0)  # infeasible: never better than nothing
+            trial.set_user_attr("reward", score)
+        if self.config.mode == "pareto":
+            return [metrics[o.metric] for o in self.config.objectives]
+        return score
+
+
+def constraints_of(trial: FrozenTrial) -> list[float]:
+    """Optuna's ``constraints_func``: the violations the objective stored (<= 0 is feasible)."""
+    return list(trial.user_attrs.get("constraints", [1.0]))
+
+
+def _finished_twin(trial: Trial, arch: ArchSpec) -> FrozenTrial | None:
+    text = arch.to_str()
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if other.user_attrs.get("arch") == text and "metrics" in other.user_attrs:
+            return other
+    return None
+
+
+def summarize_metrics(trial: FrozenTrial) -> dict[str, Any]:
+    """The flat row of one trial for reports: its arch, reward and every metric."""
+    return {"arch": trial.user_attrs.get("arch", ""), "reward": trial.user_attrs.get("reward")} | dict(
+        trial.user_attrs.get("metrics", {})
+    )

@@ -1,0 +1,183 @@
+"""Candidate evaluation, final training and distillation on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from medmnist_data import tiny_splits
+
+from nas.data.splits import Split, Splits
+from nas.evaluate import TrainConfig, TrainingDiverged, evaluate_candidate, load_trained, train_final
+from nas.evaluate.loop import distillation_loss, random_shift
+from nas.metrics.clinical import clinical_metrics
+
+ARCH = "conv_k3_s2_c8:ir_k3_e2_c16:head"
+TEACHER = "conv_k3_c16:ir_k3_s2_e2_c16:head"
+FAST = TrainConfig(epochs=5, batch_size=16, lr=3e-3, threads=1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return tiny_splits()
+
+
+@pytest.fixture(scope="module")
+def candidate(splits):
+    reports = []
+    result = evaluate_candidate(ARCH, splits, FAST, report=lambda epoch, m: reports.append((epoch, m)))
+    return result, reports
+
+
+def test_short_training_learns_the_signal(candidate):
+    result, reports = candidate
+    assert [epoch for epoch, _ in reports] == [1, 2, 3, 4, 5]
+    aucs = [m["auc"] for _, m in reports]
+    assert aucs[-1] > 0.9 and aucs[-1] > aucs[0]
+    assert result["score"] == max(aucs) == result["val"]["auc"]
+    assert result["best_epoch"] == aucs.index(max(aucs)) + 1
+    assert result["arch"] == ARCH and result["threads"] == 1 and result["images_per_second"] > 0
+    assert len(result["normalization"]["mean"]) == 1
+
+
+def test_same_seed_same_metrics(splits, candidate):
+    again = evaluate_candidate(ARCH, splits, FAST)
+    assert again["history"] == candidate[0]["history"]
+
+
+def test_pruning_exception_propagates(splits):
+    class Pruned(Exception):
+        pass
+
+    calls = []
+
+    def report(epoch, metrics):
+        calls.append(epoch)
+        raise Pruned
+
+    with pytest.raises(Pruned):
+        evaluate_candidate(ARCH, splits, FAST, report=report)
+    assert calls == [1]
+
+
+def test_divergence_raises_with_reason(splits):
+    with pytest.raises(
+        TrainingDiverged, match=r"training loss became (nan|inf) at epoch 1, step \d+ \(lr 1e\+09\)"
+    ):
+        evaluate_candidate(ARCH, splits, TrainConfig(epochs=2, batch_size=16, lr=1e9, optimizer="sgd"))
+    assert issubclass(TrainingDiverged, ValueError)
+
+
+@pytest.mark.parametrize("weighting", ["loss", "sampler"])
+def test_class_weighting_and_subset(splits, weighting):
+    config = TrainConfig(epochs=1, batch_size=16, class_weighting=weighting, max_train_samples=40, threads=1)
+    result = evaluate_candidate(ARCH, splits, config)
+    assert result["history"][0]["epoch"] == 1
+    assert result["images_per_second"] * result["train_seconds"] == pytest.approx(40)
+
+
+def test_multi_label_and_multi_class_tasks(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def split(n, k):
+        return Split(rng.integers(0, 255, (n, 28, 28, 3), dtype=np.uint8), rng.integers(0, 2, (n, k)))
+
+    multi_label = Splits("ml", "multi-label", ("a", "b", "c"), split(16, 3), split(8, 3), split(8, 3))
+    config = TrainConfig(epochs=1, batch_size=8, class_weighting="loss", label_smoothing=0.1)
+    assert 0 <= evaluate_candidate(ARCH, multi_label, config)["val"]["auc"] <= 1
+    distilled = train_final(ARCH, multi_label, config, tmp_path, teacher="conv_k3_c8:head")
+    assert distilled["threshold"] == 0.5 and set(distilled["kd"]["with_kd"]) == {"val", "test"}
+    labels = [rng.integers(0, 3, n) for n in (16, 9, 9)]
+    images = [rng.integers(0, 255, (n, 28, 28, 1), dtype=np.uint8) for n in (16, 9, 9)]
+    multi_class = Splits("mc", "multi-class", ("a", "b", "c"), *map(Split, images, labels))
+    assert "balanced_accuracy" in evaluate_candidate(ARCH, multi_class, config)["val"]
+
+
+def test_final_training_writes_reloadable_model(splits, tmp_path):
+    metrics = train_final(ARCH, splits, FAST, tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    assert (tmp_path / "arch.txt").read_text().strip() == ARCH
+    assert saved["val"]["auc"] > 0.9 and saved["threshold"] == saved["val"]["threshold"]
+    assert saved["test"]["threshold"] == saved["threshold"]  # chosen on val, applied to test
+    assert set(saved["normalization"]) == {"mean", "std"} and saved["class_names"] == ["normal", "square"]
+    assert saved["config"]["epochs"] == 5 and 1 <= saved["best_epoch"] <= 5
+    state = torch.load(tmp_path / "weights.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    trained = load_trained(tmp_path)
+    assert (
+        clinical_metrics(splits.test.labels, trained.predict(splits.test), saved["threshold"])
+        == saved["test"]
+    )
+
+
+def test_distillation_reports_with_and_without(splits, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=16, lr=3e-3, threads=1, kd_temperature=2.0, kd_alpha=0.5)
+    metrics = train_final(ARCH, splits, config, tmp_path, teacher=TEACHER)
+    report = json.loads((tmp_path / "kd_report.json").read_text())
+    assert report == json.loads(json.dumps(metrics["kd"]))
+    assert report["teacher"]["arch"] == TEACHER and report["kd_alpha"] == 0.5
+    for run in ("without_kd", "with_kd"):
+        assert set(report[run]) == {"val", "test"}
+    assert report["with_kd"]["test"] == metrics["test"] and metrics["distilled"]
+    assert (
+        json.loads((tmp_path / "no_kd" / "metrics.json").read_text())["test"] == report["without_kd"]["test"]
+    )
+    # a trained directory works as a teacher too
+    again = train_final(
+        ARCH, splits, TrainConfig(epochs=1, threads=1), tmp_path / "b", teacher=tmp_path / "teacher"
+    )
+    assert again["kd"]["teacher"] == report["teacher"]
+
+
+def test_bad_teacher_and_arch(splits, tmp_path):
+    with pytest.raises(ValueError, match="neither a trained model directory") as info:
+        train_final(ARCH, splits, FAST, tmp_path, teacher=tmp_path / "missing")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="neither a reference network"):
+        evaluate_candidate("resnet_huge", splits, FAST)
+
+
+def test_distillation_loss():
+    logits = torch.tensor([[2.0, -1.0, 0.5]])
+    assert distillation_loss(logits, logits, 3.0, False).item() == pytest.approx(0.0, abs=1e-7)
+    t = torch.tensor([[0.0, 1.0, 0.0]])
+    p = torch.softmax(t / 2, dim=1)
+    q = torch.softmax(logits / 2, dim=1)
+    expected = 4 * (p * (p.log() - q.log())).sum()
+    assert distillation_loss(logits, t, 2.0, False).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert distillation_loss(logits, t, 2.0, True).item() >= 0
+
+
+def test_random_shift_moves_content():
+    x = torch.zeros(4, 1, 6, 6)
+    x[:, :, 2, 2] = 1
+    shifted = random_shift(x, 1, torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape and torch.equal(shifted.sum(dim=(1, 2, 3)), torch.ones(4))
+    assert torch.equal(random_shift(x, 0, torch.Generator()), x)
+
+
+def test_config_validation():
+    for bad in ({"epochs": 0}, {"lr": 0}, {"optimizer": "adam"}, {"class_weighting": "yes"}, {"kd_alpha": 2}):
+        with pytest.raises(ValueError):
+            TrainConfig(**bad)
+    assert TrainConfig.from_json(TrainConfig(lr=0.1).to_json()) == TrainConfig(lr=0.1)
+    with pytest.raises(ValueError, match="unknown training setting"):
+        TrainConfig.from_json({"lr": 0.1, "momentun": 0.9})
+
+
+def test_torch_settings_are_restored(splits):
+    assert not torch.are_deterministic_algorithms_enabled()
+    result = evaluate_candidate(ARCH, splits, TrainConfig(epochs=1, batch_size=32, threads=2))
+    assert result["threads"] == 2
+    assert torch.get_num_threads() == 1 and not torch.are_deterministic_algorithms_enabled()

@@ -1,0 +1,136 @@
+"""``nas train``, in process through ``nas.cli.main`` (the train command added if not wired in yet)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+from medmnist_data import write_npz
+
+from nas import cli
+from nas.evaluate.cli import add_train_command, read_search_run
+
+ARCH = "conv_k3_s2_c8:ir_k3_e2_c16:head"
+COMMON = ("--epochs", "2", "--batch-size", "16", "--threads", "1")
+
+
+@pytest.fixture(autouse=True)
+def with_train_command(monkeypatch):
+    build = cli.build_parser
+
+    def parser() -> argparse.ArgumentParser:
+        built = build()
+        commands = next(a for a in built._actions if isinstance(a, argparse._SubParsersAction))
+        if "train" not in commands.choices:
+            add_train_command(commands)
+        return built
+
+    monkeypatch.setattr(cli, "build_parser", parser)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_npz(tmp_path / "pneumoniamnist.npz")
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line_error(rc: int, err: str) -> str:
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_train_arch_on_npz(capsys, tmp_path, data):
+    rc, out, err = run(capsys, "train", "--arch", ARCH, "--data", data, "--out", tmp_path / "run", *COMMON)
+    assert rc == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["arch"] == ARCH and metrics["config"]["epochs"] == 2
+    assert "test" in out and "images/s" in out and f"{metrics['test']['auc']:.4f}" in out
+
+
+def write_summary(run_dir, data):
+    run_dir.mkdir()
+    summary = {
+        "best": {"number": 3, "arch": ARCH},
+        "trials": [{"number": 1, "arch": "conv_k3_s2_c8:head"}, {"number": 3, "arch": ARCH}],
+        "dataset": str(data),
+        "input_size": 28,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def test_train_from_search_run(capsys, tmp_path, data):
+    run_dir = write_summary(tmp_path / "search", data)
+    assert read_search_run(run_dir, None, True)["number"] == 3
+    assert read_search_run(run_dir, 1, False)["arch"] == "conv_k3_s2_c8:head"
+    rc, _, err = run(capsys, "train", run_dir, "--trial", "1", *COMMON)
+    assert rc == 0, err
+    metrics = json.loads((run_dir / "final" / "trial_1" / "metrics.json").read_text())
+    assert metrics["arch"] == "conv_k3_s2_c8:head" and metrics["dataset"] == "pneumoniamnist"
+
+
+def test_search_run_errors(capsys, tmp_path, data):
+    err = one_line_error(*run(capsys, "train", tmp_path, "--best")[::2])
+    assert f"no search run at {tmp_path} (expected {tmp_path / 'summary.json'})" in err
+    run_dir = write_summary(tmp_path / "search", data)
+    assert "has no trial 7 (trials: 1, 3)" in one_line_error(
+        *run(capsys, "train", run_dir, "--trial", "7")[::2]
+    )
+    assert "--trial N or --best" in one_line_error(*run(capsys, "train", run_dir)[::2])
+    assert "not both" in one_line_error(*run(capsys, "train", run_dir, "--best", "--arch", ARCH)[::2])
+    (run_dir / "summary.json").write_text(json.dumps({"best": None, "trials": [], "dataset": "x"}))
+    assert "no best trial" in one_line_error(*run(capsys, "train", run_dir, "--best")[::2])
+    (run_dir / "summary.json").write_text("{}")
+    assert "not a search summary" in one_line_error(*run(capsys, "train", run_dir, "--best")[::2])
+
+
+def test_usage_errors(capsys, tmp_path, data, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("MEDMNIST_ROOT", raising=False)
+    assert "--arch ARCH_OR_NAME with --data" in one_line_error(*run(capsys, "train", "--arch", ARCH)[::2])
+    assert "--trial and --best need" in one_line_error(*run(capsys, "train", "--best")[::2])
+    err = one_line_error(*run(capsys, "train", "--arch", "conv_k3_q9:head", "--data", data)[::2])
+    assert "conv_k3_q9" in err
+    err = one_line_error(*run(capsys, "train", "--arch", ARCH, "--data", tmp_path / "nope")[::2])
+    assert "neither a MedMNIST dataset" in err
+    err = one_line_error(
+        *run(capsys, "train", "--arch", ARCH, "--data", "breastmnist", "--input-size", "64")[::2]
+    )
+    assert "put it at" in err and "breastmnist_64.npz" in err
+    err = one_line_error(*run(capsys, "train", "--arch", ARCH, "--data", data, "--optimizer", "adam")[::2])
+    assert "invalid choice: 'adam'" in err
+    assert "must be >= 1" in one_line_error(*run(capsys, "train", "--arch", ARCH, "--epochs", "0")[::2])
+
+
+def test_train_with_teacher(capsys, tmp_path, data):
+    rc, out, err = run(
+        capsys,
+        "train",
+        "--arch",
+        ARCH,
+        "--data",
+        data,
+        "--out",
+        tmp_path / "kd",
+        "--teacher",
+        "conv_k3_c8:head",
+        "--kd-temperature",
+        "2",
+        "--kd-alpha",
+        "0.5",
+        *COMMON,
+    )
+    assert rc == 0, err
+    report = json.loads((tmp_path / "kd" / "kd_report.json").read_text())
+    assert report["kd_temperature"] == 2.0 and report["teacher"]["arch"] == "conv_k3_c8:head"
+    assert "with KD test" in out and "no KD test" in out and "teacher test" in out

@@ -71,12 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_arch_info)
 
     from nas.evaluate.cli import add_train_command
+    from nas.export.cli import add_export_command
     from nas.latency.cli import add_latency_commands
     from nas.search.cli import add_search_command
 
     add_latency_commands(commands)
     add_search_command(commands)
     add_train_command(commands)
+    add_export_command(commands)
 
     zoo = commands.add_parser("zoo", help="the reference networks and their complexity")
     _add_input_args(zoo)

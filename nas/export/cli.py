@@ -1,0 +1,175 @@
+"""``nas export``: a trained run, a trial of a search run, or an untrained arch, as deployable files and
+a model card.
+
+``add_export_command(subparsers)`` declares the command; ``nas.cli`` wires it in. Bad input raises
+``ValueError``, which ``nas.cli.main`` prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nas.export import FORMATS
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g} must be between 0 and 1 (exclusive)")
+    return value
+
+
+def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Declare ``nas export`` on the ``nas`` command's subparsers."""
+    export = subparsers.add_parser(
+        "export",
+        help="export a trained or untrained network (ONNX, INT8, pruned) with a model card",
+        description="Either RUN_DIR (a trained model directory, or a search run with --trial N or --best) "
+        "or --arch for an untrained network (random init, seed 0).",
+    )
+    export.add_argument(
+        "run_dir",
+        nargs="?",
+        metavar="RUN_DIR",
+        help="a 'nas train' output directory, or a search run directory (with summary.json)",
+    )
+    pick = export.add_mutually_exclusive_group()
+    pick.add_argument("--trial", type=int, metavar="N", help="the trial of the search run RUN_DIR")
+    pick.add_argument("--best", action="store_true", help="the best trial of the search run RUN_DIR")
+    export.add_argument("--arch", metavar="ARCH_OR_NAME", help="an untrained arch string or reference name")
+    export.add_argument("--input-size", type=_positive_int, metavar="R", help="--arch: image side (28)")
+    export.add_argument("--in-chans", type=_positive_int, metavar="C", help="--arch: input channels (1)")
+    export.add_argument("--num-classes", type=_positive_int, metavar="K", help="--arch: classes (2)")
+    export.add_argument(
+        "--data",
+        metavar="NAME_OR_PATH",
+        help="dataset for calibration, fine-tuning and metrics (default: the one the run recorded)",
+    )
+    export.add_argument("--format", default="onnx", help=f"{' | '.join(FORMATS)} (default onnx)")
+    export.add_argument("--target", help="tvm: host, aarch64 or a target JSON file")
+    export.add_argument("--tune", type=_positive_int, metavar="TRIALS", help="tvm: MetaSchedule trials")
+    export.add_argument("--int8", action="store_true", help="also write an INT8 (static, QDQ) model")
+    export.add_argument(
+        "--calibration-images", type=_positive_int, default=256, metavar="N", help="default 256"
+    )
+    export.add_argument(
+        "--calibration-method",
+        default="minmax",
+        choices=("minmax", "entropy", "percentile"),
+        help="activation range calibration (default minmax)",
+    )
+    export.add_argument("--prune", type=_ratio, metavar="RATIO", help="remove this share of channels")
+    export.add_argument(
+        "--finetune-epochs", type=_count, default=3, metavar="N", help="after pruning (default 3)"
+    )
+    export.add_argument(
+        "--round-to",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="pruned widths: multiples of N (8; 1: exact)",
+    )
+    export.add_argument("--table", type=Path, metavar="JSON", help="latency table for predicted latency")
+    export.add_argument("--rounds", type=_positive_int, default=100, help="timing rounds (default 100)")
+    export.add_argument("--threads", type=_positive_int, help="torch threads for fine-tuning")
+    export.add_argument("--seed", type=int, default=0, help="calibration sample and fine-tune seed")
+    export.add_argument("--out", type=Path, metavar="DIR", help="output directory")
+    export.set_defaults(func=cmd_export)
+    return export
+
+
+def _source(args: argparse.Namespace):
+    from nas.export.source import from_arch, from_run_dir
+
+    if args.run_dir is not None:
+        if args.arch is not None:
+            raise ValueError("give either RUN_DIR or --arch, not both")
+        given = [
+            f"--{n.replace('_', '-')}" for n in ("input_size", "in_chans", "num_classes") if getattr(args, n)
+        ]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to --arch only; a run's model has its own")
+        return from_run_dir(args.run_dir, args.trial, args.best, args.data)
+    if args.trial is not None or args.best:
+        raise ValueError("--trial and --best need a search RUN_DIR")
+    if args.arch is None:
+        raise ValueError("give RUN_DIR (a trained run, or a search run with --trial N/--best) or --arch")
+    return from_arch(args.arch, args.input_size, args.in_chans, args.num_classes, args.data)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from nas.export.pipeline import ExportOptions, check_format
+
+    check_format(args.format, args.target, args.tune)  # before anything is loaded or built
+    if args.int8 and args.format != "onnx":
+        raise ValueError(f"--int8 applies to --format onnx only for now, not {args.format}")
+    source = _source(args)
+    if source.trained is not None and source.splits is None and (args.int8 or args.prune):
+        raise ValueError(f"--int8 and --prune of a trained model need its data ({source.data_note})")
+    options = ExportOptions(
+        out_dir=args.out or source.default_out,
+        format=args.format,
+        target=args.target,
+        tune=args.tune,
+        int8=args.int8,
+        calibration_images=args.calibration_images,
+        calibration_method=args.calibration_method,
+        prune=args.prune,
+        finetune_epochs=args.finetune_epochs,
+        round_to=args.round_to,
+        table=args.table,
+        rounds=args.rounds,
+        threads=args.threads,
+        seed=args.seed,
+    )
+    from nas.export.pipeline import run_export
+
+    card = run_export(source, options)
+    _print_summary(card, options.out_dir)
+
+
+def _print_summary(card: dict, out: Path) -> None:
+    lat = card["latency"]["measured_ms"]
+    lines = [
+        f"exported {card['arch']} ({card['complexity']['params']:,} params) to {out}",
+        f"parity vs PyTorch: max abs diff {card['parity']['fp32_max_abs_diff']:.2e}",
+        "latency (ORT, 1 thread): " + ", ".join(f"{k} {v['median_ms']:.3f} ms" for k, v in lat.items()),
+    ]
+    if "int8" in card:
+        q = card["int8"]
+        line = f"int8: size x{q['size_ratio']:.3f}, latency x{q['latency_ratio']:.3f}"
+        if q["metric_deltas"]:
+            line += f", test AUC {q['metric_deltas']['test']['auc']:+.4f}"
+        lines.append(line)
+    if "pruning" in card:
+        p = card["pruning"]
+        line = f"pruned: params x{p['params_ratio']:.3f}, latency x{p['latency_ratio']:.3f}"
+        if p["metric_deltas"]:
+            line += f", test AUC {p['metric_deltas']['test']['auc']:+.4f}"
+        lines.append(line)
+    print("\n".join(lines), file=sys.stdout)

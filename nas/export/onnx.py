@@ -1,0 +1,112 @@
+"""ONNX export under the deployment contract, with its checks.
+
+The contract: the model takes raw images, float32 in [0, 1], NCHW, any batch size; it normalizes them
+itself (the training mean and std are constants in the graph), and it outputs logits. Class names, the
+operating threshold and the normalization travel in the model's ``metadata_props``, so a deployment
+needs nothing but the ``.onnx`` file. The export is checked twice: ``onnx.checker`` on the graph, and
+parity against PyTorch on the same images (``PARITY_TOLERANCE`` on the logits, fp32).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.export.runtime import INPUT, OUTPUT, logits, session
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4
+
+
+class ParityError(RuntimeError):
+    """The exported model's outputs differ from PyTorch's beyond the tolerance: the export is wrong."""
+
+
+class Normalized(nn.Module):
+    """The network behind its input normalization: what the ONNX graph computes from [0, 1] pixels."""
+
+    def __init__(self, network: nn.Module, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.network = network
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.network((image - self.mean) / self.std)
+
+
+def export_onnx(model: Normalized, input_shape: tuple[int, ...], metadata: dict[str, Any]) -> bytes:
+    """The model as ONNX bytes: batch axis dynamic, BatchNorm folded, ``metadata`` as JSON-valued props.
+
+    Uses torch's TorchScript exporter (as the latency tables do): it needs no onnxscript and keeps the
+    graph a plain opset-17 one that ONNX Runtime's quantizer understands.
+    """
+    import onnx
+
+    buffer = io.BytesIO()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tracing runs the model; torch's thread pool stalls on a busy machine
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model.eval(),
+                (torch.zeros(input_shape),),
+                buffer,
+                dynamo=False,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                opset_version=OPSET,
+            )
+    finally:
+        torch.set_num_threads(threads)
+    proto = onnx.load_from_string(buffer.getvalue())
+    set_metadata(proto, metadata)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
+def set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
+    """Replace the model's metadata_props: strings as they are, everything else as JSON."""
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+
+
+def weight_bytes(onnx_bytes: bytes) -> int:
+    """Bytes of the model's initializers (weights, biases, quantization scales): the file size less the
+    graph's structure and names, which weigh relatively more in a small quantized network."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load_from_string(onnx_bytes).graph
+    return sum(numpy_helper.to_array(t).nbytes for t in graph.initializer)
+
+
+def read_metadata(onnx_bytes: bytes) -> dict[str, str]:
+    """The metadata_props of an ONNX model, as stored (strings)."""
+    return dict(session(onnx_bytes).get_modelmeta().custom_metadata_map)
+
+
+def parity(model: nn.Module, onnx_bytes: bytes, images01: np.ndarray) -> float:
+    """Max abs difference of the logits of PyTorch and ONNX Runtime on the same [0, 1] images;
+    raises ``ParityError`` above ``PARITY_TOLERANCE``."""
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(images01)).numpy()
+    got = logits(session(onnx_bytes), images01)
+    if got.shape != expected.shape:
+        raise ParityError(f"ONNX output shape {got.shape} differs from PyTorch's {expected.shape}")
+    diff = float(np.abs(got - expected).max())
+    if not diff < PARITY_TOLERANCE:
+        raise ParityError(
+            f"ONNX parity failed: max abs logit difference {diff:.3g} >= {PARITY_TOLERANCE:g} vs PyTorch"
+        )
+    return diff

@@ -1,0 +1,77 @@
+"""The latency table's prediction for the exported arch, corrected for machine drift.
+
+A table's milliseconds hold for the machine as it was while the table was built; on a shared machine
+that can be 2-3x off an hour later (measured here: the mnasnet_small-28 table's anchor network timed
+0.19 ms at build under load, 0.07 ms idle). As ``nas.latency.validate`` does, the table's anchor and
+first calibration networks are timed again, interleaved with the exported models, and the median of
+their now / at-build ratios rescales the prediction. Both figures go into the model card.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.arch import ArchSpec
+from nas.export.source import Source
+from nas.latency.backends.base import Timing
+
+REFERENCE_NETS = 3  # the anchor and two calibration nets, as nas.latency.validate
+
+
+@dataclass
+class TablePrediction:
+    """The prediction, and the table's reference networks to re-time beside the exported models."""
+
+    info: dict[str, Any]
+    references: dict[str, tuple[bytes, float]] = field(default_factory=dict)  # name: (onnx, ms at build)
+
+    def models(self) -> dict[str, bytes]:
+        return {name: data for name, (data, _) in self.references.items()}
+
+    def result(self, timings: dict[str, Timing]) -> dict[str, Any]:
+        """The card's entry: raw prediction, drift now vs at build, and the drift-corrected prediction."""
+        if not self.references:
+            return self.info
+        drift = statistics.median(timings[n].median_ms / ms for n, (_, ms) in self.references.items())
+        return {**self.info, "drift_vs_build": drift, "ms_drift_corrected": self.info["ms"] * drift}
+
+
+def predict(source: Source, table_path: Path | None, pruned: bool) -> TablePrediction:
+    """What the table at ``table_path`` predicts for the source's arch, or why it predicts nothing."""
+    if table_path is None:
+        return TablePrediction(
+            {"ms": None, "note": "no table (pass --table latency_tables/<device>/...json)"}
+        )
+    from nas.latency.backends.ort import export_onnx
+    from nas.latency.build import net_item
+    from nas.latency.table import LatencyTable
+
+    table = LatencyTable.load(table_path)
+    s = table.settings
+    base = {"ms": None, "table": str(table_path), "device": table.provenance.get("device")}
+    if pruned:
+        return TablePrediction({**base, "note": "pruned widths are not in the table"})
+    shape = (s["in_chans"], s["input_size"], s["num_classes"])
+    if shape != (source.in_chans, source.input_size, source.num_classes):
+        return TablePrediction(
+            {**base, "note": f"table is for {shape[0]}x{shape[1]} inputs and {shape[2]} classes"}
+        )
+    try:
+        ms = table.predict(source.arch)
+    except ValueError as exc:
+        return TablePrediction({**base, "note": str(exc)})
+    info = {
+        **base,
+        "ms": ms,
+        "backend": table.provenance.get("backend"),
+        "threads": table.provenance.get("threads"),
+    }
+    refs = [table.anchor, *table.calibration_nets][:REFERENCE_NETS] if table.anchor else []
+    references = {}
+    for i, ref in enumerate(r for r in refs if r and "median_ms" in r):
+        item = net_item(f"table_ref{i}", ArchSpec.from_str(ref["arch"]), s)
+        references[item.name] = (export_onnx(item.module, item.input_shape), ref["median_ms"])
+    return TablePrediction(info, references)

@@ -64,12 +64,15 @@ def test_ece_hand_computed():
 def test_youden_threshold():
     y = np.array([0, 0, 0, 1, 1, 1])
     p = np.array([0.1, 0.3, 0.6, 0.4, 0.7, 0.9])
-    # t=0.4: sens 1, spec 2/3 -> J 2/3; t=0.7: sens 2/3, spec 1 -> J 2/3; first (highest) of the ties wins
-    assert choose_threshold(y, p) == 0.7
-    # t=0.9 gives sens 1/3; 0.7 gives 2/3; 0.4 reaches 1.0
-    assert choose_threshold(y, p, "sensitivity", target_sensitivity=0.95) == 0.4
-    assert choose_threshold(y, p, "sensitivity", target_sensitivity=0.6) == 0.7
-    assert choose_threshold(y, np.stack([1 - p, p], axis=1)) == 0.7
+    # t=0.4: sens 1, spec 2/3 -> J 2/3; t=0.7: sens 2/3, spec 1 -> J 2/3; first (highest) of the ties wins,
+    # and the threshold sits halfway down to the next score (0.6), off the edge of any validation score
+    assert choose_threshold(y, p) == pytest.approx(0.65)
+    # t=0.9 gives sens 1/3; 0.7 gives 2/3; 0.4 reaches 1.0 (halfway to 0.3)
+    assert choose_threshold(y, p, "sensitivity", target_sensitivity=0.95) == pytest.approx(0.35)
+    assert choose_threshold(y, p, "sensitivity", target_sensitivity=0.6) == pytest.approx(0.65)
+    assert choose_threshold(y, np.stack([1 - p, p], axis=1)) == pytest.approx(0.65)
+    # the lowest score has nothing below it: halfway to 0
+    assert choose_threshold([1, 0], [0.2, 0.1], "sensitivity", target_sensitivity=1.0) == pytest.approx(0.15)
 
 
 def test_threshold_errors():
@@ -131,5 +134,11 @@ def test_auc_and_youden_match_brute_force():
         pos, neg = p[y == 1], p[y == 0]
         pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
         assert roc_auc(y, p) == pytest.approx(pairs / (len(pos) * len(neg)))
-        j = {t: (p[y == 1] >= t).mean() + (p[y == 0] < t).mean() - 1 for t in np.unique(p)}
-        assert j[choose_threshold(y, p)] == pytest.approx(max(j.values()))
+
+        def youden(t, y=y, p=p):
+            return (p[y == 1] >= t).mean() + (p[y == 0] < t).mean() - 1
+
+        best = max(youden(t) for t in np.unique(p))
+        chosen = choose_threshold(y, p)
+        assert youden(chosen) == pytest.approx(best)
+        assert chosen == 0 or chosen not in set(p)  # never on a validation score (but 0: all positive)

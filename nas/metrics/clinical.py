@@ -97,12 +97,20 @@ def choose_threshold(
     true_pos, false_pos = np.cumsum(hits)[last], np.cumsum(~hits)[last]
     n_pos, n_neg = int(hits.sum()), int((~hits).sum())
     if method == "youden":  # J * n_pos * n_neg, in integers so tied thresholds compare exactly
-        return float(candidates[int(np.argmax(true_pos * n_neg - false_pos * n_pos))])
+        return _between(candidates, int(np.argmax(true_pos * n_neg - false_pos * n_pos)))
     if method == "sensitivity":
         if not 0 < target_sensitivity <= 1:
             raise ValueError(f"target sensitivity must be in (0, 1], got {target_sensitivity}")
-        return float(candidates[int(np.argmax(true_pos >= math.ceil(target_sensitivity * n_pos - 1e-9)))])
+        return _between(candidates, int(np.argmax(true_pos >= math.ceil(target_sensitivity * n_pos - 1e-9))))
     raise ValueError(f"threshold method must be 'youden' or 'sensitivity', got '{method}'")
+
+
+def _between(candidates: np.ndarray, i: int) -> float:
+    """Halfway from the chosen score to the next lower one: the same decisions on validation, but not
+    on the edge of a validation score, where the float noise of another runtime (ONNX Runtime, int8)
+    would flip decisions the threshold was chosen to make."""
+    lower = candidates[i + 1] if i + 1 < len(candidates) else 0.0
+    return float((candidates[i] + lower) / 2)
 
 
 def clinical_metrics(

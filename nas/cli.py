@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
+
+from nas.argtypes import positive_float, positive_int
 
 EXIT_USAGE = 2
 
@@ -23,26 +24,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{value:g} must be a finite number > 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_space_show)
     sample = space.add_parser("sample", help="random architectures from a space, one arch string a line")
     sample.add_argument("file")
-    sample.add_argument("-n", type=_positive_int, default=1, help="how many (default 1)")
+    sample.add_argument("-n", type=positive_int, default=1, help="how many (default 1)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sample.set_defaults(func=cmd_space_sample)
 
@@ -89,11 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--input-size", type=_positive_int, default=224, help="square input side (default 224)"
+        "--input-size", type=positive_int, default=224, help="square input side (default 224)"
     )
-    parser.add_argument("--in-chans", type=_positive_int, default=3, help="input channels (default 3)")
-    parser.add_argument("--num-classes", type=_positive_int, default=1000, help="classes (default 1000)")
-    parser.add_argument("--width-mult", type=_positive_float, default=1.0, help="MobileNet width multiplier")
+    parser.add_argument("--in-chans", type=positive_int, default=3, help="input channels (default 3)")
+    parser.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")
+    parser.add_argument("--width-mult", type=positive_float, default=1.0, help="MobileNet width multiplier")
 
 
 def _console():

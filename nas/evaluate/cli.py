@@ -9,35 +9,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
+from nas.argtypes import finite_float, positive_int
 from nas.evaluate.config import CLASS_WEIGHTING, OPTIMIZERS
 
 DEFAULT_EPOCHS = 50
 SUMMARY = "summary.json"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text} must be finite")
-    return value
 
 
 def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -62,14 +42,14 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         help="a MedMNIST name (pneumoniamnist), a .npz file or an image folder",
     )
     train.add_argument(
-        "--input-size", type=_positive_int, metavar="N", help="image side (default 28, or the run's)"
+        "--input-size", type=positive_int, metavar="N", help="image side (default 28, or the run's)"
     )
     train.add_argument(
-        "--epochs", type=_positive_int, default=DEFAULT_EPOCHS, help=f"default {DEFAULT_EPOCHS}"
+        "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"default {DEFAULT_EPOCHS}"
     )
-    train.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
-    train.add_argument("--lr", type=_number, default=1e-3, help="learning rate (default 1e-3)")
-    train.add_argument("--weight-decay", type=_number, default=1e-4, help="default 1e-4")
+    train.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
+    train.add_argument("--lr", type=finite_float, default=1e-3, help="learning rate (default 1e-3)")
+    train.add_argument("--weight-decay", type=finite_float, default=1e-4, help="default 1e-4")
     train.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="default adamw")
     train.add_argument(
         "--class-weighting",
@@ -79,15 +59,17 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     train.add_argument("--no-augment", action="store_true", help="no random shifts")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    train.add_argument("--threads", type=_positive_int, help="torch threads (default: all cores)")
+    train.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
     train.add_argument("--device", default="cpu", help="torch device (default cpu)")
     train.add_argument(
         "--teacher",
         metavar="ARCH_OR_DIR",
         help="knowledge distillation: a trained model directory or an arch/name",
     )
-    train.add_argument("--kd-temperature", type=_number, default=4.0, help="default 4")
-    train.add_argument("--kd-alpha", type=_number, default=0.9, help="weight of the soft loss (default 0.9)")
+    train.add_argument("--kd-temperature", type=finite_float, default=4.0, help="default 4")
+    train.add_argument(
+        "--kd-alpha", type=finite_float, default=0.9, help="weight of the soft loss (default 0.9)"
+    )
     train.add_argument(
         "--out", metavar="DIR", help="output directory (default runs/train/... or RUN_DIR/final/...)"
     )

@@ -11,37 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from nas.argtypes import count, positive_int, ratio
 from nas.export import FORMATS
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
-def _ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{value:g} must be between 0 and 1 (exclusive)")
-    return value
 
 
 def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -62,9 +33,9 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
     pick.add_argument("--trial", type=int, metavar="N", help="the trial of the search run RUN_DIR")
     pick.add_argument("--best", action="store_true", help="the best trial of the search run RUN_DIR")
     export.add_argument("--arch", metavar="ARCH_OR_NAME", help="an untrained arch string or reference name")
-    export.add_argument("--input-size", type=_positive_int, metavar="R", help="--arch: image side (28)")
-    export.add_argument("--in-chans", type=_positive_int, metavar="C", help="--arch: input channels (1)")
-    export.add_argument("--num-classes", type=_positive_int, metavar="K", help="--arch: classes (2)")
+    export.add_argument("--input-size", type=positive_int, metavar="R", help="--arch: image side (28)")
+    export.add_argument("--in-chans", type=positive_int, metavar="C", help="--arch: input channels (1)")
+    export.add_argument("--num-classes", type=positive_int, metavar="K", help="--arch: classes (2)")
     export.add_argument(
         "--data",
         metavar="NAME_OR_PATH",
@@ -72,10 +43,10 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
     )
     export.add_argument("--format", default="onnx", help=f"{' | '.join(FORMATS)} (default onnx)")
     export.add_argument("--target", help="tvm: host, aarch64 or a target JSON file")
-    export.add_argument("--tune", type=_positive_int, metavar="TRIALS", help="tvm: MetaSchedule trials")
+    export.add_argument("--tune", type=positive_int, metavar="TRIALS", help="tvm: MetaSchedule trials")
     export.add_argument("--int8", action="store_true", help="also write an INT8 (static, QDQ) model")
     export.add_argument(
-        "--calibration-images", type=_positive_int, default=256, metavar="N", help="default 256"
+        "--calibration-images", type=positive_int, default=256, metavar="N", help="default 256"
     )
     export.add_argument(
         "--calibration-method",
@@ -83,20 +54,20 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
         choices=("minmax", "entropy", "percentile"),
         help="activation range calibration (default minmax)",
     )
-    export.add_argument("--prune", type=_ratio, metavar="RATIO", help="remove this share of channels")
+    export.add_argument("--prune", type=ratio, metavar="RATIO", help="remove this share of channels")
     export.add_argument(
-        "--finetune-epochs", type=_count, default=3, metavar="N", help="after pruning (default 3)"
+        "--finetune-epochs", type=count, default=3, metavar="N", help="after pruning (default 3)"
     )
     export.add_argument(
         "--round-to",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         metavar="N",
         help="pruned widths: multiples of N (8; 1: exact)",
     )
     export.add_argument("--table", type=Path, metavar="JSON", help="latency table for predicted latency")
-    export.add_argument("--rounds", type=_positive_int, default=100, help="timing rounds (default 100)")
-    export.add_argument("--threads", type=_positive_int, help="torch threads for fine-tuning")
+    export.add_argument("--rounds", type=positive_int, default=100, help="timing rounds (default 100)")
+    export.add_argument("--threads", type=positive_int, help="torch threads for fine-tuning")
     export.add_argument("--seed", type=int, default=0, help="calibration sample and fine-tune seed")
     export.add_argument("--out", type=Path, metavar="DIR", help="output directory")
     export.set_defaults(func=cmd_export)

@@ -11,15 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
+from nas.argtypes import positive_int
 
 
 def add_latency_commands(commands: Any) -> None:
@@ -31,20 +23,20 @@ def add_latency_commands(commands: Any) -> None:
 
     build = sub.add_parser("build", help="measure a latency table for a space on this machine or a board")
     build.add_argument("--space", required=True, help="a space YAML file or a bundled space name")
-    build.add_argument("--input-size", type=_positive_int, required=True, help="square input side")
-    build.add_argument("--in-chans", type=_positive_int, default=3, help="input channels (default 3)")
-    build.add_argument("--num-classes", type=_positive_int, default=1000, help="classes (default 1000)")
+    build.add_argument("--input-size", type=positive_int, required=True, help="square input side")
+    build.add_argument("--in-chans", type=positive_int, default=3, help="input channels (default 3)")
+    build.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")
     build.add_argument("--backend", choices=("ort", "tvm", "tvm-rpc"), default="ort", help="default ort")
     build.add_argument(
         "--device", required=True, help="device name, the table's folder under latency_tables/"
     )
-    build.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
+    build.add_argument("--threads", type=positive_int, default=1, help="inference threads (default 1)")
     build.add_argument("--rpc-host", help="TVM RPC server or tracker host (tvm-rpc)")
-    build.add_argument("--rpc-port", type=_positive_int, help="TVM RPC port (tvm-rpc)")
+    build.add_argument("--rpc-port", type=positive_int, help="TVM RPC port (tvm-rpc)")
     build.add_argument("--rpc-key", help="TVM RPC tracker key of the board (tvm-rpc)")
     build.add_argument("--target", help="TVM target: 'host' or a JSON object (tvm, tvm-rpc)")
-    build.add_argument("--rounds", type=_positive_int, default=100, help="timing rounds (default 100)")
-    build.add_argument("--calibration-nets", type=_positive_int, default=30, help="default 30")
+    build.add_argument("--rounds", type=positive_int, default=100, help="timing rounds (default 100)")
+    build.add_argument("--calibration-nets", type=positive_int, default=30, help="default 30")
     build.add_argument(
         "--out", type=Path, help="table file (default latency_tables/<device>/<space>-<res>.json)"
     )
@@ -52,7 +44,7 @@ def add_latency_commands(commands: Any) -> None:
 
     validate = sub.add_parser("validate", help="predicted vs measured latency of held-out random nets")
     validate.add_argument("table", type=Path)
-    validate.add_argument("--nets", type=_positive_int, default=50, help="how many nets (default 50)")
+    validate.add_argument("--nets", type=positive_int, default=50, help="how many nets (default 50)")
     validate.add_argument("--seed", type=int, default=0, help="seed of the held-out nets (default 0)")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
     validate.set_defaults(func=cmd_latency_validate)
@@ -65,9 +57,9 @@ def add_latency_commands(commands: Any) -> None:
     )
     imported.add_argument("file", type=Path, help="the per-layer table (.csv or .json)")
     imported.add_argument("--device", required=True, help="device name (and the rows of that device)")
-    imported.add_argument("--input-size", type=_positive_int, default=224, help="default 224")
-    imported.add_argument("--in-chans", type=_positive_int, default=3, help="default 3")
-    imported.add_argument("--num-classes", type=_positive_int, default=1000, help="default 1000")
+    imported.add_argument("--input-size", type=positive_int, default=224, help="default 224")
+    imported.add_argument("--in-chans", type=positive_int, default=3, help="default 3")
+    imported.add_argument("--num-classes", type=positive_int, default=1000, help="default 1000")
     imported.add_argument("--out", type=Path, help="default latency_tables/<device>/fbnet-<res>.json")
     imported.set_defaults(func=cmd_latency_import)
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from nas.arch import ArchSpec
 from nas.builder import build_model
@@ -21,13 +20,7 @@ from nas.zoo import REFERENCES
 REPORT_KEYS = {"arch", "params", "macs", "peak_activation_bytes", "energy_mj_estimate"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """The metrics run small batch-1 forwards: one thread is fastest, and immune to a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

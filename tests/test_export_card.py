@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from export_helpers import SMALL, data_file, options, trained_run
 
 from nas.export.card import dataset_info
@@ -15,13 +14,7 @@ from nas.latency.keys import arch_keys
 from nas.latency.table import LatencyTable
 from nas.metrics import measure
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def write_table(path, arch, in_chans=1, size=28, classes=2, anchor=None):

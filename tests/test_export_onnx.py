@@ -15,13 +15,7 @@ from nas.export.pipeline import run_export
 from nas.export.runtime import logits, session
 from nas.export.source import from_arch, from_run_dir
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def images(n: int, chans: int = 1, size: int = 28) -> np.ndarray:

@@ -13,13 +13,7 @@ from nas.export.prune import classifier, prune_channels
 from nas.export.source import from_arch, from_run_dir
 from nas.metrics import count_params
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.mark.parametrize("arch", [SMALL, COUPLED, "resnet18_medmnist"])

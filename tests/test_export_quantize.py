@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-import torch
 from export_helpers import SMALL, data_file, options, trained_run
 
 from nas.export.onnx import Normalized, export_onnx, read_metadata
@@ -18,12 +17,7 @@ from nas.export.source import from_arch, from_run_dir
 WIDE = "conv_k3_s2_c16:ir_k3_e6_c64:ir_k3_s2_e6_c96:head_c256"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_calibration_images_are_training_images_or_smooth_generated_ones():

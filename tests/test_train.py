@@ -19,12 +19,7 @@ TEACHER = "conv_k3_c16:ir_k3_s2_e2_c16:head"
 FAST = TrainConfig(epochs=5, batch_size=16, lr=3e-3, threads=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

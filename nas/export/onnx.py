@@ -9,9 +9,7 @@ parity against PyTorch on the same images (``PARITY_TOLERANCE`` on the logits, f
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from typing import Any
 
 import numpy as np
@@ -20,7 +18,6 @@ from torch import nn
 
 from nas.export.runtime import INPUT, OUTPUT, logits, session
 
-OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
 
@@ -49,25 +46,10 @@ def export_onnx(model: Normalized, input_shape: tuple[int, ...], metadata: dict[
     """
     import onnx
 
-    buffer = io.BytesIO()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tracing runs the model; torch's thread pool stalls on a busy machine
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model.eval(),
-                (torch.zeros(input_shape),),
-                buffer,
-                dynamo=False,
-                input_names=[INPUT],
-                output_names=[OUTPUT],
-                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-                opset_version=OPSET,
-            )
-    finally:
-        torch.set_num_threads(threads)
-    proto = onnx.load_from_string(buffer.getvalue())
+    from nas.latency.backends.ort import export_onnx as export_module
+
+    onnx_bytes = export_module(model, input_shape, INPUT, OUTPUT, dynamic_batch=True)
+    proto = onnx.load_from_string(onnx_bytes)
     set_metadata(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString()

@@ -20,11 +20,18 @@ from nas.latency.backends.timing import interleave
 OPSET = 17
 
 
-def export_onnx(module: torch.nn.Module, input_shape: tuple[int, ...]) -> bytes:
+def export_onnx(
+    module: torch.nn.Module,
+    input_shape: tuple[int, ...],
+    input_name: str = "x",
+    output_name: str = "y",
+    dynamic_batch: bool = False,
+) -> bytes:
     """The module as ONNX bytes (BatchNorm folded into convs, as any deployment would)."""
     buffer = io.BytesIO()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tracing runs the model; torch's thread pool stalls on a busy machine
+    axes = {input_name: {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -33,8 +40,9 @@ def export_onnx(module: torch.nn.Module, input_shape: tuple[int, ...]) -> bytes:
                 (torch.zeros(input_shape),),
                 buffer,
                 dynamo=False,
-                input_names=["x"],
-                output_names=["y"],
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_axes=axes,
                 opset_version=OPSET,
             )
     finally:

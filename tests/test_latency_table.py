@@ -11,6 +11,7 @@ from nas.latency.keys import arch_keys
 from nas.latency.predict import Calibration, fit
 from nas.latency.table import SCHEMA_VERSION, LatencyTable, default_table_path, safe_name
 from nas.space import SearchSpace
+from nas.zoo import resolve_arch
 
 ARCH = ArchSpec.from_str("conv_k3_s2_c16:ds_k3_c16,ir_k3_s2_e3_c24:head_c64")
 
@@ -132,3 +133,31 @@ def test_validate_rebuilds_the_backend_the_table_names(monkeypatch):
         ("tvm-rpc", 1, {"target": provenance["target"], "rpc_host": "10.0.0.7", "rpc_port": 9090}),
         ("ort", 2, {}),
     ]
+
+
+def test_measured_networks_are_put_on_the_table_scale(monkeypatch):
+    """A network the table cannot price is measured beside the anchor and scaled by the anchor's drift."""
+    from nas.latency import validate
+    from nas.latency.backends.base import Timing
+
+    class HalfSpeedMachine:  # everything runs 2x slower than when the table was built
+        def measure(self, items, settings):
+            return {i.name: Timing(2.0 if i.name == "anchor" else 3.0, 0.0, settings.rounds) for i in items}
+
+    monkeypatch.setattr(validate, "backend_from_provenance", lambda provenance: HalfSpeedMachine())
+    table = LatencyTable(
+        settings={
+            "space": "mnasnet_small",
+            "space_config": {},
+            "input_size": 28,
+            "in_chans": 1,
+            "num_classes": 2,
+            "dtype": "fp32",
+        },
+        provenance={"backend": "ort", "threads": 1},
+        anchor={"arch": "conv_k3_s2_c8:ds_k3_c8:head", "median_ms": 1.0, "spread_ms": 0.0, "rounds": 5},
+    )
+    measured = validate.measure_nets(table, {"mnasnet0_5": resolve_arch("mnasnet0_5")})
+    assert measured == {"mnasnet0_5": pytest.approx(1.5)}
+    with pytest.raises(ValueError, match="no anchor"):
+        validate.measure_nets(LatencyTable(table.settings, table.provenance), {})

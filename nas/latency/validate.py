@@ -33,6 +33,20 @@ def backend_from_provenance(provenance: dict[str, Any]) -> Backend:
     return make_backend(provenance.get("backend", "ort"), threads=provenance.get("threads", 1), **options)
 
 
+def measure_nets(table: LatencyTable, archs: dict[str, ArchSpec], rounds: int = 50) -> dict[str, float]:
+    """Whole-network latency (ms) on this machine with the table's backend, timed interleaved with the
+    table's anchor and scaled by its drift since the build, so it sits on the table's scale: the
+    figure for networks the table cannot price (reference networks outside its space)."""
+    if not table.anchor:
+        raise ValueError("latency table has no anchor network; it cannot place measurements on its scale")
+    backend = backend_from_provenance(table.provenance)
+    items = [net_item(ANCHOR, ArchSpec.from_str(table.anchor["arch"]), table.settings)]
+    items += [net_item(name, arch, table.settings) for name, arch in archs.items()]
+    timings = backend.measure(items, Settings(rounds=rounds))
+    scale = table.anchor["median_ms"] / timings[ANCHOR].median_ms
+    return {name: timings[name].median_ms * scale for name in archs}
+
+
 def validation_nets(table: LatencyTable, n: int, seed: int) -> list[ArchSpec]:
     """``n`` random nets of the table's space, never the anchor or a calibration net."""
     seen = {

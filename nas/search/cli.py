@@ -122,18 +122,29 @@ def _print_results(config: ExperimentConfig, out: Path, study) -> None:
 
 
 def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
-    """Cheap metrics of a few reference networks, for the plot (those the latency table can price)."""
+    """Cheap metrics of a few reference networks, for the plot. Their latency is the table's prediction
+    where it can price them, else measured here on the table's scale (see ``measure_nets``)."""
     from nas.latency.table import LatencyTable
+    from nas.latency.validate import measure_nets
     from nas.search.factory import dataset_shape
     from nas.search.objective import cheap_metrics
     from nas.zoo import resolve_arch
 
     in_chans, num_classes = dataset_shape(config, None)
     table = LatencyTable.load(config.latency.table) if config.latency else None
-    found = {}
+    found, unpriced = {}, {}
     for name in REFERENCES:
+        arch = resolve_arch(name)
         try:
-            found[name] = cheap_metrics(resolve_arch(name), in_chans, config.input_size, num_classes, table)
-        except (KeyError, ValueError):
-            continue  # a block the table has no entry for, or an input too small for the network
+            found[name] = cheap_metrics(arch, in_chans, config.input_size, num_classes, None)
+        except ValueError:
+            continue  # an input too small for the network
+        if table is not None:
+            try:
+                found[name]["latency_ms"] = table.predict(arch)
+            except ValueError:  # blocks outside the table's space
+                unpriced[name] = arch
+    if unpriced:
+        for name, ms in measure_nets(table, unpriced).items():
+            found[f"{name} (measured)"] = {**found.pop(name), "latency_ms": ms}
     return found

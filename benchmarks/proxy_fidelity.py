@@ -36,7 +36,11 @@ def fidelity(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     archs = [space.sample(rng) for _ in range(args.nets)]
     proxy = TrainConfig(
-        epochs=args.proxy_epochs, max_train_samples=args.proxy_samples, seed=args.seed, threads=args.threads
+        epochs=args.proxy_epochs,
+        max_train_samples=args.proxy_samples,
+        batch_size=args.proxy_batch_size,
+        seed=args.seed,
+        threads=args.threads,
     )
     full = TrainConfig(epochs=args.full_epochs, seed=args.seed, threads=args.threads)
     print(
@@ -44,7 +48,8 @@ def fidelity(args: argparse.Namespace) -> None:
         f"torch threads {args.threads or torch.get_num_threads()}"
     )
     print(
-        f"proxy: {proxy.epochs} epochs on {proxy.max_train_samples} images; full: {full.epochs} epochs on all"
+        f"proxy: {proxy.epochs} epochs on {proxy.max_train_samples} images, batch {proxy.batch_size}; "
+        f"full: {full.epochs} epochs on all, batch {full.batch_size}"
     )
     rows: list[dict] = []
     for i, arch in enumerate(archs):
@@ -112,6 +117,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--proxy-epochs", type=int, default=3)
     parser.add_argument("--proxy-samples", type=int, default=1000)
+    parser.add_argument(
+        "--proxy-batch-size", type=int, default=32, help="small: a proxy needs steps, not epochs (default 32)"
+    )
     parser.add_argument("--full-epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--resnet18", action="store_true", help="train resnet18_medmnist with train_final")

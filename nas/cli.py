@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from nas.argtypes import positive_float, positive_int
+from nas.console import console
 
 EXIT_USAGE = 2
 
@@ -77,13 +78,6 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width-mult", type=positive_float, default=1.0, help="MobileNet width multiplier")
 
 
-def _console():
-    """Rich console; piped output gets a wide fixed width so tables stay on one line per row."""
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=160)
-
-
 def _shape(args: argparse.Namespace) -> str:
     return f"{args.in_chans}x{args.input_size}x{args.input_size}"
 
@@ -115,10 +109,10 @@ def cmd_space_show(args: argparse.Namespace) -> None:
             stage.config.choose_per,
             text,
         )
-    console = _console()
-    console.print(f"stem [bold]{space.stem}[/]   head [bold]{space.head}[/]")
-    console.print(table)
-    console.print(f"{len(space.params)} categorical parameters, log10 size {space.log10_size():.2f}")
+    out = console()
+    out.print(f"stem [bold]{space.stem}[/]   head [bold]{space.head}[/]")
+    out.print(table)
+    out.print(f"{len(space.params)} categorical parameters, log10 size {space.log10_size():.2f}")
 
 
 def cmd_space_sample(args: argparse.Namespace) -> None:
@@ -168,7 +162,7 @@ def cmd_arch_info(args: argparse.Namespace) -> None:
     table.add_row("energy (estimate)", f"{info['energy_mj_estimate']:.4f} mJ per image (45 nm, fp32)")
     skipped = ", ".join(f"{op} x{n}" for op, n in info["fvcore_skipped_ops"].items()) or "none"
     table.add_row("ops fvcore does not count", skipped)
-    _console().print(table)
+    console().print(table)
 
 
 def cmd_zoo(args: argparse.Namespace) -> None:
@@ -191,7 +185,7 @@ def cmd_zoo(args: argparse.Namespace) -> None:
             f"{row['peak_activation_bytes'] / 1024:,.1f}",
             f"{row['energy_mj_estimate']:.4f}",
         )
-    _console().print(table)
+    console().print(table)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +133,6 @@ def _resolve(args: argparse.Namespace) -> tuple[str, str, int, Path]:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from nas.data import load_dataset
@@ -159,7 +157,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         kd_alpha=args.kd_alpha,
     )
     splits = load_dataset(data, size)
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    from nas.console import console as make_console
+
+    console = make_console()
     console.print(
         f"[bold]{splits.name}[/] {splits.task}, {splits.n_channels}x{size}x{size}, train/val/test "
         f"{len(splits.train)}/{len(splits.val)}/{len(splits.test)}; arch {arch.to_str()}"

@@ -11,14 +11,11 @@ from nas.space import SearchSpace
 
 
 def load_splits(config: ExperimentConfig):
-    """The experiment's dataset: ``synthetic`` (generated), a MedMNIST name, a .npz file or a folder."""
+    """The experiment's dataset: ``synthetic`` (generated), a MedMNIST name, a .npz file or a folder;
+    loaded as ``nas train`` loads it, so a final training sees the data the search saw."""
     from nas.data import load_dataset
-    from nas.data.synthetic import synthetic_splits
 
-    data = config.dataset
-    if data.name == "synthetic" and data.path is None:
-        return synthetic_splits(config.input_size, seed=config.seed)
-    return load_dataset(data.path or data.name, config.input_size)
+    return load_dataset(config.dataset.path or config.dataset.name, config.input_size)
 
 
 class TrainingEvaluator:

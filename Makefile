@@ -15,11 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nas space show mnasnet
-	$(BIN)/nas space sample mnasnet -n 3 --seed 0
-	$(BIN)/nas arch info mnasnet_a1 --input-size 28 --in-chans 1 --num-classes 2
-	$(BIN)/nas zoo --input-size 28 --in-chans 1 --num-classes 2
-	$(BIN)/nas search experiments/quickstart.yaml --out runs/demo
+	$(BIN)/nas space show mnasnet_small
+	$(BIN)/nas demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_arch_info)
 
+    from nas.demo import add_demo_command
     from nas.evaluate.cli import add_train_command
     from nas.export.cli import add_export_command
     from nas.latency.cli import add_latency_commands
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_command(commands)
     add_train_command(commands)
     add_export_command(commands)
+    add_demo_command(commands)
 
     zoo = commands.add_parser("zoo", help="the reference networks and their complexity")
     _add_input_args(zoo)

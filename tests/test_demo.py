@@ -1,0 +1,64 @@
+"""``nas demo``: the search -> train -> export loop end to end on generated data, and how it finds data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from medmnist_data import write_npz
+
+from nas import cli, demo
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_demo_runs_search_train_and_export(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = cli.main(["demo", "--data", "synthetic", "--trials", "3", "--epochs", "1", "--out", str(out)])
+    assert code == 0
+    experiment = yaml.safe_load((out / "experiment.yaml").read_text())
+    assert experiment["dataset"] == {"name": "synthetic"} and experiment["out"] == str(out / "search")
+    for path in ("search/pareto.png", "search/summary.json", "final/metrics.json", "final/weights.pt"):
+        assert (out / path).is_file(), path
+    summary = json.loads((out / "search" / "summary.json").read_text())
+    card = json.loads((out / "export" / "model_card.json").read_text())
+    assert card["arch"] == summary["best"]["arch"]  # the searched best is what was trained and exported
+    assert (out / "export" / "model.onnx").stat().st_size > 0
+    assert "ONNX model and model card" in capsys.readouterr().out
+
+
+def test_missing_data_falls_back_to_generated_images_and_says_how_to_get_it(monkeypatch, capsys):
+    def missing(name, size=28, root=None):
+        raise ValueError(f"{name}.npz not found in ~/.medmnist: put it at ~/.medmnist/{name}.npz")
+
+    monkeypatch.setattr("nas.data.medmnist.find_file", missing)
+    assert demo.demo_dataset(None) == {"name": "synthetic"}
+    said = " ".join(capsys.readouterr().out.split())
+    assert "put it at ~/.medmnist/pneumoniamnist.npz" in said and "generated" in said
+
+
+def test_found_data_is_used(monkeypatch, tmp_path):
+    monkeypatch.setattr("nas.data.medmnist.find_file", lambda name, size=28, root=None: tmp_path / "x.npz")
+    assert demo.demo_dataset(None) == {"name": "pneumoniamnist"}
+
+
+def test_a_given_npz_file_becomes_the_dataset_path(tmp_path):
+    path = write_npz(tmp_path / "pneumoniamnist.npz")
+    assert demo.demo_dataset(str(path)) == {"path": str(path)}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["demo", "--data", "/nowhere/x.npz"], ["demo", "--experiment", "/nowhere.yaml", "--data", "synthetic"]],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, tmp_path, capsys):
+    assert cli.main([*argv, "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1

@@ -90,6 +90,11 @@ def test_search_run_errors(capsys, tmp_path, data):
     assert "not both" in one_line_error(*run(capsys, "train", run_dir, "--best", "--arch", ARCH)[::2])
     (run_dir / "summary.json").write_text(json.dumps({"best": None, "trials": [], "dataset": "x"}))
     assert "no best trial" in one_line_error(*run(capsys, "train", run_dir, "--best")[::2])
+    pareto = {"best": None, "mode": "pareto", "trials": [{"number": 0, "arch": ARCH}], "dataset": "x"}
+    (run_dir / "summary.json").write_text(json.dumps(pareto))
+    assert "no single best: pick a trial from" in one_line_error(
+        *run(capsys, "train", run_dir, "--best")[::2]
+    )
     (run_dir / "summary.json").write_text("{}")
     assert "not a search summary" in one_line_error(*run(capsys, "train", run_dir, "--best")[::2])
 

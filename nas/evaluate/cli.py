@@ -88,6 +88,11 @@ def read_search_run(run_dir: str | Path, trial: int | None, best: bool) -> dict[
         summary = json.loads(path.read_text())
         if best:
             chosen = summary["best"]
+            if chosen is None and summary.get("mode") == "pareto":
+                raise ValueError(
+                    f"{run_dir} is a Pareto search without a reward, so it has no single best: pick a "
+                    f"trial from {run_dir / 'pareto.csv'} with --trial N"
+                )
             if chosen is None:
                 raise ValueError(f"{path} has no best trial (no trial completed)")
         else:

@@ -208,6 +208,8 @@ def render_markdown(card: dict[str, Any]) -> str:
     for section, title in (("int8", "INT8 vs fp32"), ("pruning", "Pruned vs unpruned")):
         if section in card:
             lines += _comparison(card[section], title)
+    if "executorch" in card:
+        lines += _executorch(card["executorch"])
     data = card["dataset"]
     lines += ["", "## Data", "", f"- Dataset: {data['name'] or 'none'}; licence: {data['licence']}"]
     lines += [f"- Cite: {text}" for text in data.get("citation", [])]
@@ -236,6 +238,24 @@ def _clinical_table(card: dict[str, Any]) -> list[str]:
         for split, values in splits.items():
             lines.append(f"| {model} | {split} | " + " | ".join(_num(values[n]) for n in names) + " |")
     return lines
+
+
+def _executorch(et: dict[str, Any]) -> list[str]:
+    lat, d = et["latency"], et["delegation"]
+    left = f" ({', '.join(d['non_delegated_op_types'])})" if d["non_delegated_op_types"] else ""
+    return [
+        "",
+        "## ExecuTorch",
+        "",
+        f"- File: `{et['file']}` ({et['bytes']:,} bytes), ExecuTorch {et['executorch']}, {et['delegate']} "
+        f"delegate, static batch {et['batch']}, input {et['input_shape']}; {et['metadata']}.",
+        f"- Parity vs PyTorch (fp32): max abs logit difference {et['parity']['max_abs_diff']:.2e} "
+        f"(tolerance {et['parity']['tolerance']:g})",
+        f"- Delegation: {d['delegated_ops']} ops in {d['delegated_subgraphs']} XNNPACK subgraph(s), "
+        f"{d['non_delegated_ops']} left to portable kernels{left}",
+        f"- Latency: {lat['executorch_ms']['median_ms']:.3f} ms vs ONNX Runtime "
+        f"{lat['onnx_fp32_ms']['median_ms']:.3f} ms, ratio {lat['ratio_vs_onnx']:.2f}x ({lat['how']})",
+    ]
 
 
 def _comparison(section: dict[str, Any], title: str) -> list[str]:

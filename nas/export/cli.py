@@ -143,4 +143,10 @@ def _print_summary(card: dict, out: Path) -> None:
         if p["metric_deltas"]:
             line += f", test AUC {p['metric_deltas']['test']['auc']:+.4f}"
         lines.append(line)
+    if "executorch" in card:
+        et = card["executorch"]
+        lines.append(
+            f"executorch: {et['file']}, parity {et['parity']['max_abs_diff']:.2e}, latency "
+            f"x{et['latency']['ratio_vs_onnx']:.3f} vs ORT (Python runtime overhead included)"
+        )
     print("\n".join(lines), file=sys.stdout)

@@ -55,6 +55,10 @@ def check_format(fmt: str, target: str | None, tune: int | None = None) -> None:
         raise ValueError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
     if fmt != "onnx" and importlib.util.find_spec(f"nas.export.{fmt}") is None:
         raise ValueError(f"--format {fmt} is not available yet: only onnx exports for now")
+    if fmt == "executorch":
+        from nas.export.executorch import check
+
+        check(target)
     if target is not None:
         if target not in ("host", "aarch64") and not (target.endswith(".json") and Path(target).is_file()):
             raise ValueError(f"unknown target '{target}' (host, aarch64, or a target JSON file)")

@@ -8,6 +8,7 @@ and prints Kendall tau between the two and the time per proxy evaluation. Only v
 test once) and prints its test AUC/ACC next to the published MedMNIST v2 ResNet-18 (28) figures.
 
     .venv/bin/python benchmarks/proxy_fidelity.py [--nets 20] [--proxy-epochs 3] [--full-epochs 10]
+    python benchmarks/proxy_fidelity.py --experiment experiments/pneumoniamnist.yaml [--full-epochs 15]
     .venv/bin/python benchmarks/proxy_fidelity.py --resnet18 [--epochs 10]
 """
 
@@ -18,6 +19,7 @@ import json
 import random
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,27 +27,35 @@ import torch
 from nas.data import load_dataset
 from nas.evaluate import TrainConfig, TrainingDiverged, evaluate_candidate, train_final
 from nas.latency.validate import kendall_tau
+from nas.search.config import load_experiment
 from nas.space import SearchSpace
 
 PUBLISHED = {"pneumoniamnist": {"auc": 0.944, "accuracy": 0.854}}  # MedMNIST v2, ResNet-18 (28)
 
 
 def fidelity(args: argparse.Namespace) -> None:
+    if args.experiment:
+        experiment = load_experiment(args.experiment)
+        args.data = experiment.dataset.path or experiment.dataset.name
+        args.space, args.input_size = experiment.space, experiment.input_size
+        proxy = experiment.train_config()  # exactly the search's proxy
+        proxy = replace(proxy, seed=args.seed, threads=args.threads or proxy.threads)
+    else:
+        proxy = TrainConfig(
+            epochs=args.proxy_epochs,
+            max_train_samples=args.proxy_samples,
+            batch_size=args.proxy_batch_size,
+            seed=args.seed,
+            threads=args.threads,
+        )
+    full = replace(proxy, epochs=args.full_epochs, max_train_samples=None)  # same recipe, all data, longer
     splits = load_dataset(args.data, args.input_size)
     space = SearchSpace.from_yaml(args.space)
     rng = random.Random(args.seed)
     archs = [space.sample(rng) for _ in range(args.nets)]
-    proxy = TrainConfig(
-        epochs=args.proxy_epochs,
-        max_train_samples=args.proxy_samples,
-        batch_size=args.proxy_batch_size,
-        seed=args.seed,
-        threads=args.threads,
-    )
-    full = TrainConfig(epochs=args.full_epochs, seed=args.seed, threads=args.threads)
     print(
         f"== {splits.name} {args.input_size}x{args.input_size}, space {space.name}, {args.nets} nets, "
-        f"torch threads {args.threads or torch.get_num_threads()}"
+        f"torch threads {proxy.threads or torch.get_num_threads()}"
     )
     print(
         f"proxy: {proxy.epochs} epochs on {proxy.max_train_samples} images, batch {proxy.batch_size}; "
@@ -110,6 +120,9 @@ def resnet18(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--experiment", help="take data, space, size and the proxy recipe from this search experiment"
+    )
     parser.add_argument("--data", default="pneumoniamnist")
     parser.add_argument("--input-size", type=int, default=28)
     parser.add_argument("--space", default="mnasnet")

@@ -31,6 +31,7 @@ from nas.builder import build_model
 from nas.data.synthetic import synthetic_splits
 from nas.latency.table import LatencyTable
 from nas.search.config import StrategyConfig
+from nas.search.hypervolume import hypervolume
 from nas.search.strategies import make_sampler
 from nas.space import SearchSpace
 
@@ -88,21 +89,6 @@ def run(strategy: str, seed: int, trials: int, space: SearchSpace, objectives: O
 
     study.optimize(objective, n_trials=trials)
     return points
-
-
-def hypervolume(
-    points: list[tuple[float, float]], reference: tuple[float, float], scale: tuple[float, float]
-) -> float:
-    """2-D hypervolume of (minimize latency, maximize score) dominating ``reference`` (a latency, a
-    score), in units of ``scale`` (latency range, score range) so both objectives weigh alike."""
-    ref_lat, ref_score = reference
-    inside = sorted((lat, s) for lat, s in points if lat < ref_lat and s > ref_score)
-    volume, best = 0.0, ref_score
-    for i, (lat, s) in enumerate(inside):
-        best = max(best, s)
-        next_lat = inside[i + 1][0] if i + 1 < len(inside) else ref_lat
-        volume += (next_lat - lat) * (best - ref_score)
-    return volume / (scale[0] * scale[1])
 
 
 def main() -> None:

@@ -58,14 +58,14 @@ def main() -> None:
     many = _throughputs(args, cores)
     print(
         f"1 process x {cores} threads: {statistics.median(many):7.1f} images/s  "
-        f"({statistics.median(m / o for m, o in zip(many, one)):.2f}x one thread)"
+        f"({statistics.median(m / o for m, o in zip(many, one, strict=True)):.2f}x one thread)"
     )
     with ProcessPoolExecutor(cores, mp_context=get_context("spawn")) as pool:
         runs = list(pool.map(_throughputs, [args] * cores, [1] * cores))
-    aggregate = [sum(per_net) for per_net in zip(*runs)]
+    aggregate = [sum(per_net) for per_net in zip(*runs, strict=True)]
     print(
         f"{cores} processes x 1 thread: {statistics.median(aggregate):7.1f} images/s aggregate  "
-        f"({statistics.median(a / o for a, o in zip(aggregate, one)):.2f}x one thread)"
+        f"({statistics.median(a / o for a, o in zip(aggregate, one, strict=True)):.2f}x one thread)"
     )
 
 

@@ -1,7 +1,7 @@
 """PneumoniaMNIST benchmark: the networks a search found against same-recipe baselines, measured in one run.
 
     .venv/bin/python benchmarks/pneumoniamnist.py --run runs/pneumoniamnist_pareto \\
-        --random-run runs/pneumoniamnist_random [--epochs 30] [--rounds 300] [--out runs/pneumoniamnist_bench]
+        --random-run runs/pneumoniamnist_random [--epochs 15] [--rounds 300] [--out runs/pneumoniamnist_bench]
 
 1. Found networks, from the search run's Pareto front over (val AUC up, table latency down), up to
    ``--found`` distinct ones in this order: the highest-val-AUC member whose latency is at most
@@ -12,7 +12,9 @@
 2. Baselines: ``resnet18_medmnist`` (MedMNIST v2's ResNet-18 at 28x28), MobileNetV2 at width 1.0 and
    0.35 (``nas.arch.scale_width``, torchvision's rounding) and MnasNet-A1. Every network, found or
    baseline, is trained from scratch with the same ``train_final`` recipe (epoch and threshold chosen on
-   val) into ``--out/trained/<name>``; a directory whose recorded recipe matches is reused.
+   val) into ``--out/trained/<name>``; a directory whose recorded recipe matches is reused. Each found
+   network is also trained with knowledge distillation from the trained ResNet-18 (``<name>+kd``,
+   ``train_final``'s soft-target loss; ``--no-kd`` skips it), as the deployment pipeline would.
 3. One measurement, in this process: params, MACs, peak activation memory; the latency table's
    prediction (drift-corrected by re-timing the table's reference networks, ``nas.export.predicted``)
    where the table can price the arch; ONNX fp32 (normalization in the graph) and INT8 (static QDQ,
@@ -72,6 +74,7 @@ class Model:
     role: str
     search: dict[str, Any] = field(default_factory=dict)  # the trial's val AUC and table latency
     trained_dir: Path | None = None
+    teacher: Model | None = None  # knowledge distillation from this (trained) model
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,7 +82,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--run", type=Path, required=True, help="search run directory (summary.json)")
     parser.add_argument("--random-run", type=Path, help="the same experiment with strategy random")
     parser.add_argument("--data", default="pneumoniamnist", help="MedMNIST name, .npz path or synthetic")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument(
+        "--no-kd", dest="kd", action="store_false", help="skip the found networks distilled from ResNet-18"
+    )
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--class-weighting", default="loss", choices=("none", "loss", "sampler"))
@@ -190,10 +196,18 @@ def pick_found(
 # ---------------------------------------------------------------- training (cached)
 
 
-def recipe(arch: ArchSpec, dataset: str, input_size: int, config: dict[str, Any]) -> dict[str, Any]:
+def recipe(
+    arch: ArchSpec, dataset: str, input_size: int, config: dict[str, Any], teacher: str | None = None
+) -> dict[str, Any]:
     """What determines the trained weights. ``threads`` is left out: it changes speed, not the recipe."""
     settings = {k: v for k, v in config.items() if k != "threads"}
-    return {"arch": arch.to_str(), "dataset": dataset, "input_size": input_size, "config": settings}
+    return {
+        "arch": arch.to_str(),
+        "dataset": dataset,
+        "input_size": input_size,
+        "config": settings,
+        "teacher": teacher,
+    }
 
 
 def recorded_recipe(trained_dir: Path) -> dict[str, Any] | None:
@@ -203,7 +217,8 @@ def recorded_recipe(trained_dir: Path) -> dict[str, Any] | None:
     try:
         metrics = json.loads((trained_dir / METRICS_FILE).read_text())
         arch = ArchSpec.from_str((trained_dir / ARCH_FILE).read_text().strip())
-        return recipe(arch, metrics["dataset"], metrics["input_size"], metrics["config"])
+        teacher = metrics.get("kd", {}).get("teacher", {}).get("arch")
+        return recipe(arch, metrics["dataset"], metrics["input_size"], metrics["config"], teacher)
     except (ValueError, KeyError):
         return None
 
@@ -211,7 +226,8 @@ def recorded_recipe(trained_dir: Path) -> dict[str, Any] | None:
 def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path) -> None:
     """Train ``model`` into ``root/<name>`` unless a model with the same recipe is already there."""
     model.trained_dir = root / model.name
-    wanted = recipe(model.arch, splits.name, splits.input_size, config.to_json())
+    teacher = model.teacher.arch.to_str() if model.teacher else None
+    wanted = recipe(model.arch, splits.name, splits.input_size, config.to_json(), teacher)
     if recorded_recipe(model.trained_dir) == wanted:
         out.print(f"  {model.name}: trained, reused from {model.trained_dir}")
         return
@@ -224,7 +240,14 @@ def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path
         )
 
     out.print(f"  {model.name}: training ({model.arch.to_str()[:80]}...)")
-    result = train_final(model.arch, splits, config, model.trained_dir, progress=progress)
+    result = train_final(
+        model.arch,
+        splits,
+        config,
+        model.trained_dir,
+        teacher=model.teacher.trained_dir if model.teacher else None,
+        progress=progress,
+    )
     out.print(f"  {model.name}: done in {time.time() - start:.0f} s, test AUC {result['test']['auc']:.4f}")
 
 
@@ -477,7 +500,22 @@ def main() -> None:
     for m in found:
         s = m.search
         out.print(f"  {m.name}: {m.role}; val AUC {s['val_auc']:.4f}, table {s['table_ms']:.3f} ms")
-    models = found + baselines()
+    references = baselines()
+    distilled = (
+        [
+            Model(
+                f"{m.name}+kd",
+                m.arch,
+                f"{m.name} distilled from {REFERENCE}",
+                m.search,
+                teacher=references[0],
+            )
+            for m in found
+        ]
+        if args.kd
+        else []
+    )
+    models = references + found + distilled  # the teacher is trained before its students
     out.print(
         f"[bold]2. Training[/bold] (epochs {args.epochs}, data {splits.name}) into {args.out / 'trained'}"
     )
@@ -491,7 +529,7 @@ def main() -> None:
         f"pred ms: table {table}, drift-corrected"
     )
     print_table(rows, caption)
-    verdicts = print_verdicts(rows, found, args.max_latency_ratio)
+    verdicts = print_verdicts(rows, found + distilled, args.max_latency_ratio)
     hv = run_hypervolume(summary, random_summary)
     print_hypervolume(hv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Export figures for the issue: the best PneumoniaMNIST network and MobileNetV2, fp32 vs INT8 (size and
-latency ratios, every clinical metric's change on test) and channel pruning (params, latency and AUC
-deltas after a short fine-tune). ONNX Runtime, 1 thread, batch 1, variants timed interleaved.
+latency ratios, every clinical metric's change on test), channel pruning (params, latency and AUC
+deltas after a short fine-tune) and TVM for this CPU, untuned and tuned (``--tune-trials`` MetaSchedule
+trials), vs ONNX Runtime. ONNX Runtime and TVM 1 thread, batch 1, variants timed interleaved.
 
     .venv/bin/python benchmarks/export_report.py --run-dir RUNS/search --best
     .venv/bin/python benchmarks/export_report.py --arch ARCH_STRING [--epochs 20] [--table TABLE.json]
@@ -48,6 +49,10 @@ def report(name: str, source_dir: Path, args: argparse.Namespace, trial: int | N
         from_run_dir(source_dir, trial, best, args.data),
         options("pruned", prune=args.prune, finetune_epochs=args.finetune_epochs),
     )
+    tvm = run_export(
+        from_run_dir(source_dir, trial, best, args.data),
+        options("tvm", format="tvm", tune=args.tune_trials or None),
+    )["tvm"]
     q, p = int8["int8"], pruned["pruning"]
     return {
         "name": name,
@@ -66,6 +71,10 @@ def report(name: str, source_dir: Path, args: argparse.Namespace, trial: int | N
         "pruned_latency_ratio": p["latency_ratio"],
         "pruned_test_auc_delta": p["metric_deltas"]["test"]["auc"],
         "pruned_finetune_epochs": args.finetune_epochs,
+        "tvm_parity_max_abs_diff": tvm["parity"]["max_abs_diff"],
+        "tvm_untuned_vs_ort": tvm["latency"]["untuned_vs_onnxruntime"],
+        "tvm_tuned_vs_ort": tvm["latency"].get("tuned_vs_onnxruntime"),
+        "tvm_tuning": tvm["tuning"],
     }
 
 
@@ -84,6 +93,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads for (fine-)training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", type=Path, help="latency table of the found network's space")
+    parser.add_argument(
+        "--tune-trials", type=int, default=64, help="MetaSchedule trials per network (0: TVM untuned only)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/export_report"))
     args = parser.parse_args()
     if args.run_dir is None and args.arch is None:
@@ -125,6 +137,14 @@ def main() -> None:
         else:
             print(f"  table: {p['note']}")
         print("  int8 test deltas: " + ", ".join(f"{k} {v:+.4f}" for k, v in r["int8_test_deltas"].items()))
+        line = f"  TVM (this CPU, 1 thread) vs ORT: untuned x{r['tvm_untuned_vs_ort']:.2f}"
+        if r["tvm_tuning"] is not None:
+            t = r["tvm_tuning"]
+            line += (
+                f", tuned x{r['tvm_tuned_vs_ort']:.2f} ({t['trials']} trials on "
+                f"{t['tasks_with_measured_candidates']} of {t['tasks']} operators, {t['seconds']:.0f} s)"
+            )
+        print(line + f"; parity {r['tvm_parity_max_abs_diff']:.1e}")
     print(f"wrote {args.out / 'export_report.json'} and the model cards under {args.out}")
 
 

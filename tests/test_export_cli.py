@@ -89,7 +89,6 @@ def test_trained_dir_without_its_data_exports_fp32_but_not_int8(capsys, tmp_path
     ("argv", "message"),
     [
         (("--arch", SMALL, "--format", "tflite"), "unknown format 'tflite'"),
-        (("--arch", SMALL, "--format", "tvm"), "not available yet"),
         (("--arch", SMALL, "--target", "riscv"), "unknown target 'riscv'"),
         (("--arch", SMALL, "--target", "aarch64"), "applies to --format tvm only"),
         (("--arch", SMALL, "--tune", "8"), "--tune applies to --format tvm only"),

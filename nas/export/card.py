@@ -210,6 +210,8 @@ def render_markdown(card: dict[str, Any]) -> str:
             lines += _comparison(card[section], title)
     if "executorch" in card:
         lines += _executorch(card["executorch"])
+    if "tvm" in card:
+        lines += _tvm(card["tvm"])
     data = card["dataset"]
     lines += ["", "## Data", "", f"- Dataset: {data['name'] or 'none'}; licence: {data['licence']}"]
     lines += [f"- Cite: {text}" for text in data.get("citation", [])]
@@ -256,6 +258,60 @@ def _executorch(et: dict[str, Any]) -> list[str]:
         f"- Latency: {lat['executorch_ms']['median_ms']:.3f} ms vs ONNX Runtime "
         f"{lat['onnx_fp32_ms']['median_ms']:.3f} ms, ratio {lat['ratio_vs_onnx']:.2f}x ({lat['how']})",
     ]
+
+
+def _tvm(t: dict[str, Any]) -> list[str]:
+    lib, files = t["files"]["library"], t["files"]
+    target = ", ".join(f"{k} {v}" for k, v in t["target"].items() if k in ("mtriple", "mcpu", "mattr"))
+    lines = [
+        "",
+        "## TVM",
+        "",
+        f"- Target: {t['target_name']} ({target}); TVM {t['tvm']}"
+        + (f", cross-compiled with {t['cross_compiler']}" if t["cross_compiler"] else ""),
+        f"- Files: `{lib['file']}` ({lib['bytes']:,} bytes, {lib['machine']}), loader `{files['loader']}`, "
+        f"`{files['metadata']}`, target `{files['target']}`; input {t['input_shape']} (batch 1)",
+    ]
+    parity = t["parity"]
+    if parity["max_abs_diff"] is not None:
+        lines.append(
+            f"- Parity vs PyTorch on {parity['where']}: max abs logit difference "
+            f"{parity['max_abs_diff']:.2e} over {parity['images']} images (tolerance {parity['tolerance']:g})"
+        )
+    else:
+        lines.append(f"- Parity: {parity['where']}")
+    qemu = t.get("qemu")
+    if qemu is not None:
+        if qemu["ran"]:
+            lines.append(
+                f"- Under {qemu['emulator']}: max abs logit difference {qemu['max_abs_diff']:.2e} "
+                f"over {qemu['images']} images, {qemu['kernel_calls']} kernel calls each. Checked: "
+                f"{qemu['checked']}. Not checked: {qemu['not_checked']}."
+            )
+        else:
+            lines.append(f"- Under qemu: {qemu['note']}")
+    lat = t.get("latency")
+    if lat is not None:
+        text = (
+            f"- Latency: ONNX Runtime {lat['onnxruntime_ms']['median_ms']:.3f} ms, TVM untuned "
+            f"{lat['tvm_untuned_ms']['median_ms']:.3f} ms (x{lat['untuned_vs_onnxruntime']:.2f} ORT)"
+        )
+        if "tvm_tuned_ms" in lat:
+            text += (
+                f", TVM tuned {lat['tvm_tuned_ms']['median_ms']:.3f} ms (x{lat['tuned_vs_onnxruntime']:.2f} "
+                f"ORT, x{lat['tuned_vs_untuned']:.2f} untuned)"
+            )
+        lines.append(f"{text}; {lat['how']}")
+    else:
+        lines.append(f"- Latency: {t['latency_note']}")
+    tuning = t.get("tuning")
+    if tuning is not None:
+        lines.append(
+            f"- Tuning: {tuning['trials']} MetaSchedule trials, {tuning['measured_candidates']} candidates "
+            f"measured for {tuning['tasks_with_measured_candidates']} of {tuning['tasks']} operators "
+            f"in {tuning['seconds']:.0f} s; database and logs in `{tuning['work_dir']}/`"
+        )
+    return lines
 
 
 def _comparison(section: dict[str, Any], title: str) -> list[str]:

@@ -149,4 +149,21 @@ def _print_summary(card: dict, out: Path) -> None:
             f"executorch: {et['file']}, parity {et['parity']['max_abs_diff']:.2e}, latency "
             f"x{et['latency']['ratio_vs_onnx']:.3f} vs ORT (Python runtime overhead included)"
         )
+    if "tvm" in card:
+        lines.append(_tvm_summary(card["tvm"]))
     print("\n".join(lines), file=sys.stdout)
+
+
+def _tvm_summary(t: dict) -> str:
+    line = f"tvm ({t['target_name']}, {t['files']['library']['machine']}): {t['files']['library']['file']}"
+    if t["parity"]["max_abs_diff"] is not None:
+        line += f", parity {t['parity']['max_abs_diff']:.2e}"
+    if t["qemu"] is not None:
+        q = t["qemu"]
+        line += f", under qemu: parity {q['max_abs_diff']:.2e}" if q["ran"] else f", qemu {q['note']}"
+    if t["latency"] is not None:
+        lat = t["latency"]
+        line += f", latency x{lat['untuned_vs_onnxruntime']:.2f} vs ORT untuned"
+        if "tuned_vs_onnxruntime" in lat:
+            line += f", x{lat['tuned_vs_onnxruntime']:.2f} tuned ({t['tuning']['trials']} trials)"
+    return line

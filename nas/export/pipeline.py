@@ -66,6 +66,10 @@ def check_format(fmt: str, target: str | None, tune: int | None = None) -> None:
             raise ValueError(f"--target {target} applies to --format tvm only; ONNX is target-independent")
     if tune is not None and fmt != "tvm":
         raise ValueError(f"--tune applies to --format tvm only, not {fmt}")
+    if fmt == "tvm":
+        from nas.export.tvm import check as check_tvm
+
+        check_tvm(target, tune)
 
 
 def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:

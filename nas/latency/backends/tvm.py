@@ -65,8 +65,8 @@ def target_dict(target: Any) -> dict[str, Any]:
     return json.loads(str(target))
 
 
-def compile_module(tvm: Any, module: torch.nn.Module, input_shape: tuple[int, ...], target: Any) -> Any:
-    """A Relax executable of the module in eval mode (parameters embedded as constants)."""
+def import_module(module: torch.nn.Module, input_shape: tuple[int, ...]) -> Any:
+    """The module in eval mode as a Relax IRModule (torch.export; parameters embedded as constants)."""
     from tvm.relax.frontend.torch import from_exported_program
 
     threads = torch.get_num_threads()
@@ -75,10 +75,28 @@ def compile_module(tvm: Any, module: torch.nn.Module, input_shape: tuple[int, ..
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             program = torch.export.export(module.eval(), (torch.zeros(input_shape),))
-            mod = from_exported_program(program, keep_params_as_input=False)
+            return from_exported_program(program, keep_params_as_input=False)
     finally:
         torch.set_num_threads(threads)
-    return tvm.compile(mod, target)
+
+
+def compile_module(tvm: Any, module: torch.nn.Module, input_shape: tuple[int, ...], target: Any) -> Any:
+    """A Relax executable of the module in eval mode (parameters embedded as constants)."""
+    return tvm.compile(import_module(module, input_shape), target)
+
+
+def vm_runner(tvm: Any, executable: Any, input_shape: tuple[int, ...]) -> Callable[[], None]:
+    """A no-argument call that runs an executable's ``main`` once on an input set in its VM beforehand."""
+    vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
+    vm.set_input("main", tvm.runtime.tensor(sample_input(input_shape), tvm.cpu()))
+    invoke = vm["invoke_stateful"]
+    invoke("main")
+
+    def run() -> None:
+        invoke("main")
+
+    run.keep = vm  # type: ignore[attr-defined]
+    return run
 
 
 def sample_input(input_shape: tuple[int, ...]) -> np.ndarray:
@@ -98,18 +116,8 @@ class TvmBackend:
 
     def runner(self, item: Item) -> Callable[[], None]:
         """A no-argument call that runs the item once on inputs set in the VM beforehand."""
-        tvm = self._tvm
-        executable = compile_module(tvm, item.module, item.input_shape, self.target)
-        vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
-        vm.set_input("main", tvm.runtime.tensor(sample_input(item.input_shape), tvm.cpu()))
-        invoke = vm["invoke_stateful"]
-        invoke("main")
-
-        def run() -> None:
-            invoke("main")
-
-        run.keep = vm  # type: ignore[attr-defined]
-        return run
+        executable = compile_module(self._tvm, item.module, item.input_shape, self.target)
+        return vm_runner(self._tvm, executable, item.input_shape)
 
     def measure(self, items: list[Item], settings: Settings) -> dict[str, Timing]:
         return interleave({item.name: self.runner(item) for item in items}, settings)

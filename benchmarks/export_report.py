@@ -96,6 +96,11 @@ def main() -> None:
     parser.add_argument(
         "--tune-trials", type=int, default=64, help="MetaSchedule trials per network (0: TVM untuned only)"
     )
+    parser.add_argument(
+        "--mobilenet-dir",
+        type=Path,
+        help="a trained MobileNetV2 (e.g. benchmarks/pneumoniamnist.py's) to reuse",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/export_report"))
     args = parser.parse_args()
     if args.run_dir is None and args.arch is None:
@@ -107,7 +112,8 @@ def main() -> None:
         rows.append(report("found", args.run_dir, args, args.trial, args.best))
     else:
         rows.append(report("found", trained("found", args.arch, args), args, None, False))
-    rows.append(report("mobilenet_v2", trained("mobilenet_v2", "mobilenet_v2", args), args, None, False))
+    mobilenet = args.mobilenet_dir or trained("mobilenet_v2", "mobilenet_v2", args)
+    rows.append(report("mobilenet_v2", mobilenet, args, None, False))
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "export_report.json").write_text(json.dumps(rows, indent=2) + "\n")

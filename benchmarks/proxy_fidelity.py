@@ -58,7 +58,8 @@ def fidelity(args: argparse.Namespace) -> None:
         f"torch threads {proxy.threads or torch.get_num_threads()}"
     )
     print(
-        f"proxy: {proxy.epochs} epochs on {proxy.max_train_samples} images, batch {proxy.batch_size}; "
+        f"proxy: {proxy.epochs} epochs on {proxy.max_train_samples or 'all'} images, "
+        f"batch {proxy.batch_size}; "
         f"full: {full.epochs} epochs on all, batch {full.batch_size}"
     )
     rows: list[dict] = []

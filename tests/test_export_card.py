@@ -43,7 +43,7 @@ def test_trained_card_has_every_figure(tmp_path):
     assert set(card["clinical"]) == {"fp32", "int8"}
     assert set(card["clinical"]["int8"]) == {"val", "test"}
     contract = card["deployment_contract"]
-    assert contract["threshold"] == pytest.approx(source.threshold)
+    assert contract["threshold"] == pytest.approx(source.threshold) == card["threshold"]
     assert contract["input"]["range"] == [0.0, 1.0] and contract["normalization"]["inside_graph"]
     assert "class 1" in contract["threshold_applies_to"]
     assert "not a medical device" in card["intended_use"].lower()

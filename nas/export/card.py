@@ -86,6 +86,7 @@ def build_card(
         "arch": source.arch.to_str(),
         "origin": source.origin,
         "pruned": pruning is not None,
+        "threshold": threshold,  # the operating point, also in deployment_contract: scripts read it here
         "files": {
             key: {"file": name, "bytes": sizes[key][0], "weight_bytes": sizes[key][1]}
             for key, name in files.items()

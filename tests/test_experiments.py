@@ -26,3 +26,26 @@ def test_experiment_loads_with_a_matching_table(path, monkeypatch):
 
 def test_the_quickstart_and_the_real_experiment_are_shipped():
     assert {"quickstart", "pneumoniamnist", "pneumoniamnist_pareto"} <= {p.stem for p in EXPERIMENTS}
+
+
+def test_the_committed_pneumoniamnist_model_keeps_the_deployment_contract():
+    """experiments/results/pneumoniamnist/: raw [0, 1] NCHW in, logits out, the card's threshold in the
+    ONNX metadata, and the card's architecture is the network in the file."""
+    import json
+
+    import numpy as np
+    import onnxruntime
+
+    from nas.export.onnx import read_metadata
+
+    results = Path(__file__).resolve().parents[1] / "experiments" / "results" / "pneumoniamnist"
+    card = json.loads((results / "model_card.json").read_text())
+    data = (results / "model.onnx").read_bytes()
+    assert 0 < card["threshold"] < 1 and card["deployment_contract"]["class_names"] == ["normal", "pneumonia"]
+    assert json.loads(read_metadata(data)["threshold"]) == pytest.approx(card["threshold"])
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    (image,) = session.get_inputs()
+    assert image.name == "image" and image.shape[1:] == [1, 28, 28]
+    logits = session.run(None, {"image": np.random.default_rng(0).random((3, 1, 28, 28), np.float32)})[0]
+    assert logits.shape == (3, 2) and np.isfinite(logits).all()
+    assert card["clinical"]["fp32"]["test"]["auc"] > 0.95  # what the README reports

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.export.onnx import PARITY_TOLERANCE, Normalized, ParityError
+from nas.export.onnx import PARITY_TOLERANCE, Normalized, compare_logits
 from nas.export.source import Source
 
 PTE_FILE = "model.pte"
@@ -111,17 +111,7 @@ def logits(method: Any, images01: np.ndarray) -> np.ndarray:
 
 def parity(model: Normalized, method: Any, images01: np.ndarray) -> float:
     """Max abs difference of the logits of PyTorch and the ``.pte``; ``ParityError`` above the tolerance."""
-    with torch.no_grad():
-        expected = model.eval()(torch.from_numpy(images01)).numpy()
-    got = logits(method, images01)
-    if got.shape != expected.shape:
-        raise ParityError(f"ExecuTorch output shape {got.shape} differs from PyTorch's {expected.shape}")
-    diff = float(np.abs(got - expected).max())
-    if not diff < PARITY_TOLERANCE:
-        raise ParityError(
-            f"ExecuTorch parity failed: max abs logit difference {diff:.3g} >= {PARITY_TOLERANCE:g}"
-        )
-    return diff
+    return compare_logits(model, images01, logits(method, images01), "ExecuTorch")
 
 
 def time_vs_onnx(method: Any, onnx_fp32: bytes, shape: tuple[int, ...], options: Any) -> dict[str, Any]:

@@ -81,14 +81,19 @@ def read_metadata(onnx_bytes: bytes) -> dict[str, str]:
 def parity(model: nn.Module, onnx_bytes: bytes, images01: np.ndarray) -> float:
     """Max abs difference of the logits of PyTorch and ONNX Runtime on the same [0, 1] images;
     raises ``ParityError`` above ``PARITY_TOLERANCE``."""
+    return compare_logits(model, images01, logits(session(onnx_bytes), images01), "ONNX")
+
+
+def compare_logits(model: nn.Module, images01: np.ndarray, got: np.ndarray, runtime: str) -> float:
+    """Max abs difference between ``got`` (a runtime's logits) and PyTorch's on the same images;
+    raises ``ParityError`` on another shape or above ``PARITY_TOLERANCE``."""
     with torch.no_grad():
         expected = model.eval()(torch.from_numpy(images01)).numpy()
-    got = logits(session(onnx_bytes), images01)
     if got.shape != expected.shape:
-        raise ParityError(f"ONNX output shape {got.shape} differs from PyTorch's {expected.shape}")
+        raise ParityError(f"{runtime} output shape {got.shape} differs from PyTorch's {expected.shape}")
     diff = float(np.abs(got - expected).max())
     if not diff < PARITY_TOLERANCE:
         raise ParityError(
-            f"ONNX parity failed: max abs logit difference {diff:.3g} >= {PARITY_TOLERANCE:g} vs PyTorch"
+            f"{runtime} parity failed: max abs logit difference {diff:.3g} >= {PARITY_TOLERANCE:g} vs PyTorch"
         )
     return diff

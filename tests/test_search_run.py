@@ -386,3 +386,28 @@ def test_hard_constraint_rejects_before_training(tmp_path):
         t.state == TrialState.COMPLETE and t.user_attrs["metrics"]["params"] <= 150_000 for t in trained
     )
     assert all(t.user_attrs["constraints"][0] <= 0 for t in trained)
+
+
+def test_pareto_mode_hands_each_constraint_to_optuna(tmp_path):
+    """NSGA-II ranks feasible trials first by the constraints each trial sets (Optuna 5's
+    ``Trial.set_constraint``); reward mode folds violations into the reward and sets none."""
+    constraints = [{"metric": "val_auc", "min": 0.7}, {"metric": "params", "max": 10_000_000}]
+    pareto = {
+        "mode": "pareto",
+        "reward": None,
+        "strategy": {"name": "nsga2", "population": 4},
+        "objectives": [{"metric": "val_auc", "direction": "maximize"}, {"metric": "params"}],
+    }
+    config = experiment(tmp_path, constraints=constraints, **pareto)
+    objective = CandidateObjective(
+        config, SearchSpace.from_yaml("mnasnet_small"), 1, 2, None, ScriptedEvaluator()
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(objective, n_trials=3)
+    for t in study.trials:
+        assert t.constraints == {f"constraint_{i}": v for i, v in enumerate(t.user_attrs["constraints"])}
+    reward_study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    reward_study.optimize(
+        trained_objective(tmp_path, ScriptedEvaluator(), constraints=constraints), n_trials=2
+    )
+    assert all(t.constraints == {} for t in reward_study.trials)

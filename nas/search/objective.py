@@ -122,6 +122,9 @@ class CandidateObjective:
     def values(self, trial: Trial, metrics: dict[str, float]) -> float | list[float]:
         violations = [c.violation(metrics[c.metric]) for c in self.config.constraints]
         trial.set_user_attr("constraints", violations)
+        if self.config.mode == "pareto":  # NSGA-II and TPE rank feasible trials first (reward mode folds
+            for i, violation in enumerate(violations):  # violations into the reward instead)
+                trial.set_constraint(f"constraint_{i}", violation)
         if self.config.reward is not None:
             score = reward(metrics, self.config.reward)
             if any(v > 0 for v in violations):
@@ -130,11 +133,6 @@ class CandidateObjective:
         if self.config.mode == "pareto":
             return [metrics[o.metric] for o in self.config.objectives]
         return score
-
-
-def constraints_of(trial: FrozenTrial) -> list[float]:
-    """Optuna's ``constraints_func``: the violations the objective stored (<= 0 is feasible)."""
-    return list(trial.user_attrs.get("constraints", [1.0]))
 
 
 def _finished_twin(trial: Trial, arch: ArchSpec) -> FrozenTrial | None:

@@ -25,7 +25,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from nas.search.config import ExperimentConfig
-from nas.search.objective import CandidateFailed, CandidateObjective, constraints_of
+from nas.search.objective import CandidateFailed, CandidateObjective
 from nas.search.strategies import make_sampler
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -152,8 +152,7 @@ def run_worker(
     optuna.storages.fail_stale_trials(study)
     # a fresh seed per (worker, restart): a resumed process must not redraw the first run's candidates
     seed = config.seed + 7919 * index + 104729 * len(study.get_trials(deepcopy=False))
-    constraints = constraints_of if config.mode == "pareto" and config.constraints else None
-    study.sampler = make_sampler(config.strategy, objective.space, seed, constraints, config.seed)
+    study.sampler = make_sampler(config.strategy, objective.space, seed, policy_seed=config.seed)
     remaining = config.trials - claimed_count(study)
     if remaining <= 0:
         return

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
 from nas.search.config import StrategyConfig
 from nas.space import SearchSpace
-
-ConstraintsFunc = Callable[[FrozenTrial], Sequence[float]]
 
 
 def distributions(space: SearchSpace) -> dict[str, CategoricalDistribution]:
@@ -23,7 +19,6 @@ def make_sampler(
     config: StrategyConfig,
     space: SearchSpace,
     seed: int,
-    constraints_func: ConstraintsFunc | None = None,
     policy_seed: int | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler for a strategy name; ``seed`` differs per worker so workers don't draw alike.
@@ -34,11 +29,9 @@ def make_sampler(
     if config.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constraints_func=constraints_func)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
     if config.name == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            population_size=config.population, seed=seed, constraints_func=constraints_func
-        )
+        return optuna.samplers.NSGAIISampler(population_size=config.population, seed=seed)
     if config.name == "evolution":
         from nas.search.strategies.evolution import EvolutionSampler
 

@@ -47,6 +47,7 @@ import yaml
 from rich.table import Table
 
 from nas.arch import ArchSpec, scale_width
+from nas.argtypes import positive_int
 from nas.console import console
 from nas.data import load_dataset
 from nas.data.splits import Splits
@@ -95,7 +96,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-train-samples", type=int, help="train on a subset (smoke tests only)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch training threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--found", type=int, default=3, help="how many front members to train")
+    parser.add_argument("--found", type=positive_int, default=3, help="how many front members to train")
     parser.add_argument("--max-latency-ratio", type=float, default=1 / 50, help="of resnet18_medmnist")
     parser.add_argument("--rounds", type=int, default=300, help="interleaved timing rounds")
     parser.add_argument("--table", type=Path, help="latency table (default: the run's)")

@@ -24,7 +24,7 @@ def add_demo_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     demo = subparsers.add_parser(
         "demo",
         help="search, retrain and export on PneumoniaMNIST (generated data if it is missing)",
-        description=__doc__.splitlines()[0],
+        description="Search, retrain and export on PneumoniaMNIST (generated images if it is missing).",
     )
     demo.add_argument("--experiment", default="experiments/demo.yaml", help="default experiments/demo.yaml")
     demo.add_argument(
@@ -38,19 +38,19 @@ def add_demo_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     return demo
 
 
-def demo_dataset(data: str | None) -> dict[str, str]:
+def demo_dataset(data: str | None, size: int = 28) -> dict[str, str]:
     """The experiment's ``dataset`` entry: the one asked for, else PneumoniaMNIST where it is found,
     else generated images (after saying how to get the real file)."""
     if data is not None:
         from nas.data import load_dataset
         from nas.data.medmnist import DATASETS
 
-        load_dataset(data)  # a bad name or path is the user's error: fail now, in one line
+        load_dataset(data, size)  # a bad name or path is the user's error: fail now, in one line
         return {"name": data} if data.lower() in (*DATASETS, "synthetic") else {"path": data}
     from nas.data.medmnist import find_file
 
     try:
-        console().print(f"[bold]data:[/] {find_file(REAL_DATA)}")
+        console().print(f"[bold]data:[/] {find_file(REAL_DATA, size)}")
         return {"name": REAL_DATA}
     except ValueError as exc:
         console().print(f"[yellow]PneumoniaMNIST is missing:[/] {exc}")
@@ -60,9 +60,6 @@ def demo_dataset(data: str | None) -> dict[str, str]:
 
 def write_experiment(experiment: str, dataset: dict[str, str], out: Path) -> Path:
     """The demo experiment with its dataset and run folder filled in, written to ``out``."""
-    from nas.search.config import load_experiment
-
-    load_experiment(experiment)  # one-line error for a bad file, before anything runs
     data = yaml.safe_load(Path(experiment).read_text())
     data.update({"dataset": dataset, "out": str(out / "search")})
     out.mkdir(parents=True, exist_ok=True)
@@ -75,7 +72,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from nas.cli import main as run
 
     out: Path = args.out
-    experiment = write_experiment(args.experiment, demo_dataset(args.data), out)
+    from nas.search.config import load_experiment
+
+    size = load_experiment(args.experiment).input_size  # a bad file: one line, before anything runs
+    experiment = write_experiment(args.experiment, demo_dataset(args.data, size), out)
     search = ["search", str(experiment)]
     for flag, value in (("--trials", args.trials), ("--timeout", args.timeout)):
         if value is not None:

@@ -106,8 +106,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-# Optuna 5 deprecates ``constraints_func`` (nsga2 with constraints uses it)
-@pytest.mark.filterwarnings("ignore:.*constraints_func:FutureWarning")
 def test_write_report_after_a_small_run(tmp_path):
     config = ExperimentConfig.model_validate(CHEAP | {"out": str(tmp_path / "run")})
     study = run_search(config, default_objective)

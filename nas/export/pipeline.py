@@ -10,7 +10,6 @@ that format's section of the model card.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,8 +52,6 @@ def check_format(fmt: str, target: str | None, tune: int | None = None) -> None:
     """A one-line ``ValueError`` for a format this version cannot write or a target it does not know."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
-    if fmt != "onnx" and importlib.util.find_spec(f"nas.export.{fmt}") is None:
-        raise ValueError(f"--format {fmt} is not available yet: only onnx exports for now")
     if fmt == "executorch":
         from nas.export.executorch import check
 

@@ -138,24 +138,13 @@ def tvm_logits(tvm: Any, executable: Any, images: np.ndarray) -> np.ndarray:
     return np.stack(rows)
 
 
-def _parity(expected: np.ndarray, got: np.ndarray, what: str) -> float:
-    from nas.export.onnx import PARITY_TOLERANCE, ParityError
-
-    diff = float(np.abs(got - expected).max())
-    if not diff < PARITY_TOLERANCE:
-        raise ParityError(
-            f"{what} parity failed: max abs logit difference {diff:.3g} >= {PARITY_TOLERANCE:g} vs PyTorch"
-        )
-    return diff
-
-
 def _host(
     tvm: Any, model: Any, source: Any, untuned: Any, mod: Any, target: Any, out: Path, options: Any
 ) -> dict[str, Any]:
     """Tune (optionally), write the library, check parity and time it against ONNX Runtime."""
     from nas.export import runtime
-    from nas.export.onnx import PARITY_TOLERANCE, export_onnx
-    from nas.export.pipeline import _check_images, model_logits
+    from nas.export.onnx import PARITY_TOLERANCE, compare_logits
+    from nas.export.pipeline import FP32_FILE, _check_images
     from nas.export.tvm_replay import elf_machine
     from nas.latency.backends.base import Settings
     from nas.latency.backends.timing import interleave
@@ -171,14 +160,14 @@ def _host(
     shipped = tuned or untuned
     shipped.export_library(str(out / LIBRARY))
     images = _check_images(source)
-    expected = model_logits(model, images)
     parity: dict[str, Any] = {"images": len(images), "tolerance": PARITY_TOLERANCE, "where": "this machine"}
-    parity["max_abs_diff"] = _parity(expected, tvm_logits(tvm, shipped, images), "TVM")
+    parity["max_abs_diff"] = compare_logits(model, images, tvm_logits(tvm, shipped, images), "TVM")
     if tuned is not None:
-        parity["untuned_max_abs_diff"] = _parity(expected, tvm_logits(tvm, untuned, images), "TVM untuned")
+        untuned_logits = tvm_logits(tvm, untuned, images)
+        parity["untuned_max_abs_diff"] = compare_logits(model, images, untuned_logits, "TVM untuned")
     shape = source.input_shape
     runs = {
-        "onnxruntime": runtime.runner(runtime.session(export_onnx(model, shape, {})), shape),
+        "onnxruntime": runtime.runner(runtime.session((out / FP32_FILE).read_bytes()), shape),
         "tvm_untuned": vm_runner(tvm, untuned, shape),
         **({"tvm_tuned": vm_runner(tvm, tuned, shape)} if tuned is not None else {}),
     }
@@ -236,7 +225,8 @@ def _qemu(tvm: Any, model: Any, source: Any, mod: Any, cc: str, library: Path) -
     """The exported library's kernels run under qemu on a few images, checked against PyTorch."""
     import tvm_ffi.libinfo
 
-    from nas.export.pipeline import _check_images, model_logits
+    from nas.export.onnx import compare_logits
+    from nas.export.pipeline import _check_images
     from nas.export.tvm_replay import emulator_for, record, replay
     from nas.latency.backends.tvm import resolve_target, target_dict
 
@@ -248,7 +238,7 @@ def _qemu(tvm: Any, model: Any, source: Any, mod: Any, cc: str, library: Path) -
     host = build(tvm, mod, resolve_target(tvm, None))  # same IRModule, same kernels and VM program
     trace, _ = record(tvm, host, images[:1])
     got, counts = replay(emulator, library, tvm_ffi.libinfo.find_include_path(), trace, images)
-    diff = _parity(model_logits(model, images), got, "TVM (qemu)")
+    diff = compare_logits(model, images, got, "TVM (qemu)")
     return {
         "ran": True,
         "emulator": how,

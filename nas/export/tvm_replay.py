@@ -227,7 +227,10 @@ def replay(
 
 
 def _run(command: list[str], what: str) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{what} timed out after {TIMEOUT_S} s ({' '.join(command[:2])} ...)") from None
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
         last = detail[-1] if detail else f"exit code {done.returncode}"

@@ -104,7 +104,7 @@ class ConstraintConfig(_Strict):
         return self
 
     def violation(self, value: float) -> float:
-        """Relative distance past the bound: <= 0 when satisfied (Optuna's ``constraints_func`` form)."""
+        """Relative distance past the bound: <= 0 when satisfied (Optuna's ``Trial.set_constraint`` form)."""
         excess = []
         if self.max is not None:
             excess.append((value - self.max) / max(abs(self.max), 1e-12))

@@ -1,8 +1,10 @@
 """Accuracy-proxy fidelity: does a short training rank architectures as a full training does?
 
 Samples random MnasNet-space architectures, scores each with the search's proxy (val AUC after a few
-epochs on a training subset) and with a full training (val AUC, all training images, more epochs),
-and prints Kendall tau between the two and the time per proxy evaluation. Only validation is read.
+epochs on a training subset) and with a full training (val AUC, all training images, more epochs,
+otherwise the proxy's recipe: same batch size and learning rate), and prints Kendall tau between the
+two and the time per proxy evaluation. Only validation is read. ``--experiment`` takes the data, space,
+size and proxy recipe from a search experiment, in place of ``--data``/``--space``/``--proxy-*``.
 
 ``--resnet18`` instead trains the reference ``resnet18_medmnist`` with ``train_final`` (select on val,
 test once) and prints its test AUC/ACC next to the published MedMNIST v2 ResNet-18 (28) figures.

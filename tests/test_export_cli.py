@@ -1,8 +1,7 @@
-"""``nas export`` in process through ``nas.cli.main`` (the command added if not wired in yet)."""
+"""``nas export`` in process through ``nas.cli.main``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 
@@ -11,23 +10,12 @@ import torch
 from export_helpers import SMALL, data_file, trained_run
 
 from nas import cli
-from nas.export.cli import add_export_command
 
 FAST = ("--rounds", "5", "--calibration-images", "16", "--finetune-epochs", "1", "--threads", "1")
 
 
 @pytest.fixture(autouse=True)
-def with_export_command(monkeypatch):
-    build = cli.build_parser
-
-    def parser() -> argparse.ArgumentParser:
-        built = build()
-        commands = next(a for a in built._actions if isinstance(a, argparse._SubParsersAction))
-        if "export" not in commands.choices:
-            add_export_command(commands)
-        return built
-
-    monkeypatch.setattr(cli, "build_parser", parser)
+def one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

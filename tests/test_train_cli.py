@@ -1,8 +1,7 @@
-"""``nas train``, in process through ``nas.cli.main`` (the train command added if not wired in yet)."""
+"""``nas train``, in process through ``nas.cli.main``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -10,24 +9,14 @@ import torch
 from medmnist_data import write_npz
 
 from nas import cli
-from nas.evaluate.cli import add_train_command, read_search_run
+from nas.evaluate.cli import read_search_run
 
 ARCH = "conv_k3_s2_c8:ir_k3_e2_c16:head"
 COMMON = ("--epochs", "2", "--batch-size", "16", "--threads", "1")
 
 
 @pytest.fixture(autouse=True)
-def with_train_command(monkeypatch):
-    build = cli.build_parser
-
-    def parser() -> argparse.ArgumentParser:
-        built = build()
-        commands = next(a for a in built._actions if isinstance(a, argparse._SubParsersAction))
-        if "train" not in commands.choices:
-            add_train_command(commands)
-        return built
-
-    monkeypatch.setattr(cli, "build_parser", parser)
+def restore_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)

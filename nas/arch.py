@@ -19,6 +19,7 @@ from typing import Any
 
 from nas.blocks import block_type
 from nas.blocks.base import BlockType, Option, conv_out_size
+from nas.errors import ConfigError
 
 SECTION_SEP = ":"
 BLOCK_SEP = ","
@@ -38,13 +39,13 @@ class BlockSpec:
         kind = block_type(type)
         unknown = set(options) - {o.field for o in kind.options}
         if unknown:
-            raise ValueError(f"block '{type}' has no option(s) {', '.join(sorted(unknown))}")
+            raise ConfigError(f"block '{type}' has no option(s) {', '.join(sorted(unknown))}")
         values = []
         for opt in kind.options:
             if opt.field in options and options[opt.field] is not None:
                 values.append(opt.coerce(options[opt.field]))
             elif opt.required:
-                raise ValueError(f"block '{type}' needs option '{opt.key}' ({opt.field})")
+                raise ConfigError(f"block '{type}' needs option '{opt.key}' ({opt.field})")
             else:
                 values.append(opt.default)
         return cls(type, tuple(values))
@@ -110,13 +111,13 @@ class ArchSpec:
 
     def __post_init__(self) -> None:
         if self.stem.kind.is_head:
-            raise ValueError(f"stem block '{self.stem}' cannot be a head")
+            raise ConfigError(f"stem block '{self.stem}' cannot be a head")
         if not self.head.kind.is_head:
-            raise ValueError(f"last section '{self.head}' must be a head block")
+            raise ConfigError(f"last section '{self.head}' must be a head block")
         for stage in self.stages:
             for block in stage:
                 if block.kind.is_head:
-                    raise ValueError(f"head block '{block}' can only be the last section")
+                    raise ConfigError(f"head block '{block}' can only be the last section")
         object.__setattr__(self, "stages", tuple(tuple(s) for s in self.stages))
         canonical = tuple(
             tuple(canonical_block(b, c) for b, c in stage) for stage in self._with_in_channels()
@@ -141,16 +142,16 @@ class ArchSpec:
     def from_str(cls, text: str) -> ArchSpec:
         """Parse an arch string; a malformed one raises ``ValueError`` naming the bad token."""
         if not isinstance(text, str) or not text.strip():
-            raise ValueError("empty arch string")
+            raise ConfigError("empty arch string")
         sections = text.strip().split(SECTION_SEP)
         if len(sections) < 2:
-            raise ValueError(f"arch '{text}' needs at least a stem and a head, separated by ':'")
+            raise ConfigError(f"arch '{text}' needs at least a stem and a head, separated by ':'")
         stem = _parse_stage(sections[0])
         if len(stem) != 1:
-            raise ValueError(f"stem '{sections[0]}' must be exactly one block")
+            raise ConfigError(f"stem '{sections[0]}' must be exactly one block")
         head = _parse_stage(sections[-1])
         if len(head) != 1:
-            raise ValueError(f"head '{sections[-1]}' must be exactly one block")
+            raise ConfigError(f"head '{sections[-1]}' must be exactly one block")
         stages = tuple(_parse_stage(s) for s in sections[1:-1])
         return cls(stem[0], stages, head[0])
 
@@ -181,7 +182,7 @@ class ArchSpec:
                 block(data["stem"]), tuple(tuple(map(block, s)) for s in data["stages"]), block(data["head"])
             )
         except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"malformed arch JSON: {exc}") from None
+            raise ConfigError(f"malformed arch JSON: {exc}") from None
 
     def blocks(self) -> Iterator[BlockSpec]:
         yield self.stem
@@ -203,7 +204,7 @@ class ArchSpec:
                 out_chs = block.kind.out_channels(block, chs)
                 out_size = 1 if block.kind.is_head else _out_size(block, size)
                 if out_size < 1:
-                    raise ValueError(
+                    raise ConfigError(
                         f"input {input_size}x{input_size} is too small: block '{block}' gets {size}x{size}"
                     )
                 yield BlockSite(section, stage_index, index, block, chs, out_chs, size, out_size)
@@ -226,7 +227,7 @@ def _check(block: BlockSpec, in_chs: int) -> None:
     try:
         block.kind.check(block, in_chs)
     except ValueError as exc:
-        raise ValueError(f"bad block '{block}': {exc}") from None
+        raise ConfigError(f"bad block '{block}': {exc}") from None
 
 
 def _drop_no_ops(block: BlockSpec) -> BlockSpec:
@@ -253,7 +254,7 @@ def parse_block(token: str) -> tuple[BlockSpec, int]:
     try:
         return BlockSpec.make(kind.name, **fields), repeat
     except ValueError as exc:
-        raise ValueError(f"bad block '{token}': {exc}") from None
+        raise ConfigError(f"bad block '{token}': {exc}") from None
 
 
 def parse_fields(token: str) -> tuple[BlockType, dict[str, Any], int]:
@@ -263,27 +264,27 @@ def parse_fields(token: str) -> tuple[BlockType, dict[str, Any], int]:
     """
     parts = token.split(OPTION_SEP)
     if not parts[0]:
-        raise ValueError(f"empty block type in '{token}'")
+        raise ConfigError(f"empty block type in '{token}'")
     kind = block_type(parts[0])
     repeat = 0
     found: dict[str, Any] = {}
     for part in parts[1:]:
         if part.startswith("r") and part[1:].isascii() and part[1:].isdigit():
             if repeat:
-                raise ValueError(f"bad token '{part}' in block '{token}': option 'r' given twice")
+                raise ConfigError(f"bad token '{part}' in block '{token}': option 'r' given twice")
             repeat = int(part[1:])
             if repeat < 1:
-                raise ValueError(f"bad token '{part}' in block '{token}': repeat must be >= 1")
+                raise ConfigError(f"bad token '{part}' in block '{token}': repeat must be >= 1")
             continue
         opt = _match_option(kind, part)
         if opt is None:
-            raise ValueError(f"bad token '{part}' in block '{token}': '{kind.name}' has no such option")
+            raise ConfigError(f"bad token '{part}' in block '{token}': '{kind.name}' has no such option")
         if opt.field in found:
-            raise ValueError(f"bad token '{part}' in block '{token}': option '{opt.key}' given twice")
+            raise ConfigError(f"bad token '{part}' in block '{token}': option '{opt.key}' given twice")
         try:
             found[opt.field] = opt.parse(part[len(opt.key) :])
         except ValueError as exc:
-            raise ValueError(f"bad token '{part}' in block '{token}': {exc}") from None
+            raise ConfigError(f"bad token '{part}' in block '{token}': {exc}") from None
     return kind, found, repeat or 1
 
 
@@ -334,7 +335,7 @@ def scale_width(arch: ArchSpec, multiplier: float, divisor: int = 8) -> ArchSpec
     The head's widths are only ever scaled up (MobileNetV2 keeps its 1280 features below 1.0).
     """
     if multiplier <= 0:
-        raise ValueError(f"width multiplier must be positive, got {multiplier:g}")
+        raise ConfigError(f"width multiplier must be positive, got {multiplier:g}")
     from nas.blocks.layers import make_divisible
 
     def scaled(block: BlockSpec, mult: float) -> BlockSpec:

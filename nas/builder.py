@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nas.arch import ArchSpec, scale_width
+from nas.errors import ConfigError
 
 
 class Network(nn.Module):
@@ -36,7 +37,7 @@ def build_model(
     if isinstance(arch, str):
         arch = ArchSpec.from_str(arch)
     if in_chans < 1 or num_classes < 1:
-        raise ValueError(f"in_chans and num_classes must be >= 1, got {in_chans} and {num_classes}")
+        raise ConfigError(f"in_chans and num_classes must be >= 1, got {in_chans} and {num_classes}")
     if width_mult != 1.0:
         arch = scale_width(arch, width_mult)
     stem: nn.Module = nn.Identity()

@@ -1,6 +1,7 @@
 """The ``nas`` command: a thin layer over functions the tests call directly.
 
-Every usage or input error prints one line on stderr and exits with code 2.
+A ``NasError`` (the user's input) prints one line on stderr and exits with code 2; anything else is a
+bug, printed as one line that says so, exit code 1; ``nas --debug ...`` shows its traceback.
 """
 
 from __future__ import annotations
@@ -9,17 +10,17 @@ import argparse
 import json
 import random
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from nas import __version__
 from nas.argtypes import positive_float, positive_int
 from nas.console import console
+from nas.errors import NasError, UsageError
 
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
+EXIT_BUG = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +30,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas", description="Hardware-aware neural architecture search for edge medical AI.")
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error (a bug)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     space = commands.add_parser("space", help="inspect and sample search spaces").add_subparsers(
@@ -191,18 +196,34 @@ def cmd_zoo(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
         func: Callable[[argparse.Namespace], None] = args.func
         func(args)
-    except (UsageError, ValueError) as exc:  # bad arch strings, space files, options
-        message = " ".join(str(exc).split())
-        print(f"error: {message}", file=sys.stderr)
+    except NasError as exc:  # the user's input: arch strings, files, options, data
+        if debug:
+            traceback.print_exc()
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(
+            f"internal error (a bug in nas or a library it calls): {type(exc).__name__}: {_one_line(exc)}"
+            + ("" if debug else "; rerun with --debug for the traceback"),
+            file=sys.stderr,
+        )
+        return EXIT_BUG
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import yaml
 
 from nas.argtypes import positive_int
 from nas.console import console
+from nas.errors import DataError
 
 REAL_DATA = "pneumoniamnist"
 
@@ -42,17 +43,16 @@ def demo_dataset(data: str | None, size: int = 28) -> dict[str, str]:
     """The experiment's ``dataset`` entry: the one asked for, else PneumoniaMNIST where it is found,
     else generated images (after saying how to get the real file)."""
     if data is not None:
-        from nas.data import load_dataset
-        from nas.data.medmnist import DATASETS
+        from nas.data import DATASETS, load_dataset
 
         load_dataset(data, size)  # a bad name or path is the user's error: fail now, in one line
-        return {"name": data} if data.lower() in (*DATASETS, "synthetic") else {"path": data}
+        return {"name": data} if data.lower() in DATASETS else {"path": data}
     from nas.data.medmnist import find_file
 
     try:
         console().print(f"[bold]data:[/] {find_file(REAL_DATA, size)}")
         return {"name": REAL_DATA}
-    except ValueError as exc:
+    except DataError as exc:
         console().print(f"[yellow]PneumoniaMNIST is missing:[/] {exc}")
         console().print("[yellow]The demo goes on with generated X-ray-like images (dataset: synthetic).[/]")
         return {"name": "synthetic"}

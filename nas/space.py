@@ -24,6 +24,7 @@ from typing import Any
 from nas.arch import ArchSpec, BlockSpec, canonical_block, parse_block, parse_fields
 from nas.blocks.base import BlockType
 from nas.blocks.layers import make_divisible
+from nas.errors import ConfigError
 from nas.space_config import SpaceConfig, SpaceError, StageConfig, read_space_config
 
 SKIP_OP = "skip"
@@ -199,7 +200,7 @@ class SearchSpace:
             if len(options) == 1:
                 return options[0]
             if name not in choices:
-                raise ValueError(f"space '{self.name}': no value for parameter '{name}'")
+                raise ConfigError(f"space '{self.name}': no value for parameter '{name}'")
             return choices[name]
 
         chs = self.stem.channels
@@ -213,13 +214,13 @@ class SearchSpace:
     def encode(self, arch: ArchSpec) -> dict[str, Any]:
         """A choice vector that decodes to ``arch``; ``ValueError`` if the arch is not in this space."""
         if arch.stem != self.stem or arch.head != self.head or len(arch.stages) != len(self.stages):
-            raise ValueError(f"arch is not in space '{self.name}' (stem, head or stage count differ)")
+            raise ConfigError(f"arch is not in space '{self.name}' (stem, head or stage count differ)")
         found = {p.name: p.choices[0] for p in self.params}
         chs = self.stem.channels
         for stage, blocks in zip(self.stages, arch.stages, strict=True):
             part = stage.encode(blocks, chs, self.config.channel_divisor)
             if part is None:
-                raise ValueError(
+                raise ConfigError(
                     f"arch is not in space '{self.name}': stage '{stage.name}' cannot be '{blocks}'"
                 )
             found.update({k: v for k, v in part.items() if k in found})
@@ -241,7 +242,7 @@ class SearchSpace:
         """Change one parameter of ``arch`` so that the network changes (regularized evolution's step)."""
         choices = self.encode(arch)
         if not self.params:
-            raise ValueError(f"space '{self.name}' has no choices to mutate")
+            raise ConfigError(f"space '{self.name}' has no choices to mutate")
         for _ in range(attempts):
             param = rng.choice(self.params)
             child = self.decode(
@@ -249,7 +250,7 @@ class SearchSpace:
             )
             if child != arch:
                 return child
-        raise ValueError(f"space '{self.name}': no mutation of '{arch}' changes the network")
+        raise ConfigError(f"space '{self.name}': no mutation of '{arch}' changes the network")
 
     def log10_size(self) -> float:
         """log10 of the number of distinct choice assignments that shape a network."""
@@ -294,7 +295,7 @@ def _parse_op(token: str) -> Op:
         return Op(token, None, ())
     kind, fields, repeat = parse_fields(token)
     if repeat != 1:
-        raise ValueError(f"op '{token}' cannot repeat; use 'layers'")
+        raise ConfigError(f"op '{token}' cannot repeat; use 'layers'")
     return Op(token, kind, tuple(fields.items()))
 
 

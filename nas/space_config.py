@@ -18,11 +18,12 @@ from pydantic import (
 )
 
 from nas.blocks.base import ACTIVATIONS
+from nas.errors import ConfigError
 
 ActName = Literal[ACTIVATIONS]  # type: ignore[valid-type]
 
 
-class SpaceError(ValueError):
+class SpaceError(ConfigError):
     """A search-space file that cannot be used; the message is one line naming file, stage and key."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nas.arch import ArchSpec
+from nas.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def resolve_arch(name_or_arch: str) -> ArchSpec:
     if text in REFERENCES:
         return ArchSpec.from_str(REFERENCES[text].arch)
     if ":" not in text:
-        raise ValueError(
+        raise ConfigError(
             f"'{text}' is neither a reference network ({', '.join(REFERENCES)}) nor an arch string"
         )
     return ArchSpec.from_str(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nas.blocks import basic, conv, dsconv, fire, head, mbconv, pool
 from nas.blocks.base import BlockType
+from nas.errors import ConfigError
 
 BLOCK_TYPES: dict[str, BlockType] = {
     block.name: block
@@ -25,4 +26,4 @@ def block_type(name: str) -> BlockType:
     try:
         return BLOCK_TYPES[name]
     except KeyError:
-        raise ValueError(f"unknown block type '{name}' (known: {', '.join(BLOCK_TYPES)})") from None
+        raise ConfigError(f"unknown block type '{name}' (known: {', '.join(BLOCK_TYPES)})") from None

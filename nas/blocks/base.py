@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nas.errors import ConfigError
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -39,16 +41,16 @@ class Option:
         """Parse the value part of a token; raise ``ValueError`` on anything malformed."""
         if self.kind == FLAG:
             if text:
-                raise ValueError(f"flag '{self.key}' takes no value")
+                raise ConfigError(f"flag '{self.key}' takes no value")
             return True
         if self.kind == ACT:
             if text not in ACTIVATIONS:
-                raise ValueError(f"unknown activation '{text}' (choose from {', '.join(ACTIVATIONS)})")
+                raise ConfigError(f"unknown activation '{text}' (choose from {', '.join(ACTIVATIONS)})")
             return text
         try:
             value = int(text) if self.kind == INT else float(text)
         except ValueError:
-            raise ValueError(f"'{text}' is not a valid {self.kind} for '{self.key}'") from None
+            raise ConfigError(f"'{text}' is not a valid {self.kind} for '{self.key}'") from None
         return self.coerce(value)
 
     def coerce(self, value: Any) -> Any:
@@ -58,15 +60,15 @@ class Option:
         if self.kind == ACT:
             return self.parse(str(value))
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"option '{self.field}' must be a number, got {value!r}")
+            raise ConfigError(f"option '{self.field}' must be a number, got {value!r}")
         if self.kind == INT:
             if float(value) != int(value):
-                raise ValueError(f"option '{self.field}' must be an integer, got {value!r}")
+                raise ConfigError(f"option '{self.field}' must be an integer, got {value!r}")
             value = int(value)
         else:
             value = float(value)
         if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"option '{self.field}' must be >= {self.minimum:g}, got {value:g}")
+            raise ConfigError(f"option '{self.field}' must be >= {self.minimum:g}, got {value:g}")
         return value
 
     def format(self, value: Any) -> str:

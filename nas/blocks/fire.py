@@ -10,6 +10,7 @@ from torch import nn
 
 from nas.blocks.base import INT, BlockType, Option, act_option, channels_option, declared_channels
 from nas.blocks.layers import ConvBnAct
+from nas.errors import ConfigError
 
 
 class Fire(nn.Module):
@@ -27,7 +28,7 @@ class Fire(nn.Module):
 
 def check(spec, in_chs: int) -> None:
     if spec.channels % 2:
-        raise ValueError(f"fire output channels c{spec.channels} must be even (two equal expands)")
+        raise ConfigError(f"fire output channels c{spec.channels} must be even (two equal expands)")
 
 
 BLOCK = BlockType(

@@ -12,6 +12,7 @@ from torch import nn
 
 from nas.blocks.base import ACT, FLAG, FLOAT, INT, BlockType, Option
 from nas.blocks.layers import ConvBnAct, activation
+from nas.errors import ConfigError
 
 
 class Head(nn.Module):
@@ -38,9 +39,9 @@ class Head(nn.Module):
 
 def _check(spec, in_chs: int) -> None:
     if spec.convcls and spec.hidden:
-        raise ValueError("a 'convcls' head has no hidden linear layer 'f'")
+        raise ConfigError("a 'convcls' head has no hidden linear layer 'f'")
     if spec.dropout >= 1.0:
-        raise ValueError(f"dropout d{spec.dropout:g} must be below 1")
+        raise ConfigError(f"dropout d{spec.dropout:g} must be below 1")
 
 
 BLOCK = BlockType(

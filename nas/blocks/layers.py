@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nas.errors import ConfigError
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
@@ -84,7 +86,7 @@ def squeeze_excite(spec, in_chs: int, mid_chs: int) -> nn.Module:
 
 def check_single_se(spec, in_chs: int) -> None:
     if spec.se > 0 and spec.hse > 0:
-        raise ValueError("options 'se' and 'hse' cannot both be set")
+        raise ConfigError("options 'se' and 'hse' cannot both be set")
 
 
 class ChannelShuffle(nn.Module):

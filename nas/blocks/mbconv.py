@@ -25,6 +25,7 @@ from nas.blocks.base import (
 )
 from nas.blocks.dsconv import has_residual, se_options
 from nas.blocks.layers import ChannelShuffle, ConvBnAct, check_single_se, squeeze_excite
+from nas.errors import ConfigError
 
 
 def mid_channels(spec, in_chs: int) -> int:
@@ -53,7 +54,7 @@ def check(spec, in_chs: int) -> None:
     mid = mid_channels(spec, in_chs)
     for name, chs in (("input", in_chs), ("expanded", mid), ("output", spec.channels)):
         if chs % spec.groups:
-            raise ValueError(f"{name} channels {chs} are not divisible by groups g{spec.groups}")
+            raise ConfigError(f"{name} channels {chs} are not divisible by groups g{spec.groups}")
 
 
 BLOCK = BlockType(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from nas.blocks.base import FLAG, INT, BlockType, Option, kernel_option, same_channels, stride_option
+from nas.errors import ConfigError
 
 
 def _options() -> tuple[Option, ...]:
@@ -22,7 +23,7 @@ def _padding(spec) -> int:
 
 def _check(spec, in_chs: int) -> None:
     if _padding(spec) > spec.kernel // 2:
-        raise ValueError(f"padding p{_padding(spec)} is more than half the kernel k{spec.kernel}")
+        raise ConfigError(f"padding p{_padding(spec)} is more than half the kernel k{spec.kernel}")
 
 
 def build_max(spec, in_chs: int) -> nn.Module:

@@ -1,38 +1,84 @@
-"""Datasets as one ``Splits`` value: MedMNIST ``.npz`` files and folders of images."""
+"""Datasets as one ``Splits`` value: registered datasets by name (MedMNIST, ``synthetic``), MedMNIST-layout
+``.npz`` files, and folders of images.
+
+A dataset others can name is one module with an object that has ``load(size) -> Splits``,
+``shape() -> (channels, classes)`` and ``card() -> {licence, citation, ...}`` (see ``Dataset``), plus one
+line in ``DATASETS`` (or an entry point ``dataset.<name>`` in the group ``nas.plugins``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Protocol
 
 from nas.data.folder import load_folder
-from nas.data.medmnist import DATASETS, load_medmnist, load_npz
+from nas.data.medmnist import DATASETS as MEDMNIST_INFO
+from nas.data.medmnist import load_medmnist, load_npz
 from nas.data.splits import Split, Splits
+from nas.errors import DataError
+from nas.registry import Registry
+
+
+class Dataset(Protocol):
+    def load(self, size: int) -> Splits:
+        """The train/val/test splits at ``size`` pixels; a ``DataError`` says what is missing."""
+        ...
+
+    def shape(self) -> tuple[int, int]:
+        """Input channels and classes, without loading the data."""
+        ...
+
+    def card(self) -> dict[str, Any]:
+        """``licence`` (and ``collection``, ``citation``) for the model card."""
+        ...
+
+
+DATASETS: Registry[Dataset] = Registry(
+    "dataset",
+    {
+        "synthetic": "nas.data.synthetic:DATASET",
+        **{name: f"nas.data.medmnist:MEDMNIST.{name}" for name in MEDMNIST_INFO},
+    },
+)
 
 
 def load_dataset(name_or_path: str | Path, size: int = 28) -> Splits:
-    """A MedMNIST name (``pneumoniamnist``), a ``.npz`` file in MedMNIST's layout, a folder of images
-    with one sub-folder per class, or ``synthetic`` (the generated demo task, seed 0)."""
+    """A registered name (``pneumoniamnist``, ``synthetic``), a ``.npz`` file in MedMNIST's layout, or a
+    folder of images with one sub-folder per class."""
     text = str(name_or_path)
-    if text == "synthetic":
-        from nas.data.synthetic import synthetic_splits
-
-        return synthetic_splits(size)
     if text.lower() in DATASETS:
-        return load_medmnist(text.lower(), size)
+        return DATASETS.get(text.lower()).load(size)
     path = Path(text).expanduser()
     if path.is_dir():
         return load_folder(path, size)
     if path.suffix == ".npz":
         splits = load_npz(path)
         if splits.input_size != size:
-            raise ValueError(
-                f"{path} holds {splits.input_size}x{splits.input_size} images, not {size}x{size}"
-            )
+            raise DataError(f"{path} holds {splits.input_size}x{splits.input_size} images, not {size}x{size}")
         return splits
-    raise ValueError(
-        f"'{text}' is neither a MedMNIST dataset ({', '.join(DATASETS)}), a .npz file, a folder of images, "
-        "nor 'synthetic'"
+    raise DataError(
+        f"'{text}' is neither a known dataset ({', '.join(DATASETS.names())}), a .npz file, "
+        "nor a folder of images"
     )
 
 
-__all__ = ["DATASETS", "Split", "Splits", "load_dataset", "load_folder", "load_medmnist", "load_npz"]
+def dataset_card(name: str | None) -> dict[str, Any]:
+    """The model card's ``dataset`` section: name, licence and citation, as far as they are known."""
+    if name is None:
+        return {"name": None, "licence": "no dataset (untrained network)"}
+    if name.lower() in DATASETS:
+        return {"name": name, **DATASETS.get(name.lower()).card()}
+    return {"name": name, "licence": "user-supplied data: licence not recorded, check before sharing"}
+
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "Split",
+    "Splits",
+    "dataset_card",
+    "load_dataset",
+    "load_folder",
+    "load_medmnist",
+    "load_npz",
+]

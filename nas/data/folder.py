@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nas.data.splits import Split, Splits
+from nas.errors import DataError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -32,16 +33,16 @@ def load_folder(
     """
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"no image folder at {root}")
+        raise DataError(f"no image folder at {root}")
     if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+        raise DataError(f"channels must be 1 or 3, got {channels}")
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(f"bad split fractions: val {val_fraction}, test {test_fraction}")
+        raise DataError(f"bad split fractions: val {val_fraction}, test {test_fraction}")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     files = {c: sorted(p for p in (root / c).rglob("*") if p.suffix.lower() in EXTENSIONS) for c in classes}
     classes = [c for c in classes if files[c]]
     if len(classes) < 2:
-        raise ValueError(
+        raise DataError(
             f"{root} needs at least 2 sub-folders of images (one per class), found {len(classes)}"
         )
     opened = [(i, p) for i, c in enumerate(classes) for p in files[c]]
@@ -49,7 +50,7 @@ def load_folder(
         channels = channels or _channels([p for _, p in opened])
         images = np.stack([_read(p, size, channels) for _, p in opened])
     except OSError as exc:  # PIL's UnidentifiedImageError included
-        raise ValueError(f"cannot read an image under {root}: {exc}") from None
+        raise DataError(f"cannot read an image under {root}: {exc}") from None
     labels = np.array([i for i, _ in opened], dtype=np.int64)
     part = _assign(
         np.array([str(p.relative_to(root)) for _, p in opened]), labels, val_fraction, test_fraction, seed

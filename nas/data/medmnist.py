@@ -11,10 +11,13 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
 from nas.data.splits import Split, Splits
+from nas.errors import DataError
 
 SIZES = (28, 64, 128, 224)
 URL = "https://zenodo.org/records/10519652/files/{file}?download=1"
@@ -131,10 +134,47 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+MEDMNIST_CITATION = (
+    "Yang, J., Shi, R., Wei, D., Liu, Z., Zhao, L., Ke, B., Pfister, H., Ni, B. MedMNIST v2 - A large-scale "
+    "lightweight benchmark for 2D and 3D biomedical image classification. Scientific Data 10, 41 (2023)."
+)
+SOURCE_CITATIONS = {
+    "pneumoniamnist": "Kermany, D. S. et al. Identifying medical diagnoses and treatable diseases by "
+    "image-based deep learning. Cell 172(5), 1122-1131 (2018).",
+}
+
+
+@dataclass(frozen=True)
+class MedMnist:
+    """One MedMNIST dataset as a ``nas.data`` registry entry: loads any of its sizes, knows its licence."""
+
+    name: str
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DATASETS[self.name]
+
+    def load(self, size: int) -> Splits:
+        return load_medmnist(self.name, size)
+
+    def shape(self) -> tuple[int, int]:
+        """Input channels and classes, known without reading the file."""
+        return self.info.n_channels, len(self.info.labels)
+
+    def card(self) -> dict[str, Any]:
+        licence = "CC BY-NC 4.0" if self.name == "dermamnist" else "CC BY 4.0"
+        extra = [SOURCE_CITATIONS[self.name]] if self.name in SOURCE_CITATIONS else []
+        return {"collection": "MedMNIST v2", "licence": licence, "citation": [MEDMNIST_CITATION, *extra]}
+
+
+MEDMNIST = SimpleNamespace(**{name: MedMnist(name) for name in DATASETS})
+"""The registry's targets: ``nas.data.medmnist:MEDMNIST.pneumoniamnist``."""
+
+
 def file_name(name: str, size: int = 28) -> str:
     """MedMNIST's naming: ``pneumoniamnist.npz`` at 28 pixels, ``pneumoniamnist_64.npz`` above."""
     if size not in SIZES:
-        raise ValueError(f"MedMNIST comes in sizes {', '.join(map(str, SIZES))}, not {size}")
+        raise DataError(f"MedMNIST comes in sizes {', '.join(map(str, SIZES))}, not {size}")
     return f"{name}.npz" if size == 28 else f"{name}_{size}.npz"
 
 
@@ -152,14 +192,14 @@ def find_file(name: str, size: int = 28, root: str | Path | None = None) -> Path
     """The path of a MedMNIST file, or a one-line ``ValueError`` saying where to put it."""
     name = name.lower()
     if name not in DATASETS:
-        raise ValueError(f"unknown MedMNIST dataset '{name}' (known: {', '.join(DATASETS)})")
+        raise DataError(f"unknown MedMNIST dataset '{name}' (known: {', '.join(DATASETS)})")
     file = file_name(name, size)
     dirs = search_dirs(root)
     for folder in dirs:
         if (folder / file).is_file():
             return folder / file
     target = dirs[0] / file
-    raise ValueError(
+    raise DataError(
         f"{file} not found in {', '.join(map(str, dirs))}: put it at {target} (or set MEDMNIST_ROOT); "
         f"nothing is downloaded, get it from {URL.format(file=file)}"
     )
@@ -175,35 +215,35 @@ def load_npz(path: str | Path) -> Splits:
     its file name (``pneumoniamnist_64.npz``), otherwise the task is inferred from the labels."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"no MedMNIST .npz file at {path}")
+        raise DataError(f"no MedMNIST .npz file at {path}")
     try:
         with np.load(path) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path} is not a readable .npz file: {exc}") from None
+        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
     missing = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")]
     missing = [key for key in missing if key not in arrays]
     if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)} (MedMNIST layout expected)")
+        raise DataError(f"{path} lacks {', '.join(missing)} (MedMNIST layout expected)")
     name = path.stem.rsplit("_", 1)[0] if path.stem.rsplit("_", 1)[-1].isdigit() else path.stem
     labels = {s: np.asarray(arrays[f"{s}_labels"]) for s in ("train", "val", "test")}
     images = {s: _nhwc(arrays[f"{s}_images"], path) for s in labels}
     channels = images["train"].shape[3]
     info = DATASETS.get(name.lower()) or _infer_info(labels["train"], channels)
     if info.n_channels != channels:
-        raise ValueError(f"{path}: {name} has {info.n_channels} channel(s), the file has {channels}")
+        raise DataError(f"{path}: {name} has {info.n_channels} channel(s), the file has {channels}")
     splits = {s: Split(images[s], _labels(labels[s], info.task)) for s in labels}
     return Splits(name, info.task, info.labels, splits["train"], splits["val"], splits["test"])
 
 
 def _nhwc(images: np.ndarray, path: Path) -> np.ndarray:
     if images.dtype != np.uint8:
-        raise ValueError(f"{path}: images must be uint8, got {images.dtype}")
+        raise DataError(f"{path}: images must be uint8, got {images.dtype}")
     if images.ndim == 3:
         return images[..., None]
     if images.ndim == 4 and images.shape[3] in (1, 3):
         return images
-    raise ValueError(f"{path}: images must be (N, H, W) or (N, H, W, 3), got {images.shape}")
+    raise DataError(f"{path}: images must be (N, H, W) or (N, H, W, 3), got {images.shape}")
 
 
 def _labels(labels: np.ndarray, task: str) -> np.ndarray:

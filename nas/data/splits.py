@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas.errors import DataError
+
 TASKS = ("binary", "multi-class", "multi-label")
 
 
@@ -24,11 +26,9 @@ class Split:
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise ValueError(
-                f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}"
-            )
+            raise DataError(f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
         if len(self.labels) != len(self.images):
-            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+            raise DataError(f"{len(self.images)} images but {len(self.labels)} labels")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -50,18 +50,18 @@ class Splits:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ValueError(f"task '{self.task}' is not one of {', '.join(TASKS)}")
+            raise DataError(f"task '{self.task}' is not one of {', '.join(TASKS)}")
         if self.task == "binary" and len(self.class_names) != 2:
-            raise ValueError(f"a binary task needs 2 class names, got {len(self.class_names)}")
+            raise DataError(f"a binary task needs 2 class names, got {len(self.class_names)}")
         shapes = {s.images.shape[1:] for s in (self.train, self.val, self.test)}
         if len(shapes) != 1:
-            raise ValueError(f"splits of '{self.name}' have different image shapes: {sorted(shapes)}")
+            raise DataError(f"splits of '{self.name}' have different image shapes: {sorted(shapes)}")
         for split in (self.train, self.val, self.test):
             if self.task == "multi-label":
                 if split.labels.ndim != 2 or split.labels.shape[1] != self.num_classes:
-                    raise ValueError(f"multi-label labels must be (N, {self.num_classes})")
+                    raise DataError(f"multi-label labels must be (N, {self.num_classes})")
             elif len(split) and (split.labels.min() < 0 or split.labels.max() >= self.num_classes):
-                raise ValueError(f"labels of '{self.name}' fall outside 0..{self.num_classes - 1}")
+                raise DataError(f"labels of '{self.name}' fall outside 0..{self.num_classes - 1}")
 
     @property
     def num_classes(self) -> int:
@@ -93,7 +93,7 @@ class Splits:
     def sample_weights(self) -> np.ndarray:
         """Per-training-example weights for a class-balanced sampler (single-label tasks)."""
         if self.task == "multi-label":
-            raise ValueError("a class-balanced sampler needs a single-label task, not multi-label")
+            raise DataError("a class-balanced sampler needs a single-label task, not multi-label")
         counts = np.maximum(self.class_counts(), 1).astype(np.float64)
         return 1.0 / counts[self.train.labels]
 

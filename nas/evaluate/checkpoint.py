@@ -16,6 +16,7 @@ from torch import nn
 from nas.arch import ArchSpec
 from nas.builder import build_model
 from nas.data.splits import Split
+from nas.errors import DataError
 from nas.evaluate.loop import predict_probs, to_tensor
 
 ARCH_FILE = "arch.txt"
@@ -62,7 +63,7 @@ def load_trained(run_dir: str | Path) -> TrainedModel:
     """The model ``train_final`` wrote to ``run_dir``; a missing or broken file raises ``ValueError``."""
     run_dir = Path(run_dir)
     if not is_trained_dir(run_dir):
-        raise ValueError(
+        raise DataError(
             f"{run_dir} is not a trained model directory ({ARCH_FILE}, {WEIGHTS_FILE}, {METRICS_FILE})"
         )
     arch = ArchSpec.from_str((run_dir / ARCH_FILE).read_text().strip())
@@ -71,5 +72,5 @@ def load_trained(run_dir: str | Path) -> TrainedModel:
         model = build_model(arch, metrics["in_chans"], metrics["num_classes"], metrics["input_size"])
         model.load_state_dict(torch.load(run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True))
     except (json.JSONDecodeError, KeyError, RuntimeError) as exc:
-        raise ValueError(f"cannot load the model in {run_dir}: {' '.join(str(exc).split())}") from None
+        raise DataError(f"cannot load the model in {run_dir}: {' '.join(str(exc).split())}") from None
     return TrainedModel(arch, model.eval(), metrics)

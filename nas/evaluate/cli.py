@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.argtypes import finite_float, positive_int
+from nas.errors import UsageError
 from nas.evaluate.config import CLASS_WEIGHTING, OPTIMIZERS
 
 DEFAULT_EPOCHS = 50
@@ -81,25 +82,25 @@ def read_search_run(run_dir: str | Path, trial: int | None, best: bool) -> dict[
     run_dir = Path(run_dir)
     path = run_dir / SUMMARY
     if not path.is_file():
-        raise ValueError(f"no search run at {run_dir} (expected {path})")
+        raise UsageError(f"no search run at {run_dir} (expected {path})")
     if trial is None and not best:
-        raise ValueError(f"say which trial of {run_dir} to train: --trial N or --best")
+        raise UsageError(f"say which trial of {run_dir} to train: --trial N or --best")
     try:
         summary = json.loads(path.read_text())
         if best:
             chosen = summary["best"]
             if chosen is None and summary.get("mode") == "pareto":
-                raise ValueError(
+                raise UsageError(
                     f"{run_dir} is a Pareto search without a reward, so it has no single best: pick a "
                     f"trial from {run_dir / 'pareto.csv'} with --trial N"
                 )
             if chosen is None:
-                raise ValueError(f"{path} has no best trial (no trial completed)")
+                raise UsageError(f"{path} has no best trial (no trial completed)")
         else:
             chosen = next((t for t in summary["trials"] if t["number"] == trial), None)
             if chosen is None:
                 numbers = ", ".join(str(t["number"]) for t in summary["trials"])
-                raise ValueError(f"{path} has no trial {trial} (trials: {numbers or 'none'})")
+                raise UsageError(f"{path} has no trial {trial} (trials: {numbers or 'none'})")
         return {
             "number": chosen["number"],
             "arch": chosen["arch"],
@@ -107,23 +108,23 @@ def read_search_run(run_dir: str | Path, trial: int | None, best: bool) -> dict[
             "input_size": summary.get("input_size", 28),
         }
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a search summary: {type(exc).__name__} {exc}") from None
+        raise UsageError(f"{path} is not a search summary: {type(exc).__name__} {exc}") from None
 
 
 def _resolve(args: argparse.Namespace) -> tuple[str, str, int, Path]:
     """(arch, data, input size, output directory) from either form of the command."""
     if args.run_dir is not None:
         if args.arch is not None:
-            raise ValueError("give either RUN_DIR (with --trial N or --best) or --arch, not both")
+            raise UsageError("give either RUN_DIR (with --trial N or --best) or --arch, not both")
         run = read_search_run(args.run_dir, args.trial, args.best)
         data = args.data or run["dataset"]
         size = args.input_size or run["input_size"]
         out = Path(args.out or Path(args.run_dir) / "final" / f"trial_{run['number']}")
         return run["arch"], data, size, out
     if args.trial is not None or args.best:
-        raise ValueError("--trial and --best need a search RUN_DIR")
+        raise UsageError("--trial and --best need a search RUN_DIR")
     if args.arch is None or args.data is None:
-        raise ValueError(
+        raise UsageError(
             "give RUN_DIR with --trial N or --best, or --arch ARCH_OR_NAME with --data NAME_OR_PATH"
         )
     size = args.input_size or 28

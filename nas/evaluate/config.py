@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from nas.errors import ConfigError
+
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 CLASS_WEIGHTING = ("none", "loss", "sampler")
@@ -13,8 +15,9 @@ SELECT_METRICS = ("auc", "accuracy", "balanced_accuracy")
 THRESHOLD_METHODS = ("youden", "sensitivity")
 
 
-class TrainingDiverged(ValueError):
-    """The loss became NaN or infinite; the message says where. The search marks the trial failed."""
+class TrainingDiverged(ConfigError):
+    """The loss became NaN or infinite: the recipe (lr, batch size) does not suit this network and data;
+    the message says where. The search marks the trial failed."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
             if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                raise ConfigError(f"{name} must be >= 1, got {value}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
         if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not 0 <= self.max_shift < 0.5:
-            raise ValueError("weight_decay must be >= 0, label_smoothing in [0, 1), max_shift in [0, 0.5)")
+            raise ConfigError("weight_decay must be >= 0, label_smoothing in [0, 1), max_shift in [0, 0.5)")
         for name, value, allowed in (
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("schedule", self.schedule, SCHEDULES),
@@ -68,15 +71,15 @@ class TrainConfig:
             ("threshold_method", self.threshold_method, THRESHOLD_METHODS),
         ):
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got '{value}'")
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got '{value}'")
         if self.max_train_samples is not None and self.max_train_samples < 2:
-            raise ValueError(f"max_train_samples must be >= 2, got {self.max_train_samples}")
+            raise ConfigError(f"max_train_samples must be >= 2, got {self.max_train_samples}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if not 0 < self.target_sensitivity <= 1:
-            raise ValueError(f"target_sensitivity must be in (0, 1], got {self.target_sensitivity}")
+            raise ConfigError(f"target_sensitivity must be in (0, 1], got {self.target_sensitivity}")
         if not self.kd_temperature > 0 or not 0 <= self.kd_alpha <= 1:
-            raise ValueError(
+            raise ConfigError(
                 f"kd_temperature must be > 0 and kd_alpha in [0, 1], got {self.kd_temperature}, "
                 f"{self.kd_alpha}"
             )
@@ -89,5 +92,5 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
         return cls(**data)

@@ -17,6 +17,7 @@ import torch
 from nas.arch import ArchSpec
 from nas.builder import build_model
 from nas.data.splits import Splits
+from nas.errors import DataError
 from nas.evaluate.checkpoint import TrainedModel, is_trained_dir, load_trained, save_trained
 from nas.evaluate.config import TrainConfig
 from nas.evaluate.loop import FitResult, Teacher, fit, predict_probs, split_metrics, to_tensor
@@ -135,7 +136,7 @@ def _teacher(
         trained = load_trained(teacher)
         shape = (trained.metrics["in_chans"], trained.metrics["num_classes"], trained.metrics["task"])
         if shape != (splits.n_channels, splits.num_classes, splits.task):
-            raise ValueError(
+            raise DataError(
                 f"teacher {teacher} was trained for {shape[0]} channel(s), {shape[1]} classes ({shape[2]}), "
                 f"the data has {splits.n_channels}, {splits.num_classes} ({splits.task})"
             )
@@ -143,7 +144,7 @@ def _teacher(
     try:
         teacher_arch = resolve_arch(str(teacher))
     except ValueError:
-        raise ValueError(
+        raise DataError(
             f"teacher '{teacher}' is neither a trained model directory (arch.txt, weights.pt, metrics.json) "
             f"nor a reference name or arch string"
         ) from None

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from nas.argtypes import count, positive_int, ratio
+from nas.errors import UsageError
 from nas.export import FORMATS
 
 
@@ -79,17 +80,17 @@ def _source(args: argparse.Namespace):
 
     if args.run_dir is not None:
         if args.arch is not None:
-            raise ValueError("give either RUN_DIR or --arch, not both")
+            raise UsageError("give either RUN_DIR or --arch, not both")
         given = [
             f"--{n.replace('_', '-')}" for n in ("input_size", "in_chans", "num_classes") if getattr(args, n)
         ]
         if given:
-            raise ValueError(f"{', '.join(given)} apply to --arch only; a run's model has its own")
+            raise UsageError(f"{', '.join(given)} apply to --arch only; a run's model has its own")
         return from_run_dir(args.run_dir, args.trial, args.best, args.data)
     if args.trial is not None or args.best:
-        raise ValueError("--trial and --best need a search RUN_DIR")
+        raise UsageError("--trial and --best need a search RUN_DIR")
     if args.arch is None:
-        raise ValueError("give RUN_DIR (a trained run, or a search run with --trial N/--best) or --arch")
+        raise UsageError("give RUN_DIR (a trained run, or a search run with --trial N/--best) or --arch")
     return from_arch(args.arch, args.input_size, args.in_chans, args.num_classes, args.data)
 
 
@@ -98,10 +99,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     check_format(args.format, args.target, args.tune)  # before anything is loaded or built
     if args.int8 and args.format != "onnx":
-        raise ValueError(f"--int8 applies to --format onnx only for now, not {args.format}")
+        raise UsageError(f"--int8 applies to --format onnx only for now, not {args.format}")
     source = _source(args)
     if source.trained is not None and source.splits is None and (args.int8 or args.prune):
-        raise ValueError(f"--int8 and --prune of a trained model need its data ({source.data_note})")
+        raise UsageError(f"--int8 and --prune of a trained model need its data ({source.data_note})")
     options = ExportOptions(
         out_dir=args.out or source.default_out,
         format=args.format,

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.errors import UsageError
 from nas.export.onnx import PARITY_TOLERANCE, Normalized, compare_logits
 from nas.export.source import Source
 
@@ -39,9 +40,9 @@ INSTALL = "pip install executorch==1.5.1 (it matches the pinned torch 2.13.0)"
 def check(target: str | None) -> None:
     """A one-line ``ValueError`` when ExecuTorch is missing or an option does not apply to it."""
     if importlib.util.find_spec("executorch") is None:
-        raise ValueError(f"--format executorch needs the executorch package: {INSTALL}")
+        raise UsageError(f"--format executorch needs the executorch package: {INSTALL}")
     if target is not None:
-        raise ValueError("--target applies to --format tvm only; an ExecuTorch .pte is target-independent")
+        raise UsageError("--target applies to --format tvm only; an ExecuTorch .pte is target-independent")
 
 
 def export(model: Normalized, source: Source, out_dir: Path, options: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.errors import UsageError
 from nas.export import FORMATS
 from nas.export.onnx import Normalized, export_onnx, parity, weight_bytes
 from nas.export.predicted import predict
@@ -51,18 +52,18 @@ class ExportOptions:
 def check_format(fmt: str, target: str | None, tune: int | None = None) -> None:
     """A one-line ``ValueError`` for a format this version cannot write or a target it does not know."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
+        raise UsageError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
     if fmt == "executorch":
         from nas.export.executorch import check
 
         check(target)
     if target is not None:
         if target not in ("host", "aarch64") and not (target.endswith(".json") and Path(target).is_file()):
-            raise ValueError(f"unknown target '{target}' (host, aarch64, or a target JSON file)")
+            raise UsageError(f"unknown target '{target}' (host, aarch64, or a target JSON file)")
         if fmt == "onnx" and target != "host":
-            raise ValueError(f"--target {target} applies to --format tvm only; ONNX is target-independent")
+            raise UsageError(f"--target {target} applies to --format tvm only; ONNX is target-independent")
     if tune is not None and fmt != "tvm":
-        raise ValueError(f"--tune applies to --format tvm only, not {fmt}")
+        raise UsageError(f"--tune applies to --format tvm only, not {fmt}")
     if fmt == "tvm":
         from nas.export.tvm import check as check_tvm
 

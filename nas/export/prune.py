@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from nas.data.splits import Splits
+from nas.errors import UsageError
 from nas.evaluate.config import TrainConfig
 
 ROUND_TO = 8
@@ -53,9 +54,9 @@ def prune_channels(
     from nas.blocks.layers import ChannelShuffle
 
     if not 0 < ratio < 1:
-        raise ValueError(f"prune ratio must be in (0, 1), got {ratio:g}")
+        raise UsageError(f"prune ratio must be in (0, 1), got {ratio:g}")
     if any(isinstance(m, ChannelShuffle) for m in network.modules()):
-        raise ValueError(
+        raise UsageError(
             "cannot prune a network with channel-shuffled grouped convs (g>1 blocks): torch-pruning "
             "does not follow the shuffle's permutation"
         )

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import UsageError
 from nas.export.runtime import INPUT
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -78,9 +79,9 @@ def quantize_int8(
         "percentile": CalibrationMethod.Percentile,
     }
     if method not in methods:
-        raise ValueError(f"calibration method must be one of {', '.join(methods)}, got '{method}'")
+        raise UsageError(f"calibration method must be one of {', '.join(methods)}, got '{method}'")
     if len(calibration) == 0:
-        raise ValueError("INT8 calibration needs at least one image")
+        raise UsageError("INT8 calibration needs at least one image")
     with tempfile.TemporaryDirectory(prefix="nas-int8-") as tmp:
         fp32, prepared, int8 = (Path(tmp) / name for name in ("fp32.onnx", "prep.onnx", "int8.onnx"))
         fp32.write_bytes(onnx_bytes)

@@ -17,6 +17,7 @@ from torch import nn
 
 from nas.arch import ArchSpec
 from nas.data.splits import Splits
+from nas.errors import DataError
 
 UNTRAINED_MEAN, UNTRAINED_STD = 0.5, 0.5
 UNTRAINED_SEED = 0
@@ -54,28 +55,28 @@ def from_run_dir(run_dir: str | Path, trial: int | None, best: bool, data: str |
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise ValueError(f"no such run directory: {run_dir}")
+        raise DataError(f"no such run directory: {run_dir}")
     summary_data = None
     if is_trained_dir(run_dir):
         if trial is not None or best:
-            raise ValueError(f"{run_dir} is a trained model, not a search run: drop --trial/--best")
+            raise DataError(f"{run_dir} is a trained model, not a search run: drop --trial/--best")
         trained_dir, origin = run_dir, f"trained run {run_dir}"
     elif (run_dir / "summary.json").is_file():
         from nas.evaluate.cli import read_search_run
 
         if trial is None and not best:
-            raise ValueError(f"say which trial of search run {run_dir} to export: --trial N or --best")
+            raise DataError(f"say which trial of search run {run_dir} to export: --trial N or --best")
         run = read_search_run(run_dir, trial, best)
         trained_dir = run_dir / "final" / f"trial_{run['number']}"
         if not is_trained_dir(trained_dir):
-            raise ValueError(
+            raise DataError(
                 f"trial {run['number']} of {run_dir} has no trained weights in {trained_dir}: "
                 f"run 'nas train {run_dir} --trial {run['number']}' first"
             )
         summary_data = _data_ref(run["dataset"])
         origin = f"trial {run['number']} of search run {run_dir}, trained in {trained_dir}"
     else:
-        raise ValueError(
+        raise DataError(
             f"{run_dir} is neither a trained model directory (arch.txt, weights.pt, metrics.json) "
             "nor a search run (summary.json)"
         )
@@ -123,7 +124,7 @@ def from_arch(
             ("--num-classes", num_classes, splits.num_classes),
         ):
             if given is not None and given != actual:
-                raise ValueError(f"{name} {given} contradicts the data '{data}', which has {actual}")
+                raise DataError(f"{name} {given} contradicts the data '{data}', which has {actual}")
         chans, classes = splits.n_channels, splits.num_classes
         mean, std = splits.normalization()
         names, task = list(splits.class_names), splits.task
@@ -183,7 +184,7 @@ def _attach_data(source: Source, given: str | None, recorded: str | None) -> Non
     shape = (splits.n_channels, splits.num_classes, splits.task)
     expected = (source.in_chans, source.num_classes, source.task)
     if shape != expected:
-        raise ValueError(
+        raise DataError(
             f"data '{given or recorded}' has {shape[0]} channel(s), {shape[1]} classes ({shape[2]}); "
             f"the model was trained for {expected[0]}, {expected[1]} ({expected[2]})"
         )

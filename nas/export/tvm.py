@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import ConfigError
+
 AARCH64 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"], "mcpu": "cortex-a72"}
 LIBRARY, LOADER, META, TARGET_FILE, TUNING_DIR = (
     "model_tvm.so",
@@ -42,13 +44,13 @@ def target_spec(target: str | None) -> dict[str, Any] | None:
         return dict(AARCH64)
     path = Path(target)
     if path.suffix != ".json" or not path.is_file():
-        raise ValueError(f"unknown target '{target}' (host, aarch64, or a target JSON file)")
+        raise ConfigError(f"unknown target '{target}' (host, aarch64, or a target JSON file)")
     try:
         spec = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read target JSON {target}: {' '.join(str(exc).split())}") from None
+        raise ConfigError(f"cannot read target JSON {target}: {' '.join(str(exc).split())}") from None
     if not isinstance(spec, dict) or spec.get("kind") != "llvm":
-        raise ValueError(f'target JSON {target} must be an object with "kind": "llvm" (a CPU target)')
+        raise ConfigError(f'target JSON {target} must be an object with "kind": "llvm" (a CPU target)')
     return spec
 
 
@@ -67,12 +69,12 @@ def check(target: str | None, tune: int | None) -> None:
     cc = cross_compiler_of(spec)
     if tune is not None and cc is not None:
         arch = str(spec["mtriple"]).split("-")[0]  # type: ignore[index]
-        raise ValueError(
+        raise ConfigError(
             f"--tune times candidates on this machine, which cannot run {arch} code: export for {arch} "
             "untuned (tuning on the board is not supported)"
         )
     if cc is not None and shutil.which(cc) is None:
-        raise ValueError(
+        raise ConfigError(
             f"cross compiler {cc} not found: install it (Debian/Ubuntu: apt install "
             f"gcc-{cc.removesuffix('-gcc')})"
         )
@@ -204,7 +206,7 @@ def _cross(tvm: Any, model: Any, source: Any, untuned: Any, mod: Any, cc: str, o
         untuned.export_library(str(out / LIBRARY), fcompile=tvm_cc.cross_compiler(cc))
     except Exception as exc:
         last = [line for line in str(exc).splitlines() if line.strip()]
-        raise ValueError(f"cannot link {LIBRARY} with {cc}: {last[-1] if last else exc}") from None
+        raise ConfigError(f"cannot link {LIBRARY} with {cc}: {last[-1] if last else exc}") from None
     return {
         "cross_compiler": cc,
         "tuned": False,

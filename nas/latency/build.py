@@ -28,6 +28,7 @@ from typing import Any
 
 from nas.arch import ArchSpec, BlockSite
 from nas.builder import build_model
+from nas.errors import DataError
 from nas.latency.backends.base import Backend, Item, Settings, Timing, backend_dtypes
 from nas.latency.keys import block_module, input_shape
 from nas.latency.predict import fit
@@ -186,5 +187,5 @@ def _open(
     table = LatencyTable.load(path)
     same = ("device", "backend", "threads")
     if table.settings != settings or any(table.provenance.get(k) != provenance[k] for k in same):
-        raise ValueError(f"{path} holds a table for other settings, device or backend; choose another --out")
+        raise DataError(f"{path} holds a table for other settings, device or backend; choose another --out")
     return table

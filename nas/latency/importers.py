@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nas.errors import ConfigError
 from nas.latency.keys import block_key, block_site
 from nas.latency.table import LatencyTable
 from nas.space import SearchSpace
@@ -53,7 +54,7 @@ def import_fbnet_table(
 
     def add(site, layer: str, op: str) -> None:
         if (layer, op) not in rows:
-            raise ValueError(f"{path}: no latency for layer {layer} op {op}")
+            raise ConfigError(f"{path}: no latency for layer {layer} op {op}")
         samples[block_key(site, "fp32", num_classes)].append(rows[(layer, op)])
 
     stem = block_site(fbnet.stem, in_chans, input_size)
@@ -61,7 +62,7 @@ def import_fbnet_table(
     chs, size, layer = stem.out_channels, stem.out_size, 0
     for stage in fbnet.stages:
         if len(stage.widths) > 1 or stage.dims or stage.min_layers != stage.max_layers:
-            raise ValueError(f"space '{fbnet.name}' stage '{stage.name}' is not a per-layer op choice")
+            raise ConfigError(f"space '{fbnet.name}' stage '{stage.name}' is not a per-layer op choice")
         out, after = stage.config.channels, size
         for slot in range(stage.max_layers):
             stride, in_chs, in_size = (stage.config.stride, chs, size) if slot == 0 else (1, out, after)
@@ -76,7 +77,7 @@ def import_fbnet_table(
         chs, size = out, after
     add(block_site(fbnet.head, chs, size), "head", "")
     if layer != 22 and space == "fbnet":
-        raise ValueError(f"space '{space}' has {layer} searchable layers, FBNet tables have 22")
+        raise ConfigError(f"space '{space}' has {layer} searchable layers, FBNet tables have 22")
     entries = {
         key: {"median_ms": sum(v) / len(v), "spread_ms": max(v) - min(v), "rounds": len(v)}
         for key, v in samples.items()
@@ -106,24 +107,24 @@ def read_layer_table(path: Path, device: str) -> dict[tuple[str, str], float]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     raw = _read_json(path, text, device) if path.suffix.lower() == ".json" else _read_csv(path, text, device)
     rows: dict[tuple[str, str], float] = {}
     for layer, op, value in raw:
         layer = layer.strip().removeprefix("layer_")
         op = "" if layer in FIXED_LAYERS else op.strip()
         if layer not in FIXED_LAYERS and not (layer.isdigit() and int(layer) < 22):
-            raise ValueError(f"{path}: unknown layer '{layer}' (0-21, stem or head)")
+            raise ConfigError(f"{path}: unknown layer '{layer}' (0-21, stem or head)")
         if op and op not in FBNET_OPS:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: unknown op '{op}' at layer {layer} (FBNet ops: {', '.join(FBNET_OPS)})"
             )
         try:
             ms = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{path}: latency '{value}' of layer {layer} op {op} is not a number") from None
+            raise ConfigError(f"{path}: latency '{value}' of layer {layer} op {op} is not a number") from None
         if not ms >= 0:
-            raise ValueError(f"{path}: latency of layer {layer} op {op} must be >= 0, got {value}")
+            raise ConfigError(f"{path}: latency of layer {layer} op {op} must be >= 0, got {value}")
         rows[(str(int(layer)) if layer.isdigit() else layer, op)] = ms
     return rows
 
@@ -132,12 +133,12 @@ def _read_csv(path: Path, text: str, device: str) -> list[tuple[str, str, Any]]:
     reader = csv.DictReader(text.splitlines())
     missing = {"layer", "op", "latency_ms"} - set(reader.fieldnames or [])
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: CSV needs columns layer, op, latency_ms (missing {', '.join(sorted(missing))})"
         )
     rows = [r for r in reader if "device" not in r or r["device"] == device]
     if not rows:
-        raise ValueError(f"{path}: no rows for device '{device}'")
+        raise ConfigError(f"{path}: no rows for device '{device}'")
     return [(r["layer"], r["op"] or "", r["latency_ms"]) for r in rows]
 
 
@@ -145,9 +146,9 @@ def _read_json(path: Path, text: str, device: str) -> list[tuple[str, str, Any]]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON (line {exc.lineno})") from None
+        raise ConfigError(f"{path}: not JSON (line {exc.lineno})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object of layers")
+        raise ConfigError(f"{path}: expected a JSON object of layers")
     if device in data and isinstance(data[device], dict):
         data = data[device]
     rows = []

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import DataError
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -55,11 +57,9 @@ def fit(sums: Sequence[float], blocks: Sequence[int], measured: Sequence[float])
     """Fit on (block sum ms, block count, measured ms) of the calibration nets; report leave-one-out error."""
     n = len(sums)
     if not n == len(blocks) == len(measured) or n < 4:
-        raise ValueError(
-            f"calibration needs at least 4 nets with a block sum, count and measurement, got {n}"
-        )
+        raise DataError(f"calibration needs at least 4 nets with a block sum, count and measurement, got {n}")
     if min(sums) <= 0 or min(measured) <= 0:
-        raise ValueError("calibration latencies must be positive")
+        raise DataError("calibration latencies must be positive")
     errors = []
     for i in range(n):
         keep = [j for j in range(n) if j != i]

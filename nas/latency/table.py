@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.arch import ArchSpec
+from nas.errors import ConfigError
 from nas.latency.keys import arch_keys
 from nas.latency.predict import Calibration
 from nas.space import SearchSpace
@@ -62,7 +63,7 @@ class LatencyTable:
         for key in self.keys(arch):
             entry = self.entries.get(key)
             if entry is None:
-                raise ValueError(f"latency table has no entry for block '{key}'")
+                raise ConfigError(f"latency table has no entry for block '{key}'")
             total += entry["median_ms"]
         return total
 
@@ -85,25 +86,25 @@ class LatencyTable:
     @classmethod
     def from_json(cls, data: Any) -> LatencyTable:
         if not isinstance(data, dict):
-            raise ValueError("not a latency table (expected a JSON object)")
+            raise ConfigError("not a latency table (expected a JSON object)")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown latency table schema_version {version!r} (this version reads {SCHEMA_VERSION})"
             )
         try:
             settings, provenance, entries = data["settings"], data["provenance"], data["entries"]
             missing = [k for k in SETTINGS_FIELDS if k not in settings]
             if missing:
-                raise ValueError(f"settings lack {', '.join(missing)}")
+                raise ConfigError(f"settings lack {', '.join(missing)}")
             for key, entry in entries.items():
                 if not all(isinstance(entry.get(f), int | float) for f in ENTRY_FIELDS):
-                    raise ValueError(f"entry '{key}' needs numbers {', '.join(ENTRY_FIELDS)}")
+                    raise ConfigError(f"entry '{key}' needs numbers {', '.join(ENTRY_FIELDS)}")
             calibration = Calibration.from_json(data["calibration"]) if data.get("calibration") else None
             nets = list(data.get("calibration_nets") or [])
             return cls(settings, provenance, entries, data.get("anchor"), nets, calibration)
         except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"malformed latency table: missing or bad field {exc}") from None
+            raise ConfigError(f"malformed latency table: missing or bad field {exc}") from None
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a temporary file in the same folder, then ``os.replace``."""
@@ -126,13 +127,13 @@ class LatencyTable:
         try:
             data = json.loads(Path(path).read_text())
         except OSError as exc:
-            raise ValueError(f"{path}: cannot read latency table: {exc.strerror}") from None
+            raise ConfigError(f"{path}: cannot read latency table: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not JSON (line {exc.lineno})") from None
+            raise ConfigError(f"{path}: not JSON (line {exc.lineno})") from None
         try:
             return cls.from_json(data)
         except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise ConfigError(f"{path}: {exc}") from None
 
 
 def default_table_path(device: str, space: str, input_size: int) -> Path:
@@ -143,7 +144,7 @@ def safe_name(text: str) -> str:
     """A file-name-safe form of a device or space name."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     if not name:
-        raise ValueError(f"'{text}' is not usable as a file name")
+        raise ConfigError(f"'{text}' is not usable as a file name")
     return name
 
 

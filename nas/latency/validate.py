@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nas.arch import ArchSpec
+from nas.errors import ConfigError
 from nas.latency.backends import make_backend
 from nas.latency.backends.base import Backend, Settings
 from nas.latency.build import ANCHOR, net_item, sample_distinct
@@ -38,7 +39,7 @@ def measure_nets(table: LatencyTable, archs: dict[str, ArchSpec], rounds: int = 
     table's anchor and scaled by its drift since the build, so it sits on the table's scale: the
     figure for networks the table cannot price (reference networks outside its space)."""
     if not table.anchor:
-        raise ValueError("latency table has no anchor network; it cannot place measurements on its scale")
+        raise ConfigError("latency table has no anchor network; it cannot place measurements on its scale")
     backend = backend_from_provenance(table.provenance)
     items = [net_item(ANCHOR, ArchSpec.from_str(table.anchor["arch"]), table.settings)]
     items += [net_item(name, arch, table.settings) for name, arch in archs.items()]
@@ -74,7 +75,7 @@ def validate(
     not slow every network alike, and the median of several references is steadier than one.
     """
     if table.anchor is None or table.calibration is None:
-        raise ValueError("latency table is unfinished (no calibration); run its 'nas latency build' again")
+        raise ConfigError("latency table is unfinished (no calibration); run its 'nas latency build' again")
     if backend is None:
         backend = backend_from_provenance(table.provenance)
     measure = measure or Settings(**{**dataclasses.asdict(Settings()), **table.provenance.get("measure", {})})

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from nas.errors import DataError
+
 ECE_BINS = 15
 
 
@@ -89,7 +91,7 @@ def choose_threshold(
     y = np.asarray(y_true).astype(bool).ravel()
     scores = positive_scores(probs)
     if y.all() or not y.any():
-        raise ValueError("choosing a threshold needs both classes in the validation labels")
+        raise DataError("choosing a threshold needs both classes in the validation labels")
     order = np.argsort(-scores, kind="mergesort")  # descending: sensitivity grows along the list
     ordered, hits = scores[order], y[order]
     last = np.r_[ordered[1:] != ordered[:-1], True]  # the last of each run of tied scores

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from nas.errors import UsageError
 from nas.search import config as config_module
 from nas.search.config import ExperimentConfig, load_experiment
 
@@ -66,7 +67,7 @@ def record_config(config: ExperimentConfig, out: Path) -> None:
         previous = yaml.safe_load(path.read_text()) or {}
         changed = [k for k in IDENTITY_KEYS if previous.get(k) != resolved.get(k)]
         if changed:
-            raise ValueError(
+            raise UsageError(
                 f"{out} holds another experiment ({', '.join(changed)} differ); use another --out"
             )
     path.write_text(yaml.safe_dump(resolved, sort_keys=False))

@@ -37,6 +37,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from nas.errors import ConfigError
+
 CHEAP_METRICS = ("params", "macs", "peak_activation_kb", "energy_mj", "latency_ms")
 TRAINED_METRICS = (
     "val_auc",
@@ -196,11 +198,11 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError):
-        raise ValueError(f"{path}: not a valid YAML file") from None
+        raise ConfigError(f"{path}: not a valid YAML file") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of experiment keys (see nas search --help)")
+        raise ConfigError(f"{path}: expected a mapping of experiment keys (see nas search --help)")
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return ExperimentConfig.model_validate(data)
@@ -208,4 +210,4 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
         error = exc.errors()[0]
         keys = ".".join(str(p) for p in error["loc"])
         where = f"key '{keys}': " if keys else ""
-        raise ValueError(f"{path}: {where}{error['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(f"{path}: {where}{error['msg'].removeprefix('Value error, ')}") from None

@@ -4,6 +4,7 @@ accuracy evaluator, assembled into the objective every worker runs."""
 from __future__ import annotations
 
 from nas.arch import ArchSpec
+from nas.errors import ConfigError
 from nas.latency.table import LatencyTable
 from nas.search.config import ExperimentConfig
 from nas.search.objective import CandidateFailed, CandidateObjective, Report
@@ -64,7 +65,7 @@ def default_objective(config: ExperimentConfig) -> CandidateObjective:
         }
         found = {k: table.settings.get(k) for k in wanted}
         if found != wanted:
-            raise ValueError(
+            raise ConfigError(
                 f"latency table {config.latency.table} was built for {found}, this experiment needs {wanted}"
             )
     return CandidateObjective(config, space, in_chans, num_classes, table, evaluator)
@@ -75,10 +76,9 @@ def dataset_shape(config: ExperimentConfig, evaluator: TrainingEvaluator | None)
     if evaluator is not None:
         splits = evaluator.splits
         return splits.train.images.shape[-1], splits.num_classes
-    from nas.data.medmnist import DATASETS
+    from nas.data import DATASETS
 
-    info = DATASETS.get(config.dataset.name)
-    if info is None:
-        splits = load_splits(config)
-        return splits.train.images.shape[-1], splits.num_classes
-    return info.n_channels, len(info.labels)
+    if config.dataset.path is None and config.dataset.name.lower() in DATASETS:
+        return DATASETS.get(config.dataset.name.lower()).shape()
+    splits = load_splits(config)
+    return splits.train.images.shape[-1], splits.num_classes

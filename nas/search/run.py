@@ -24,6 +24,7 @@ import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from nas.errors import ConfigError
 from nas.search.config import ExperimentConfig
 from nas.search.objective import CandidateFailed, CandidateObjective
 from nas.search.strategies import make_sampler
@@ -68,7 +69,7 @@ def open_storage(url: str) -> RDBStorage:
             heartbeat_stale_trial_callback=RetryCallback(max_retry=2),
         )
     except Exception as exc:  # sqlalchemy raises many kinds; the user needs the one line
-        raise ValueError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from None
 
 
 def open_study(config: ExperimentConfig, storage: RDBStorage, sampler=None) -> optuna.Study:
@@ -89,7 +90,7 @@ def open_study(config: ExperimentConfig, storage: RDBStorage, sampler=None) -> o
         load_if_exists=True,
     )
     if [d.name.lower() for d in study.directions] != directions:
-        raise ValueError(
+        raise ConfigError(
             f"study '{config.name}' in {storage.url} has other objectives; use another --out or name"
         )
     return study

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nas.errors import UsageError
 from nas.latency.backends.base import Backend
 
 BACKENDS = ("ort", "tvm", "tvm-rpc")
@@ -29,4 +30,4 @@ def make_backend(name: str, threads: int = 1, **options: object) -> Backend:
             if options.get(k) is not None
         }
         return TvmRpcBackend(threads=threads, **rpc)  # type: ignore[arg-type]
-    raise ValueError(f"unknown latency backend '{name}' (choose from {', '.join(BACKENDS)})")
+    raise UsageError(f"unknown latency backend '{name}' (choose from {', '.join(BACKENDS)})")

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from nas.errors import ConfigError
 from nas.latency.backends.base import Item, Settings, Timing, summarize
 from nas.latency.backends.tvm import TargetSpec, compile_module, resolve_target, sample_input, target_dict
 
@@ -52,9 +53,9 @@ class TvmRpcBackend:
     ) -> None:
         """``target`` None: the board's own CPU, asked over RPC; ``cc``: the cross compiler to link with."""
         if not rpc_host:
-            raise ValueError("the tvm-rpc backend needs the board's address (rpc_host, --rpc-host)")
+            raise ConfigError("the tvm-rpc backend needs the board's address (rpc_host, --rpc-host)")
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise ConfigError(f"threads must be >= 1, got {threads}")
         import tvm
         from tvm import rpc
 
@@ -74,7 +75,7 @@ class TvmRpcBackend:
         self.target = resolve_target(self._tvm, target)
         self.cc = cc or cross_compiler(str(self.target.attrs.get("mtriple", "")))
         if self.cc is not None and shutil.which(self.cc) is None:
-            raise ValueError(
+            raise ConfigError(
                 f"cross compiler {self.cc} not found: install it (Debian/Ubuntu: apt install "
                 f"gcc-{self.cc.removesuffix('-gcc')}) or pass cc"
             )
@@ -85,22 +86,22 @@ class TvmRpcBackend:
             try:
                 return rpc.connect(self.rpc_host, self.rpc_port, session_timeout=SESSION_TIMEOUT_S)
             except Exception as exc:
-                raise ValueError(f"cannot reach TVM RPC server at {where}: {_last_line(exc)}") from None
+                raise ConfigError(f"cannot reach TVM RPC server at {where}: {_last_line(exc)}") from None
         try:
             socket.create_connection((self.rpc_host, self.rpc_port), timeout=10).close()  # TVM retries 60 s
             tracker = rpc.connect_tracker(self.rpc_host, self.rpc_port)
             keys = {s["key"] for s in tracker.summary()["server_info"]}
         except Exception as exc:
-            raise ValueError(f"cannot reach TVM RPC tracker at {where}: {_last_line(exc)}") from None
+            raise ConfigError(f"cannot reach TVM RPC tracker at {where}: {_last_line(exc)}") from None
         if not any(k.split(":")[-1] == self.rpc_key for k in keys):
-            raise ValueError(
+            raise ConfigError(
                 f"no device with key '{self.rpc_key}' at the TVM RPC tracker at {where} "
                 f"(registered: {', '.join(sorted(keys)) or 'none'})"
             )
         try:
             return tracker.request(self.rpc_key, priority=1, session_timeout=SESSION_TIMEOUT_S)
         except Exception as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot reach TVM RPC server with key '{self.rpc_key}' via {where}: {_last_line(exc)}"
             ) from None
 
@@ -108,7 +109,7 @@ class TvmRpcBackend:
         """The board's thread pool is sized when its server starts; check it matches ``threads``."""
         running = int(self.remote.get_function("runtime.NumThreads")())
         if running != self.threads:
-            raise ValueError(
+            raise ConfigError(
                 f"the board's TVM runtime runs {running} threads, not {self.threads}: start its server "
                 f"as TVM_NUM_THREADS={self.threads} python -m tvm.exec.rpc_server ..."
             )
@@ -119,7 +120,7 @@ class TvmRpcBackend:
             triple = self.remote.get_function("target.llvm_get_system_triple")()
             cpu = self.remote.get_function("target.llvm_get_system_cpu")()
         except Exception:
-            raise ValueError(
+            raise ConfigError(
                 "the board's TVM cannot describe its CPU (built without LLVM): pass target (--target)"
             ) from None
         return {"kind": "llvm", "mtriple": str(triple), "mcpu": str(cpu)}
@@ -141,7 +142,7 @@ class TvmRpcBackend:
         try:
             executable.export_library(str(path), fcompile=self._fcompile())
         except Exception as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot link for {self.target.attrs.get('mtriple')} with "
                 f"{self.cc or 'the host compiler'}: {_last_line(exc)}"
             ) from None

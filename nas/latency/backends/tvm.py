@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.errors import ConfigError
 from nas.latency.backends.base import Item, Settings, Timing
 from nas.latency.backends.timing import interleave
 
@@ -32,13 +33,13 @@ TargetSpec = str | dict[str, Any] | None
 def load_tvm(threads: int) -> Any:
     """Import TVM with its runtime thread pool sized ``threads``, checked (the pool starts once)."""
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise ConfigError(f"threads must be >= 1, got {threads}")
     os.environ["TVM_NUM_THREADS"] = str(threads)  # read when the runtime's thread pool starts
     import tvm
 
     running = tvm.runtime.num_threads()
     if running != threads:
-        raise ValueError(
+        raise ConfigError(
             f"TVM's thread pool runs {running} threads, not {threads}: it started earlier in this "
             "process, or this machine has fewer cores"
         )
@@ -53,11 +54,11 @@ def resolve_target(tvm: Any, target: TargetSpec) -> Any:
         try:
             target = json.loads(target)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"target must be 'host' or a JSON object, got {target!r}: {exc}") from None
+            raise ConfigError(f"target must be 'host' or a JSON object, got {target!r}: {exc}") from None
     try:
         return tvm.target.Target(target)
     except Exception as exc:
-        raise ValueError(f"bad TVM target {target!r}: {str(exc).splitlines()[-1]}") from None
+        raise ConfigError(f"bad TVM target {target!r}: {str(exc).splitlines()[-1]}") from None
 
 
 def target_dict(target: Any) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""Name -> "module:attr" registries for every extension point, imported lazily.
+
+Each extension point (blocks, search strategies, latency backends, datasets, export formats) owns one
+``Registry`` whose built-in entries are one line each. Nothing is imported until a name is looked up,
+so ``nas --help`` lists every choice without importing TVM. The names feed CLI choices, experiment
+validation and help texts, so a name is written once.
+
+Packages outside this one add entries through the entry-point group ``nas.plugins``; an entry point's
+name is ``<kind>.<name>`` and its value the usual ``module:attr``::
+
+    [project.entry-points."nas.plugins"]
+    "strategy.annealing" = "my_package.annealing:STRATEGY"
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from nas.errors import ConfigError, UsageError
+
+PLUGIN_GROUP = "nas.plugins"
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Names of one kind of extension, each mapped to a ``"module:attr"`` string or the object itself."""
+
+    def __init__(self, kind: str, builtins: dict[str, str]) -> None:
+        self.kind = kind
+        self._targets: dict[str, str | T] = dict(builtins)
+        self._loaded: dict[str, T] = {}
+        self._plugins_read = False
+
+    def register(self, name: str, target: str | T) -> None:
+        """Add (or replace) ``name``: ``"module:attr"`` is imported when first looked up."""
+        self._targets[name] = target
+        self._loaded.pop(name, None)
+
+    def names(self) -> tuple[str, ...]:
+        self._read_plugins()
+        return tuple(self._targets)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def get(self, name: str) -> T:
+        """The entry called ``name``; an unknown name is a one-line ``UsageError`` listing the known."""
+        if name not in self.names():
+            raise UsageError(f"unknown {self.kind} '{name}' (known: {', '.join(self.names())})")
+        if name not in self._loaded:
+            target = self._targets[name]
+            self._loaded[name] = (
+                _resolve(target, f"{self.kind} '{name}'") if isinstance(target, str) else target
+            )
+        return self._loaded[name]
+
+    def _read_plugins(self) -> None:
+        if self._plugins_read:
+            return
+        self._plugins_read = True
+        for point in entry_points(group=PLUGIN_GROUP):
+            kind, _, name = point.name.partition(".")
+            if kind == self.kind and name:
+                self._targets.setdefault(name, point.value)  # a plugin never shadows a built-in
+
+
+def _resolve(target: str, what: str) -> object:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and f"{module_name}.".startswith(f"{exc.name}."):
+            raise ConfigError(
+                f"{what}: module '{module_name}' not found (is its package installed?)"
+            ) from None
+        raise
+    obj: object = module
+    for part in attr.split(".") if attr else ():
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(f"{what}: '{module_name}' has no attribute '{attr}'") from None
+    return obj

@@ -29,8 +29,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Names of one kind of extension, each mapped to a ``"module:attr"`` string or the object itself."""
 
-    def __init__(self, kind: str, builtins: dict[str, str]) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, builtins: dict[str, str], entry_point_kind: str | None = None) -> None:
+        self.kind = kind  # as error messages name it: "unknown latency backend 'x'"
+        self._entry_point_kind = entry_point_kind or kind  # the <kind> of "<kind>.<name>" entry points
         self._targets: dict[str, str | T] = dict(builtins)
         self._loaded: dict[str, T] = {}
         self._plugins_read = False
@@ -38,6 +39,11 @@ class Registry(Generic[T]):
     def register(self, name: str, target: str | T) -> None:
         """Add (or replace) ``name``: ``"module:attr"`` is imported when first looked up."""
         self._targets[name] = target
+        self._loaded.pop(name, None)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests that registered an example use this to clean up)."""
+        self._targets.pop(name, None)
         self._loaded.pop(name, None)
 
     def names(self) -> tuple[str, ...]:
@@ -67,7 +73,7 @@ class Registry(Generic[T]):
         self._plugins_read = True
         for point in entry_points(group=PLUGIN_GROUP):
             kind, _, name = point.name.partition(".")
-            if kind == self.kind and name:
+            if kind == self._entry_point_kind and name:
                 self._targets.setdefault(name, point.value)  # a plugin never shadows a built-in
 
 

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from nas.arch import parse_block
-from nas.blocks import BLOCK_TYPES, block_type
+from nas.blocks import BLOCKS, block_type
 from nas.blocks.layers import ChannelShuffle, ConvBnAct, SqueezeExcite, activation, make_divisible
+from nas.errors import UsageError
 
 
 def build(token: str, in_chs: int, num_classes: int | None = None) -> nn.Module:
@@ -29,12 +30,13 @@ def convs(module: nn.Module) -> list[nn.Conv2d]:
 
 
 def test_registry():
-    assert set(BLOCK_TYPES) == {"conv", "ds", "ir", "fire", "basic", "maxpool", "avgpool", "head"}
-    assert [name for name, kind in BLOCK_TYPES.items() if kind.is_head] == ["head"]
-    for name, kind in BLOCK_TYPES.items():
-        assert block_type(name) is kind
+    assert set(BLOCKS) == {"conv", "ds", "ir", "fire", "basic", "maxpool", "avgpool", "head"}
+    assert [name for name in BLOCKS if block_type(name).is_head] == ["head"]
+    for name in BLOCKS:
+        kind = block_type(name)
+        assert kind is BLOCKS.get(name) and kind.name == name
         assert kind.summary
-    with pytest.raises(ValueError, match="unknown block type 'nope'"):
+    with pytest.raises(UsageError, match=r"unknown block type 'nope' \(known: conv, ds, ir, "):
         block_type("nope")
 
 

@@ -321,14 +321,15 @@ def test_readme_tiny_xray_space(tmp_path):
 
 
 @pytest.fixture
-def ghost(monkeypatch):
+def ghost():
     """The README's ghost block type, registered for one test."""
     namespace: dict = {}
     exec(compile(readme_block("python", "class Ghost"), "README ghost.py", "exec"), namespace)
     block = namespace["BLOCK"]
     assert block.name == "ghost"
-    monkeypatch.setitem(nas.blocks.BLOCK_TYPES, "ghost", block)
-    return block
+    nas.blocks.BLOCKS.register("ghost", block)
+    yield block
+    nas.blocks.BLOCKS.unregister("ghost")
 
 
 def test_readme_ghost_block(ghost):

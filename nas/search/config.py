@@ -15,7 +15,8 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
                   pareto mode (evolution and mnasnet-rl rank by it)
     objectives    [{metric, direction}] for pareto mode
     constraints   [{metric, min|max}]: on cheap metrics they reject a candidate before training
-    strategy      {name: random|tpe|nsga2|evolution|mnasnet-rl, population, sample_size, ...}
+    strategy      {name: random|tpe|nsga2|evolution|mnasnet-rl or a plugin's, population, sample_size,
+                  learning_rate, options: {a plugin strategy's own settings}}
     pruner        none | median | hyperband (reward mode only: Optuna cannot prune multi-objective studies)
     trials        total finished trials of the study (re-running finishes the remainder)
     timeout       seconds for this invocation (optional)
@@ -32,12 +33,15 @@ before training) and ``val_auc``, ``val_accuracy``, ``val_sensitivity``, ``val_s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nas.search.strategies import Strategy
 
 CHEAP_METRICS = ("params", "macs", "peak_activation_kb", "energy_mj", "latency_ms")
 TRAINED_METRICS = (
@@ -50,7 +54,6 @@ TRAINED_METRICS = (
 )
 METRICS = CHEAP_METRICS + TRAINED_METRICS
 LOWER_IS_BETTER = {*CHEAP_METRICS, "val_ece"}
-STRATEGIES = ("random", "tpe", "nsga2", "evolution", "mnasnet-rl")
 
 Metric = Literal[METRICS]  # type: ignore[valid-type]
 
@@ -116,16 +119,32 @@ class ConstraintConfig(_Strict):
 
 
 class StrategyConfig(_Strict):
-    name: Literal[STRATEGIES] = "tpe"  # type: ignore[valid-type]
+    name: str = "tpe"  # a name in nas.search.strategies.STRATEGIES
     population: int = Field(default=20, ge=2)
     sample_size: int = Field(default=5, ge=1)
     learning_rate: float = Field(default=0.003, gt=0)  # mnasnet-rl Adam step (0.05 collapsed it)
+    options: dict[str, Any] = Field(default_factory=dict)  # a plugin strategy's own settings
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from nas.search.strategies import STRATEGIES
+
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
+        return name
 
     @model_validator(mode="after")
-    def _sample_fits(self) -> StrategyConfig:
-        if self.name == "evolution" and self.sample_size > self.population:
-            raise ValueError(f"sample_size {self.sample_size} exceeds population {self.population}")
+    def _options_fit(self) -> StrategyConfig:
+        check = self.strategy().check
+        if check is not None:
+            check(self)
         return self
+
+    def strategy(self) -> Strategy:
+        from nas.search.strategies import STRATEGIES
+
+        return STRATEGIES.get(self.name)
 
 
 class PrunerConfig(_Strict):
@@ -163,15 +182,17 @@ class ExperimentConfig(_Strict):
             raise ValueError("key 'objectives': pareto mode needs at least two objectives")
         if self.reward is None and self.mode == "reward":
             self.reward = RewardConfig(type="weighted_sum", weights={"val_auc": 1.0})
-        if self.reward is None and self.strategy.name in ("evolution", "mnasnet-rl"):
+        strategy = self.strategy.strategy()
+        if self.reward is None and strategy.ranks_by_reward:
             raise ValueError(
                 f"key 'reward': strategy {self.strategy.name} ranks candidates by a reward; give one"
             )
         used = set(self.metrics_used())
         if "latency_ms" in used and self.latency is None:
             raise ValueError("key 'latency': latency_ms is used but no 'latency: {table: ...}' is given")
-        if self.strategy.name == "nsga2" and self.mode != "pareto":
-            raise ValueError("key 'strategy.name': strategy nsga2 needs mode: pareto")
+        if self.mode not in strategy.modes:
+            modes = " or ".join(strategy.modes)
+            raise ValueError(f"key 'strategy.name': strategy {self.strategy.name} needs mode: {modes}")
         return self
 
     def metrics_used(self) -> list[str]:

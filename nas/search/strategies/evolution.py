@@ -17,7 +17,8 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.strategies import distributions, fitness
+from nas.search.config import StrategyConfig
+from nas.search.strategies import Strategy, distributions, fitness
 from nas.space import SearchSpace
 
 
@@ -60,3 +61,17 @@ class EvolutionSampler(BaseSampler):
 
 def _rank(value: float | None) -> float:
     return float("-inf") if value is None else value
+
+
+def _check(config: StrategyConfig) -> None:
+    if config.sample_size > config.population:
+        raise ValueError(f"sample_size {config.sample_size} exceeds population {config.population}")
+
+
+STRATEGY = Strategy(
+    make=lambda config, space, seed, policy_seed: EvolutionSampler(
+        space, config.population, config.sample_size, seed
+    ),
+    ranks_by_reward=True,
+    check=_check,
+)

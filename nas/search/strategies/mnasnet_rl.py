@@ -22,7 +22,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
-from nas.search.strategies import distributions, fitness
+from nas.search.strategies import Strategy, distributions, fitness
 from nas.space import SearchSpace
 
 
@@ -125,3 +125,9 @@ class MnasNetRLSampler(BaseSampler):
         self._optimizer.zero_grad()
         loss.backward()
         self._optimizer.step()
+
+
+STRATEGY = Strategy(
+    make=lambda config, space, seed, policy_seed: MnasNetRLSampler(space, policy_seed, config.learning_rate),
+    ranks_by_reward=True,
+)

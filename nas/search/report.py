@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from nas.search.config import LOWER_IS_BETTER, ExperimentConfig
+from nas.search.pareto import costs, non_dominated
 
 BASE_COLUMNS = ["number", "state", "arch", "reward", "feasible", "rejected", "fail_reason", "cached_from"]
 
@@ -49,20 +50,8 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
 
 def pareto_front(rows: list[dict[str, Any]], axes: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Feasible completed rows that no other such row dominates on ``axes``."""
-
-    def key(row: dict[str, Any]) -> list[float]:
-        return [row[m] if d == "minimize" else -row[m] for m, d in axes]
-
     pool = [r for r in rows if r["state"] == "COMPLETE" and r["feasible"] and all(m in r for m, _ in axes)]
-    front = []
-    for row in pool:
-        mine = key(row)
-        dominated = any(
-            all(o <= m for o, m in zip(key(other), mine, strict=True)) and key(other) != mine
-            for other in pool
-        )
-        if not dominated:
-            front.append(row)
+    front = non_dominated(pool, lambda row: costs(row, axes))
     first = axes[0][0]
     return sorted({r["arch"]: r for r in front}.values(), key=lambda r: r[first])
 

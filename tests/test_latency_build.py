@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import pytest
@@ -143,5 +144,6 @@ def test_fidelity_figures_and_kendall_tau():
     assert report["max_ape"] == pytest.approx(0.25)
     assert report["bias"] == pytest.approx((0 + 0.05 - 1 / 30 + 0.25) / 4)
     assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    # tau-b with ties (scipy.stats.kendalltau([1, 2, 2, 3], [1, 3, 2, 4]) == 0.9128709291752769)
+    # tau-b with ties: 5 concordant, 0 discordant, 1 tie in x only -> 5 / sqrt(5 * 6)
     assert kendall_tau([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(0.9128709291752769)
+    assert math.isnan(kendall_tau([1.0], [2.0])) and math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))

@@ -10,6 +10,7 @@ the measurement noise floor.
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -137,21 +138,8 @@ def within(predicted: Sequence[float], measured: Sequence[float], tolerance: flo
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b (ties counted as in scipy.stats.kendalltau); O(n^2), fine for a few hundred nets."""
-    concordant = discordant = ties_x = ties_y = 0
-    n = len(x)
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
-    return (concordant - discordant) / denominator if denominator else float("nan")
+    """Kendall's tau-b (``scipy.stats.kendalltau``); NaN where it is undefined (fewer than two (x, y)
+    pairs, or one side constant), without scipy's small-sample warning."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(x, y).statistic) if len(x) >= 2 else math.nan

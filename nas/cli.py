@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_command(commands)
     add_demo_command(commands)
 
+    plugins = commands.add_parser(
+        "plugins", help="every registered block, strategy, latency backend, dataset and export format"
+    )
+    plugins.add_argument("--json", action="store_true", help="print one JSON object")
+    plugins.set_defaults(func=cmd_plugins)
+
     zoo = commands.add_parser("zoo", help="the reference networks and their complexity")
     _add_input_args(zoo)
     zoo.add_argument("--json", action="store_true", help="print a JSON list")
@@ -172,6 +178,23 @@ def cmd_arch_info(args: argparse.Namespace) -> None:
     console().print(table)
 
 
+def cmd_plugins(args: argparse.Namespace) -> None:
+    from nas.registry import REGISTRIES, registry, stray_plugins
+
+    found = {kind: registry(kind).describe() for kind in REGISTRIES}
+    stray = stray_plugins()
+    if args.json:
+        print(json.dumps({**found, "ignored_entry_points": stray}, indent=2))
+        return
+    for kind, entries in found.items():
+        print(f"{kind} ({len(entries)}):")
+        for name, where in entries.items():
+            print(f"  {name:<16} {where}")
+    for line in stray:
+        kinds = ", ".join(REGISTRIES)
+        print(f"ignored entry point (name must be <kind>.<name>, kind one of {kinds}): {line}")
+
+
 def cmd_zoo(args: argparse.Namespace) -> None:
     from nas.zoo import REFERENCES, resolve_arch
 
@@ -214,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(
-            f"internal error (a bug in nas or a library it calls): {type(exc).__name__}: {_one_line(exc)}"
+            f"internal error (a bug in nas or a library it calls) at {_where(exc)}: {_describe(exc)}"
             + ("" if debug else "; rerun with --debug for the traceback"),
             file=sys.stderr,
         )
@@ -224,6 +247,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
+
+
+def _describe(exc: BaseException) -> str:
+    message = _one_line(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _where(exc: BaseException) -> str:
+    """File and line where the exception was raised: what a bug report needs first."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
 
 
 if __name__ == "__main__":

@@ -22,6 +22,13 @@ from typing import Generic, TypeVar
 from nas.errors import ConfigError, UsageError
 
 PLUGIN_GROUP = "nas.plugins"
+REGISTRIES = {  # the <kind> of an entry point: the registry it adds to
+    "block": "nas.blocks:BLOCKS",
+    "strategy": "nas.search.strategies:STRATEGIES",
+    "backend": "nas.latency.backends:BACKENDS",
+    "dataset": "nas.data:DATASETS",
+    "format": "nas.export:FORMATS",
+}
 
 T = TypeVar("T")
 
@@ -67,6 +74,15 @@ class Registry(Generic[T]):
             )
         return self._loaded[name]
 
+    def refresh(self) -> None:
+        """Read the ``nas.plugins`` entry points again (a plugin installed into a running process)."""
+        self._plugins_read = False
+
+    def describe(self) -> dict[str, str]:
+        """Every name with where it comes from (``module:attr``), for ``nas plugins``."""
+        self._read_plugins()
+        return {name: t if isinstance(t, str) else _where(t) for name, t in self._targets.items()}
+
     def _read_plugins(self) -> None:
         if self._plugins_read:
             return
@@ -75,6 +91,28 @@ class Registry(Generic[T]):
             kind, _, name = point.name.partition(".")
             if kind == self._entry_point_kind and name:
                 self._targets.setdefault(name, point.value)  # a plugin never shadows a built-in
+
+
+def registry(kind: str) -> Registry:
+    """The registry of an entry-point kind (``strategy``, ``format``, ...)."""
+    if kind not in REGISTRIES:
+        raise UsageError(f"unknown extension kind '{kind}' (known: {', '.join(REGISTRIES)})")
+    found = _resolve(REGISTRIES[kind], f"registry '{kind}'")
+    assert isinstance(found, Registry)
+    return found
+
+
+def stray_plugins() -> list[str]:
+    """Entry points of the group whose name does not start with a known kind: never loaded."""
+    return [
+        f"{point.name} = {point.value}"
+        for point in entry_points(group=PLUGIN_GROUP)
+        if point.name.partition(".")[0] not in REGISTRIES or not point.name.partition(".")[2]
+    ]
+
+
+def _where(obj: object) -> str:
+    return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
 def _resolve(target: str, what: str) -> object:

@@ -278,3 +278,54 @@ def test_process_success(capsys):
     assert proc.stderr == ""
     assert proc.stdout == run(capsys, "space", "sample", "fbnet", "-n", "2", "--seed", "1")[1]
     assert len(proc.stdout.splitlines()) == 2
+
+
+# ---- bugs: exit code 1, one line that says so; --debug shows the traceback -------------------
+
+
+def planted_bug(*args, **kwargs):
+    return {}["no such key"]
+
+
+def test_internal_bug_is_one_line_exit_1(capsys, monkeypatch):
+    monkeypatch.setattr("nas.zoo.resolve_arch", planted_bug)
+    rc, out, err = run(capsys, "arch", "info", "mobilenet_v2")
+    assert rc == 1 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("internal error (a bug in nas or a library it calls) at ")
+    assert "test_cli.py:" in err and "KeyError: 'no such key'" in err
+    assert err.rstrip().endswith("rerun with --debug for the traceback")
+
+
+def test_debug_shows_the_traceback_of_a_bug(capsys, monkeypatch):
+    monkeypatch.setattr("nas.zoo.resolve_arch", planted_bug)
+    rc, _, err = run(capsys, "--debug", "arch", "info", "mobilenet_v2")
+    assert rc == 1
+    assert "Traceback (most recent call last)" in err and "in planted_bug" in err
+    assert "rerun with --debug" not in err
+
+
+def test_a_bare_value_error_is_a_bug_not_a_usage_error(capsys, monkeypatch):
+    """numpy, torch and internal checks raise ValueError: only a NasError is the user's fault."""
+
+    def internal(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr("nas.zoo.resolve_arch", internal)
+    rc, _, err = run(capsys, "arch", "info", "mobilenet_v2")
+    assert rc == 1 and "ValueError: operands could not be broadcast together" in err
+
+
+def test_debug_keeps_usage_errors_exit_2_with_their_traceback(capsys):
+    rc, _, err = run(capsys, "--debug", "arch", "info", "conv_k3_c16:zz_k3:head")
+    assert rc == 2
+    assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("error: ")
+
+
+def test_version(capsys):
+    from nas import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"nas {__version__}"

@@ -17,6 +17,7 @@ from nas.argtypes import positive_int
 def add_latency_commands(commands: Any) -> None:
     """Add ``latency`` and its subcommands to the top-level subparsers ``commands``."""
     from nas.latency import importers
+    from nas.latency.backends import BACKENDS
 
     latency = commands.add_parser("latency", help="device latency tables: build, validate, show")
     sub = latency.add_subparsers(dest="latency_command", required=True, parser_class=type(latency))
@@ -26,7 +27,7 @@ def add_latency_commands(commands: Any) -> None:
     build.add_argument("--input-size", type=positive_int, required=True, help="square input side")
     build.add_argument("--in-chans", type=positive_int, default=3, help="input channels (default 3)")
     build.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")
-    build.add_argument("--backend", choices=("ort", "tvm", "tvm-rpc"), default="ort", help="default ort")
+    build.add_argument("--backend", choices=BACKENDS.names(), default="ort", help="default ort")
     build.add_argument(
         "--device", required=True, help="device name, the table's folder under latency_tables/"
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 from nas.arch import ArchSpec
 from nas.errors import ConfigError
-from nas.latency.backends import make_backend
+from nas.latency.backends import BACKENDS, make_backend
 from nas.latency.backends.base import Backend, Settings
 from nas.latency.build import ANCHOR, net_item, sample_distinct
 from nas.latency.table import LatencyTable
@@ -27,12 +27,10 @@ TOLERANCE = 0.10
 
 def backend_from_provenance(provenance: dict[str, Any]) -> Backend:
     """The backend that built a table, set up as it was (a TVM target, a board's RPC address)."""
-    options: dict[str, Any] = {}
-    if provenance.get("target") is not None:
-        options["target"] = provenance["target"]
-    rpc = provenance.get("rpc") or {}
-    options.update({f"rpc_{k}": v for k, v in rpc.items() if v is not None})
-    return make_backend(provenance.get("backend", "ort"), threads=provenance.get("threads", 1), **options)
+    name = provenance.get("backend", "ort")
+    options = BACKENDS.get(name).options_from_provenance(provenance)
+    given = {key: value for key, value in options.items() if value is not None}
+    return make_backend(name, threads=provenance.get("threads", 1), **given)
 
 
 def measure_nets(table: LatencyTable, archs: dict[str, ArchSpec], rounds: int = 50) -> dict[str, float]:

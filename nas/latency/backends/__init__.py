@@ -1,33 +1,39 @@
-"""Measurement backends, looked up by name; each imports its heavy dependency only when made."""
+"""Measurement backends, looked up by name; each imports its heavy dependency only when made.
+
+A backend is one module with a class that takes ``threads`` and the keyword options it lists in its
+``options`` attribute (see ``nas.latency.backends.base.Backend``), plus one line in ``BACKENDS`` (or,
+from another package, an entry point ``backend.<name>`` in the group ``nas.plugins``).
+"""
 
 from __future__ import annotations
 
 from nas.errors import UsageError
 from nas.latency.backends.base import Backend
+from nas.registry import Registry
 
-BACKENDS = ("ort", "tvm", "tvm-rpc")
+BACKENDS: Registry[type[Backend]] = Registry(
+    "latency backend",
+    {
+        "ort": "nas.latency.backends.ort:OrtBackend",
+        "tvm": "nas.latency.backends.tvm:TvmBackend",
+        "tvm-rpc": "nas.latency.backends.rpc:TvmRpcBackend",
+    },
+    entry_point_kind="backend",
+)
 
 
 def make_backend(name: str, threads: int = 1, **options: object) -> Backend:
-    """The backend called ``name``; ``options`` are backend specific.
+    """The backend called ``name``; ``options`` are backend specific, None means unset.
 
-    tvm: ``target``; tvm-rpc: ``rpc_host``, ``rpc_port``, ``rpc_key``, ``target``, ``cc``; None means unset.
+    tvm: ``target``; tvm-rpc: ``rpc_host``, ``rpc_port``, ``rpc_key``, ``target``, ``cc``.
     """
-    if name == "ort":
-        from nas.latency.backends.ort import OrtBackend
-
-        return OrtBackend(threads=threads)
-    if name == "tvm":
-        from nas.latency.backends.tvm import TvmBackend
-
-        return TvmBackend(threads=threads, target=options.get("target"))
-    if name == "tvm-rpc":
-        from nas.latency.backends.rpc import TvmRpcBackend
-
-        rpc = {
-            k: options[k]
-            for k in ("rpc_host", "rpc_port", "rpc_key", "target", "cc")
-            if options.get(k) is not None
-        }
-        return TvmRpcBackend(threads=threads, **rpc)  # type: ignore[arg-type]
-    raise UsageError(f"unknown latency backend '{name}' (choose from {', '.join(BACKENDS)})")
+    backend = BACKENDS.get(name)
+    given = {key: value for key, value in options.items() if value is not None}
+    accepted = tuple(getattr(backend, "options", ()))
+    extra = [key for key in given if key not in accepted]
+    if extra:
+        takes = ", ".join(accepted) or "none"
+        raise UsageError(
+            f"option(s) {', '.join(extra)} do not apply to latency backend '{name}' (its options: {takes})"
+        )
+    return backend(threads=threads, **given)

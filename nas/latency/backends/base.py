@@ -58,6 +58,12 @@ class Backend(Protocol):
     name: str
     version: str
     threads: int
+    options: tuple[str, ...]  # the keyword options the constructor takes besides ``threads``
+
+    @staticmethod
+    def options_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+        """The constructor options that rebuild the backend a table was built with, from its provenance."""
+        ...
 
     def measure(self, items: list[Item], settings: Settings) -> dict[str, Timing]:
         """Time ``items`` interleaved; a result per item name."""

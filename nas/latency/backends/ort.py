@@ -55,6 +55,11 @@ class OrtBackend:
 
     name = "ort"
     dtypes = ("fp32",)
+    options: tuple[str, ...] = ()
+
+    @staticmethod
+    def options_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+        return {}
 
     def __init__(self, threads: int = 1) -> None:
         import onnxruntime

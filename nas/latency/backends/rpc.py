@@ -41,6 +41,13 @@ class TvmRpcBackend:
     """Times modules on a board reached through TVM RPC, directly or through a tracker."""
 
     name = "tvm-rpc"
+    options = ("rpc_host", "rpc_port", "rpc_key", "target", "cc")
+
+    @staticmethod
+    def options_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+        """The same board (host, port, tracker key), target and cross compiler as at build time."""
+        rpc = {f"rpc_{key}": value for key, value in (provenance.get("rpc") or {}).items()}
+        return {**rpc, "target": provenance.get("target"), "cc": provenance.get("cross_compiler")}
 
     def __init__(
         self,

@@ -108,6 +108,11 @@ class TvmBackend:
     """Times modules compiled by TVM for this CPU."""
 
     name = "tvm"
+    options = ("target",)
+
+    @staticmethod
+    def options_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+        return {"target": provenance.get("target")}
 
     def __init__(self, threads: int = 1, target: TargetSpec = None) -> None:
         self._tvm = load_tvm(threads)

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from nas.arch import ArchSpec
+from nas.errors import ConfigError
 from nas.latency.keys import arch_keys
 from nas.latency.predict import Calibration, fit
-from nas.latency.table import SCHEMA_VERSION, LatencyTable, default_table_path, safe_name
+from nas.latency.table import SCHEMA_VERSION, TABLES_DIR, LatencyTable, default_table_path, safe_name
 from nas.space import SearchSpace
 from nas.zoo import resolve_arch
 
@@ -73,6 +74,26 @@ def test_bad_files_give_one_line_errors(tmp_path, content, message):
     with pytest.raises(ValueError, match=message) as info:
         LatencyTable.load(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_committed_tables_load_and_save_unchanged(tmp_path):
+    for path in sorted(TABLES_DIR.glob("*/*.json")):
+        LatencyTable.load(path).save(tmp_path / path.name)
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path
+
+
+def test_bad_fields_are_named(tmp_path):
+    data = make_table().to_json()
+    data["settings"]["input_size"] = "big"
+    data["calibration"] = {"a": "x", "b": 1.0, "c": 0.0}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"missing or bad field 'settings\.input_size'"):
+        LatencyTable.load(path)
+    data["settings"]["input_size"] = 32
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"missing or bad field 'calibration\.a'"):
+        LatencyTable.load(path)
 
 
 def test_bad_entry_and_missing_file(tmp_path):

@@ -15,10 +15,14 @@ import re
 import shlex
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Required
+
+from pydantic import ConfigDict, StrictFloat, StrictInt, TypeAdapter, ValidationError, with_config
+from pydantic.dataclasses import dataclass
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from nas.arch import ArchSpec
 from nas.errors import ConfigError
@@ -29,19 +33,51 @@ from nas.space_config import SpaceConfig
 
 SCHEMA_VERSION = 1
 TABLES_DIR = Path("latency_tables")
-ENTRY_FIELDS = ("median_ms", "spread_ms", "rounds")
-SETTINGS_FIELDS = ("space", "space_config", "input_size", "in_chans", "num_classes", "dtype")
+
+
+class TableSettings(TypedDict):
+    """What the blocks were measured for; a table answers only for these."""
+
+    space: str
+    space_config: dict[str, Any]  # the space's YAML, so the table can rebuild its space
+    input_size: int
+    in_chans: int
+    num_classes: int
+    dtype: str
+
+
+@with_config(ConfigDict(extra="allow"))
+class Entry(TypedDict):
+    """One block key's timing (ms), over ``rounds`` rounds."""
+
+    median_ms: StrictFloat
+    spread_ms: StrictFloat
+    rounds: StrictInt
+
+
+@with_config(ConfigDict(extra="allow"))
+class NetRecord(TypedDict, total=False):
+    """A whole network timed at build time (the anchor, a calibration net): its arch, then its timing."""
+
+    arch: Required[str]
+    median_ms: float
+    spread_ms: float
+    rounds: int
+    passes_ms: list[float]
 
 
 @dataclass
 class LatencyTable:
-    """A device's block latencies for one space, input size and number type."""
+    """A device's block latencies for one space, input size and number type.
 
-    settings: dict[str, Any]  # space, space_config, input_size, in_chans, num_classes, dtype
-    provenance: dict[str, Any]
-    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    anchor: dict[str, Any] | None = None  # arch, median_ms, spread_ms, rounds
-    calibration_nets: list[dict[str, Any]] = field(default_factory=list)  # the same, per calibration net
+    A pydantic dataclass: the table file is this value plus ``schema_version``; loading validates it.
+    """
+
+    settings: TableSettings
+    provenance: dict[str, Any]  # device, CPU, backend and its versions, threads, date, command
+    entries: dict[str, Entry] = field(default_factory=dict)
+    anchor: NetRecord | None = None
+    calibration_nets: list[NetRecord] = field(default_factory=list)
     calibration: Calibration | None = None
 
     @property
@@ -58,7 +94,7 @@ class LatencyTable:
         return [k for k, _ in arch_keys(arch, s["in_chans"], s["input_size"], s["num_classes"], s["dtype"])]
 
     def block_sum(self, arch: ArchSpec) -> float:
-        """Sum of the arch's block medians (ms); a block the table lacks raises ``ValueError``."""
+        """Sum of the arch's block medians (ms); a block the table lacks raises ``ConfigError``."""
         total = 0.0
         for key in self.keys(arch):
             entry = self.entries.get(key)
@@ -85,6 +121,7 @@ class LatencyTable:
 
     @classmethod
     def from_json(cls, data: Any) -> LatencyTable:
+        """Validate a table file's content; a problem is a one-line ``ConfigError`` naming the field."""
         if not isinstance(data, dict):
             raise ConfigError("not a latency table (expected a JSON object)")
         version = data.get("schema_version")
@@ -93,18 +130,9 @@ class LatencyTable:
                 f"unknown latency table schema_version {version!r} (this version reads {SCHEMA_VERSION})"
             )
         try:
-            settings, provenance, entries = data["settings"], data["provenance"], data["entries"]
-            missing = [k for k in SETTINGS_FIELDS if k not in settings]
-            if missing:
-                raise ConfigError(f"settings lack {', '.join(missing)}")
-            for key, entry in entries.items():
-                if not all(isinstance(entry.get(f), int | float) for f in ENTRY_FIELDS):
-                    raise ConfigError(f"entry '{key}' needs numbers {', '.join(ENTRY_FIELDS)}")
-            calibration = Calibration.from_json(data["calibration"]) if data.get("calibration") else None
-            nets = list(data.get("calibration_nets") or [])
-            return cls(settings, provenance, entries, data.get("anchor"), nets, calibration)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"malformed latency table: missing or bad field {exc}") from None
+            return _ADAPTER.validate_python(data)
+        except ValidationError as exc:
+            raise ConfigError(_problem(exc)) from None
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a temporary file in the same folder, then ``os.replace``."""
@@ -123,7 +151,7 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
-        """Read a table; any problem is a one-line ``ValueError`` naming the file."""
+        """Read a table; any problem is a one-line ``ConfigError`` naming the file."""
         try:
             data = json.loads(Path(path).read_text())
         except OSError as exc:
@@ -132,8 +160,24 @@ class LatencyTable:
             raise ConfigError(f"{path}: not JSON (line {exc.lineno})") from None
         try:
             return cls.from_json(data)
-        except ValueError as exc:
+        except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+
+
+_ADAPTER = TypeAdapter(LatencyTable)
+
+
+def _problem(exc: ValidationError) -> str:
+    """The first thing wrong, in one line: a missing top-level field before a problem inside one."""
+    errors = exc.errors()
+    first = next((e for e in errors if len(e["loc"]) == 1), errors[0])
+    loc = first["loc"]
+    if loc[0] == "entries" and len(loc) > 1:
+        return f"entry '{loc[1]}' needs numbers {', '.join(Entry.__annotations__)}"
+    if loc[0] == "settings" and len(loc) == 2 and first["type"] == "missing":
+        missing = [e["loc"][1] for e in errors if e["loc"][0] == "settings" and e["type"] == "missing"]
+        return f"settings lack {', '.join(map(str, missing))}"
+    return f"malformed latency table: missing or bad field '{'.'.join(map(str, loc))}'"
 
 
 def default_table_path(device: str, space: str, input_size: int) -> Path:

@@ -16,6 +16,11 @@ ARCH = "conv_k3_s2_c8:ir_k3_e2_c16:head"
 TEACHER = "conv_k3_c16:ir_k3_s2_e2_c16:head"
 FAST = TrainConfig(epochs=1, batch_size=16, lr=3e-3, threads=1)
 
+
+def fast(**changes) -> TrainConfig:
+    return TrainConfig(**{**FAST.to_json(), **changes})
+
+
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -35,7 +40,7 @@ def trained(splits, tmp_path_factory):
 def test_same_recipe_is_reused(splits, trained):
     out, metrics = trained
     weights = (out / "weights.pt").stat().st_mtime_ns
-    again, reused = train_cached(ARCH, splits, replace(FAST, threads=2), out)  # threads: not the recipe
+    again, reused = train_cached(ARCH, splits, fast(threads=2), out)  # threads: not the recipe
     assert reused and again == metrics
     assert (out / "weights.pt").stat().st_mtime_ns == weights
 
@@ -43,7 +48,7 @@ def test_same_recipe_is_reused(splits, trained):
 @pytest.mark.parametrize(
     "change",
     [
-        {"config": replace(FAST, epochs=2)},
+        {"config": fast(epochs=2)},
         {"arch": TEACHER},
         {"teacher": TEACHER},
         {"splits": replace(tiny_splits(), name="other")},

@@ -21,7 +21,6 @@ import json
 import random
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -41,7 +40,7 @@ def fidelity(args: argparse.Namespace) -> None:
         args.data = experiment.dataset.path or experiment.dataset.name
         args.space, args.input_size = experiment.space, experiment.input_size
         proxy = experiment.train_config()  # exactly the search's proxy
-        proxy = replace(proxy, seed=args.seed, threads=args.threads or proxy.threads)
+        proxy = proxy.replace(seed=args.seed, threads=args.threads or proxy.threads)
     else:
         proxy = TrainConfig(
             epochs=args.proxy_epochs,
@@ -50,7 +49,7 @@ def fidelity(args: argparse.Namespace) -> None:
             seed=args.seed,
             threads=args.threads,
         )
-    full = replace(proxy, epochs=args.full_epochs, max_train_samples=None)  # same recipe, all data, longer
+    full = proxy.replace(epochs=args.full_epochs, max_train_samples=None)  # same recipe, all data, longer
     splits = load_dataset(args.data, args.input_size)
     space = SearchSpace.from_yaml(args.space)
     rng = random.Random(args.seed)

@@ -10,6 +10,7 @@ import torch
 from medmnist_data import tiny_splits
 
 from nas.data.splits import Split, Splits
+from nas.errors import ConfigError
 from nas.evaluate import TrainConfig, TrainingDiverged, evaluate_candidate, load_trained, train_final
 from nas.evaluate.loop import distillation_loss, random_shift
 from nas.metrics.clinical import clinical_metrics
@@ -164,11 +165,16 @@ def test_random_shift_moves_content():
 
 def test_config_validation():
     for bad in ({"epochs": 0}, {"lr": 0}, {"optimizer": "adam"}, {"class_weighting": "yes"}, {"kd_alpha": 2}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ConfigError):
             TrainConfig(**bad)
     assert TrainConfig.from_json(TrainConfig(lr=0.1).to_json()) == TrainConfig(lr=0.1)
-    with pytest.raises(ValueError, match="unknown training setting"):
-        TrainConfig.from_json({"lr": 0.1, "momentun": 0.9})
+    with pytest.raises(ConfigError, match=r"^unknown training setting\(s\): epochz, momentun$"):
+        TrainConfig.from_json({"lr": 0.1, "momentun": 0.9, "epochz": 1})
+    with pytest.raises(ConfigError, match=r"^epochs: Input should be a valid integer"):
+        TrainConfig(epochs="many")
+    assert TrainConfig(lr=0.1).replace(epochs=2) == TrainConfig(lr=0.1, epochs=2)
+    with pytest.raises(ConfigError, match=r"^epochs must be >= 1, got 0$"):
+        TrainConfig().replace(epochs=0)  # a copy is checked too
 
 
 def test_torch_settings_are_restored(splits):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from nas.errors import ConfigError
 
@@ -20,8 +21,7 @@ class TrainingDiverged(ConfigError):
     the message says where. The search marks the trial failed."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(BaseModel):
     """How one network is trained. The defaults are a short candidate evaluation (search proxy).
 
     The binary operating threshold is chosen on validation by ``threshold_method`` (Youden's J, or the
@@ -31,7 +31,11 @@ class TrainConfig:
     class-balanced batches. ``threads`` None keeps torch's setting (all cores); ``channels_last`` memory
     format trains the depthwise-conv candidates about 2x faster on CPU. ``kd_*`` apply only
     when training with a teacher: loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE.
+
+    Constructing one validates it: a bad or unknown setting is a one-line ``ConfigError``.
     """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     epochs: int = 5
     batch_size: int = 128
@@ -55,14 +59,21 @@ class TrainConfig:
     kd_temperature: float = 4.0
     kd_alpha: float = 0.9
 
-    def __post_init__(self) -> None:
+    def __init__(self, **settings: Any) -> None:
+        try:
+            super().__init__(**settings)
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc)) from None
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
         for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
             if value < 1:
-                raise ConfigError(f"{name} must be >= 1, got {value}")
+                raise ValueError(f"{name} must be >= 1, got {value}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not 0 <= self.max_shift < 0.5:
-            raise ConfigError("weight_decay must be >= 0, label_smoothing in [0, 1), max_shift in [0, 0.5)")
+            raise ValueError("weight_decay must be >= 0, label_smoothing in [0, 1), max_shift in [0, 0.5)")
         for name, value, allowed in (
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("schedule", self.schedule, SCHEDULES),
@@ -71,26 +82,40 @@ class TrainConfig:
             ("threshold_method", self.threshold_method, THRESHOLD_METHODS),
         ):
             if value not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got '{value}'")
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got '{value}'")
         if self.max_train_samples is not None and self.max_train_samples < 2:
-            raise ConfigError(f"max_train_samples must be >= 2, got {self.max_train_samples}")
+            raise ValueError(f"max_train_samples must be >= 2, got {self.max_train_samples}")
         if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
         if not 0 < self.target_sensitivity <= 1:
-            raise ConfigError(f"target_sensitivity must be in (0, 1], got {self.target_sensitivity}")
+            raise ValueError(f"target_sensitivity must be in (0, 1], got {self.target_sensitivity}")
         if not self.kd_temperature > 0 or not 0 <= self.kd_alpha <= 1:
-            raise ConfigError(
+            raise ValueError(
                 f"kd_temperature must be > 0 and kd_alpha in [0, 1], got {self.kd_temperature}, "
                 f"{self.kd_alpha}"
             )
+        return self
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes``, validated again (``model_copy`` would skip the checks)."""
+        return TrainConfig(**{**self.model_dump(), **changes})
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+def _one_line(exc: ValidationError) -> str:
+    """Unknown settings all at once; else the first problem, as the check that found it words it."""
+    errors = exc.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return f"unknown training setting(s): {', '.join(unknown)}"
+    error = errors[0]
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    name = ".".join(str(part) for part in error["loc"])
+    return f"{name}: {error['msg']}, got {error['input']!r}"

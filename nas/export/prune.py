@@ -17,7 +17,6 @@ as a module from here on: complexity is measured on it and it is exported like a
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -102,4 +101,4 @@ def finetune_config(
 ) -> TrainConfig:
     """The recipe of the original training (when known) for ``epochs`` more epochs."""
     base = TrainConfig.from_json(trained["config"]) if trained and "config" in trained else TrainConfig()
-    return replace(base, epochs=epochs, threads=threads, seed=seed, device="cpu", max_train_samples=None)
+    return base.replace(epochs=epochs, threads=threads, seed=seed, device="cpu", max_train_samples=None)

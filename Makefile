@@ -1,4 +1,5 @@
-# `make demo` and `make test` are the two commands a new user runs; both install into .venv/ first.
+# `make demo` and `make test` are the two commands a new user runs; both install into .venv/ first,
+# with every extra, so that no test skips for a missing one (`pip install nas` alone has none).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -27,7 +27,11 @@ def add_demo_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help="search, retrain and export on PneumoniaMNIST (generated data if it is missing)",
         description="Search, retrain and export on PneumoniaMNIST (generated images if it is missing).",
     )
-    demo.add_argument("--experiment", default="experiments/demo.yaml", help="default experiments/demo.yaml")
+    demo.add_argument(
+        "--experiment",
+        default="experiments/demo.yaml",
+        help="experiment file or bundled name (default experiments/demo.yaml, shipped with the package)",
+    )
     demo.add_argument(
         "--data", metavar="NAME_OR_PATH", help="dataset (default: PneumoniaMNIST where it is found)"
     )
@@ -60,7 +64,9 @@ def demo_dataset(data: str | None, size: int = 28) -> dict[str, str]:
 
 def write_experiment(experiment: str, dataset: dict[str, str], out: Path) -> Path:
     """The demo experiment with its dataset and run folder filled in, written to ``out``."""
-    data = yaml.safe_load(Path(experiment).read_text())
+    from nas.resources import find_experiment
+
+    data = yaml.safe_load(find_experiment(experiment).read_text())
     data.update({"dataset": dataset, "out": str(out / "search")})
     out.mkdir(parents=True, exist_ok=True)
     path = out / "experiment.yaml"

@@ -17,7 +17,6 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from nas.arch import ArchSpec, BlockSpec, canonical_block, parse_block, parse_fi
 from nas.blocks.base import BlockType
 from nas.blocks.layers import make_divisible
 from nas.errors import ConfigError
+from nas.resources import bundled_dir
 from nas.space_config import SpaceConfig, SpaceError, StageConfig, read_space_config
 
 SKIP_OP = "skip"
@@ -328,10 +328,7 @@ def _parse_single(text: str, source: str, key: str) -> BlockSpec:
 
 def bundled_spaces_dir() -> Path:
     """The shipped ``search_spaces/``: beside the package in a checkout, inside it in a wheel."""
-    checkout = Path(__file__).resolve().parents[1] / "search_spaces"
-    if checkout.is_dir():
-        return checkout
-    return Path(str(resources.files("nas") / "_bundled" / "search_spaces"))
+    return bundled_dir("search_spaces")
 
 
 def find_space_file(path_or_name: str | Path) -> Path:

@@ -19,7 +19,8 @@ def keep_threads():
     torch.set_num_threads(threads)
 
 
-def test_demo_runs_search_train_and_export(tmp_path, capsys):
+def test_demo_runs_search_train_and_export(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # from outside the checkout: the experiment and its table are shipped
     out = tmp_path / "demo"
     code = cli.main(["demo", "--data", "synthetic", "--trials", "3", "--epochs", "1", "--out", str(out)])
     assert code == 0

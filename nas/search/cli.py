@@ -37,7 +37,10 @@ def add_search_command(commands: Any) -> None:
         epilog="Experiment YAML keys:\n" + (config_module.__doc__ or "").split("Keys", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    search.add_argument("experiment", help="experiment file, e.g. experiments/quickstart.yaml")
+    search.add_argument(
+        "experiment",
+        help="experiment file, or a bundled experiment's name (quickstart, demo, pneumoniamnist)",
+    )
     search.add_argument("--trials", type=int, help="total finished trials of the study")
     search.add_argument("--timeout", type=float, help="seconds for this invocation")
     search.add_argument("--storage", help="Optuna storage URL (default sqlite:///<out>/study.db)")
@@ -125,14 +128,13 @@ def _print_results(config: ExperimentConfig, out: Path, study) -> None:
 def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
     """Cheap metrics of a few reference networks, for the plot. Their latency is the table's prediction
     where it can price them, else measured here on the table's scale (see ``measure_nets``)."""
-    from nas.latency.table import LatencyTable
     from nas.latency.validate import measure_nets
-    from nas.search.factory import dataset_shape
+    from nas.search.factory import dataset_shape, latency_table
     from nas.search.objective import cheap_metrics
     from nas.zoo import resolve_arch
 
     in_chans, num_classes = dataset_shape(config, None)
-    table = LatencyTable.load(config.latency.table) if config.latency else None
+    table = latency_table(config)
     found, unpriced = {}, {}
     for name in REFERENCES:
         arch = resolve_arch(name)

@@ -39,6 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas.errors import ConfigError
+from nas.resources import bundled_experiments, find_experiment
 
 if TYPE_CHECKING:
     from nas.search.strategies import Strategy
@@ -214,12 +215,14 @@ class ExperimentConfig(_Strict):
 
 
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read and validate an experiment file; any problem is a one-line ``ValueError`` naming file and key."""
-    path = Path(path)
+    """Read and validate an experiment file, or a bundled one by name (``quickstart``); any problem is a
+    one-line ``ConfigError`` naming file and key."""
+    path = find_experiment(path)
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        hint = f" (bundled: {', '.join(bundled_experiments())})" if isinstance(exc, FileNotFoundError) else ""
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}{hint}") from None
     except (yaml.YAMLError, UnicodeDecodeError):
         raise ConfigError(f"{path}: not a valid YAML file") from None
     if not isinstance(data, dict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from nas.arch import ArchSpec
 from nas.errors import ConfigError
 from nas.latency.table import LatencyTable
+from nas.resources import find_file
 from nas.search.config import ExperimentConfig
 from nas.search.objective import CandidateFailed, CandidateObjective, Report
 from nas.space import SearchSpace
@@ -54,9 +55,8 @@ def default_objective(config: ExperimentConfig) -> CandidateObjective:
     space = SearchSpace.from_yaml(config.space)
     evaluator = TrainingEvaluator(config) if config.needs_training() else None
     in_chans, num_classes = dataset_shape(config, evaluator)
-    table = None
-    if config.latency is not None:
-        table = LatencyTable.load(config.latency.table)
+    table = latency_table(config)
+    if table is not None:
         wanted = {
             "space": space.name,
             "input_size": config.input_size,
@@ -69,6 +69,11 @@ def default_objective(config: ExperimentConfig) -> CandidateObjective:
                 f"latency table {config.latency.table} was built for {found}, this experiment needs {wanted}"
             )
     return CandidateObjective(config, space, in_chans, num_classes, table, evaluator)
+
+
+def latency_table(config: ExperimentConfig) -> LatencyTable | None:
+    """The experiment's table: its path from the working directory, else the shipped table of that name."""
+    return LatencyTable.load(find_file(config.latency.table)) if config.latency is not None else None
 
 
 def dataset_shape(config: ExperimentConfig, evaluator: TrainingEvaluator | None) -> tuple[int, int]:

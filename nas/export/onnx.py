@@ -3,20 +3,27 @@
 The contract: the model takes raw images, float32 in [0, 1], NCHW, any batch size; it normalizes them
 itself (the training mean and std are constants in the graph), and it outputs logits. Class names, the
 operating threshold and the normalization travel in the model's ``metadata_props``, so a deployment
-needs nothing but the ``.onnx`` file. The export is checked twice: ``onnx.checker`` on the graph, and
-parity against PyTorch on the same images (``PARITY_TOLERANCE`` on the logits, fp32).
+needs nothing but the ``.onnx`` file. The export (``nas.onnxrt.export_onnx`` with metadata) is checked
+twice: ``onnx.checker`` on the graph, and parity against PyTorch on the same images
+(``PARITY_TOLERANCE`` on the logits, fp32).
+
+``--format onnx`` (``FORMAT``) adds nothing to what every export writes: the fp32 model, and with
+``--int8``, which only this format takes, the INT8 one.
 """
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from nas.export.runtime import INPUT, OUTPUT, logits, session
+from nas.export.format import ExportOptions, Reference
+from nas.export.runtime import logits, session
+from nas.onnxrt import export_onnx as export_onnx  # one exporter for tables and deployment
+from nas.onnxrt import set_metadata as set_metadata  # nas.export.quantize labels the INT8 model with it
 
 PARITY_TOLERANCE = 1e-4
 
@@ -36,31 +43,6 @@ class Normalized(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.network((image - self.mean) / self.std)
-
-
-def export_onnx(model: Normalized, input_shape: tuple[int, ...], metadata: dict[str, Any]) -> bytes:
-    """The model as ONNX bytes: batch axis dynamic, BatchNorm folded, ``metadata`` as JSON-valued props.
-
-    Uses torch's TorchScript exporter (as the latency tables do): it needs no onnxscript and keeps the
-    graph a plain opset-17 one that ONNX Runtime's quantizer understands.
-    """
-    import onnx
-
-    from nas.latency.backends.ort import export_onnx as export_module
-
-    onnx_bytes = export_module(model, input_shape, INPUT, OUTPUT, dynamic_batch=True)
-    proto = onnx.load_from_string(onnx_bytes)
-    set_metadata(proto, metadata)
-    onnx.checker.check_model(proto, full_check=True)
-    return proto.SerializeToString()
-
-
-def set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
-    """Replace the model's metadata_props: strings as they are, everything else as JSON."""
-    del proto.metadata_props[:]
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
 
 
 def weight_bytes(onnx_bytes: bytes) -> int:
@@ -97,3 +79,25 @@ def compare_logits(model: nn.Module, images01: np.ndarray, got: np.ndarray, runt
             f"{runtime} parity failed: max abs logit difference {diff:.3g} >= {PARITY_TOLERANCE:g} vs PyTorch"
         )
     return diff
+
+
+class OnnxFormat:
+    """The ONNX files are written for every format (they are the reference): nothing to add here."""
+
+    name = "onnx"
+    options = ("int8",)
+
+    def check(self, options: ExportOptions) -> None:
+        return None
+
+    def export(self, model: nn.Module, reference: Reference, options: ExportOptions, out_dir: Path) -> None:
+        return None
+
+    def card_lines(self, section: dict[str, Any]) -> list[str]:
+        return []
+
+    def summary(self, section: dict[str, Any]) -> str:
+        return ""
+
+
+FORMAT = OnnxFormat()

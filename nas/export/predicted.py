@@ -45,9 +45,9 @@ def predict(source: Source, table_path: Path | None, pruned: bool) -> TablePredi
         return TablePrediction(
             {"ms": None, "note": "no table (pass --table latency_tables/<device>/...json)"}
         )
-    from nas.latency.backends.ort import export_onnx
     from nas.latency.build import net_item
     from nas.latency.table import LatencyTable
+    from nas.onnxrt import export_onnx
 
     table = LatencyTable.load(table_path)
     s = table.settings

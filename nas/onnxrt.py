@@ -1,0 +1,98 @@
+"""ONNX export and ONNX Runtime sessions, shared by the latency tables and the exporter.
+
+One exporter (torch's TorchScript one: it needs no onnxscript, exports a block in ~15 ms and keeps the
+graph a plain opset-17 one that ONNX Runtime's quantizer understands), one way to open a session
+(sequential, all graph optimizations, ``threads`` intra-op threads) and one timed call with its input and
+output bound in advance (IOBinding), so that Python's overhead per run stays small.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+OPSET = 17
+INPUT, OUTPUT = "image", "logits"  # the deployment contract's names
+
+
+def export_onnx(
+    module: torch.nn.Module, input_shape: tuple[int, ...], metadata: dict[str, Any] | None = None
+) -> bytes:
+    """The module as ONNX bytes, BatchNorm folded into the convs (as any deployment would).
+
+    Without ``metadata``: the fixed ``input_shape`` graph the latency tables time. With it: a deployable
+    model, as the deployment contract says: any batch size, ``metadata`` in its ``metadata_props``, and
+    the graph checked by ``onnx.checker``.
+    """
+    deployable = metadata is not None
+    buffer = io.BytesIO()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tracing runs the model; torch's thread pool stalls on a busy machine
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.eval(),
+                (torch.zeros(input_shape),),
+                buffer,
+                dynamo=False,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}} if deployable else None,
+                opset_version=OPSET,
+            )
+    finally:
+        torch.set_num_threads(threads)
+    if metadata is None:
+        return buffer.getvalue()
+    import onnx
+
+    proto = onnx.load_from_string(buffer.getvalue())
+    set_metadata(proto, metadata)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
+def set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
+    """Replace the model's metadata_props: strings as they are, everything else as JSON."""
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+
+
+def session(onnx_bytes: bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session with all graph optimizations, ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def runner(sess: Any, x: np.ndarray) -> Callable[[], None]:
+    """A no-argument call running a single-input model once on ``x``, input and output bound in advance."""
+    import onnxruntime as ort
+
+    name_in, name_out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    y = np.empty_like(sess.run([name_out], {name_in: x})[0])
+    x_value, y_value = ort.OrtValue.ortvalue_from_numpy(x), ort.OrtValue.ortvalue_from_numpy(y)
+    binding = sess.io_binding()
+    binding.bind_ortvalue_input(name_in, x_value)
+    binding.bind_ortvalue_output(name_out, y_value)
+
+    def run() -> None:
+        sess.run_with_iobinding(binding)
+
+    run.buffers = (x, y, x_value, y_value)  # type: ignore[attr-defined]  # alive as long as run
+    return run

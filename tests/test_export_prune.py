@@ -13,7 +13,7 @@ from nas.export.prune import classifier, prune_channels
 from nas.export.source import from_arch, from_run_dir
 from nas.metrics import count_params
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.extra("prune")]
 
 
 @pytest.mark.parametrize("arch", [SMALL, COUPLED, "resnet18_medmnist"])

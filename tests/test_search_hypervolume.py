@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas.search.hypervolume import hypervolume
+from nas.search.hypervolume import comparison_frame, hypervolume
 
 
 def test_single_point_is_its_box():
@@ -41,3 +41,11 @@ def test_no_points_is_zero():
 def test_scale_divides_the_area():
     assert hypervolume([(1.0, 3.0), (2.0, 5.0)], (4.0, 1.0), scale=(2.0, 0.5)) == pytest.approx(10.0)
     assert hypervolume([(0.002, 0.9)], (0.01, 0.5), scale=(0.01, 0.5)) == pytest.approx(0.008 * 0.4 / 0.005)
+
+
+def test_comparison_frame():
+    points = [(1.0, 0.5), (3.0, 0.9), (2.0, 0.7)]
+    scale, references = comparison_frame(points, baseline=[(2.0, 0.6), (4.0, 0.8)])
+    assert scale == pytest.approx((2.0, 0.4))
+    assert references == {"worst": (3.0, 0.5), "median": pytest.approx((3.0, 0.7))}
+    assert comparison_frame([(1.0, 0.5)]) == ((1.0, 1.0), {"worst": (1.0, 0.5)})  # flat: unit scale

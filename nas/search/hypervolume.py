@@ -8,12 +8,15 @@ candidate must beat on both, and in units of ``scale`` so that the two objective
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import statistics
+from collections.abc import Iterable, Sequence
+
+Point = tuple[float, float]  # (cost, score)
 
 
 def hypervolume(
-    points: Iterable[tuple[float, float]],
-    reference: tuple[float, float],
+    points: Iterable[Point],
+    reference: Point,
     scale: tuple[float, float] = (1.0, 1.0),
 ) -> float:
     """Area dominated by ``points`` (cost, score) inside the box bounded by ``reference`` (cost, score),
@@ -27,3 +30,21 @@ def hypervolume(
         next_cost = inside[i + 1][0] if i + 1 < len(inside) else ref_cost
         volume += (next_cost - cost) * (best - ref_score)
     return volume / (scale[0] * scale[1])
+
+
+def comparison_frame(
+    points: Sequence[Point], baseline: Sequence[Point] = ()
+) -> tuple[tuple[float, float], dict[str, Point]]:
+    """The common ground on which several runs' hypervolumes compare: ``scale``, the range of all the
+    runs' ``points`` per objective (1 where it is flat), and two reference points, ``worst`` (their worst
+    corner: every candidate counts) and, given ``baseline`` points (a random search's), ``median`` (its
+    median on each objective: only candidates better than a typical baseline one count)."""
+    costs, scores = [c for c, _ in points], [s for _, s in points]
+    scale = (max(costs) - min(costs) or 1.0, max(scores) - min(scores) or 1.0)
+    references = {"worst": (max(costs), min(scores))}
+    if baseline:
+        references["median"] = (
+            statistics.median(c for c, _ in baseline),
+            statistics.median(s for _, s in baseline),
+        )
+    return scale, references

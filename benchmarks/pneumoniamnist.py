@@ -12,9 +12,10 @@
 2. Baselines: ``resnet18_medmnist`` (MedMNIST v2's ResNet-18 at 28x28), MobileNetV2 at width 1.0 and
    0.35 (``nas.arch.scale_width``, torchvision's rounding) and MnasNet-A1. Every network, found or
    baseline, is trained from scratch with the same ``train_final`` recipe (epoch and threshold chosen on
-   val) into ``--out/trained/<name>``; a directory whose recorded recipe matches is reused. The first found
-   network is also trained with knowledge distillation from the trained ResNet-18 (``<name>+kd``,
-   ``train_final``'s soft-target loss; ``--no-kd`` skips it), as the deployment pipeline would.
+   val) into ``--out/trained/<name>``; a directory whose recorded recipe matches is reused
+   (``nas.evaluate.cache``). The first found network is also trained with knowledge distillation from
+   the trained ResNet-18 (``<name>+kd``, ``train_final``'s soft-target loss; ``--no-kd`` skips it), as
+   the deployment pipeline would.
 3. One measurement, in this process: params, MACs, peak activation memory; the latency table's
    prediction (drift-corrected by re-timing the table's reference networks, ``nas.export.predicted``)
    where the table can price the arch; ONNX fp32 (normalization in the graph) and INT8 (static QDQ,
@@ -37,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +52,10 @@ from nas.console import console
 from nas.data import load_dataset
 from nas.data.splits import Splits
 from nas.evaluate import TrainConfig, train_final
-from nas.evaluate.checkpoint import ARCH_FILE, METRICS_FILE, is_trained_dir
+from nas.evaluate.cache import cached_metrics
 from nas.latency.backends.base import Settings
-from nas.search.hypervolume import hypervolume
+from nas.search.hypervolume import comparison_frame, hypervolume
+from nas.search.pareto import dominates, shortfall
 from nas.search.report import pareto_front
 from nas.zoo import resolve_arch
 
@@ -200,39 +201,11 @@ def pick_found(
 # ---------------------------------------------------------------- training (cached)
 
 
-def recipe(
-    arch: ArchSpec, dataset: str, input_size: int, config: dict[str, Any], teacher: str | None = None
-) -> dict[str, Any]:
-    """What determines the trained weights. ``threads`` is left out: it changes speed, not the recipe."""
-    settings = {k: v for k, v in config.items() if k != "threads"}
-    return {
-        "arch": arch.to_str(),
-        "dataset": dataset,
-        "input_size": input_size,
-        "config": settings,
-        "teacher": teacher,
-    }
-
-
-def recorded_recipe(trained_dir: Path) -> dict[str, Any] | None:
-    """The recipe a trained directory was made with (from arch.txt and metrics.json), if it is one."""
-    if not is_trained_dir(trained_dir):
-        return None
-    try:
-        metrics = json.loads((trained_dir / METRICS_FILE).read_text())
-        arch = ArchSpec.from_str((trained_dir / ARCH_FILE).read_text().strip())
-        teacher = metrics.get("kd", {}).get("teacher", {}).get("arch")
-        return recipe(arch, metrics["dataset"], metrics["input_size"], metrics["config"], teacher)
-    except (ValueError, KeyError):
-        return None
-
-
 def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path) -> None:
     """Train ``model`` into ``root/<name>`` unless a model with the same recipe is already there."""
     model.trained_dir = root / model.name
-    teacher = model.teacher.arch.to_str() if model.teacher else None
-    wanted = recipe(model.arch, splits.name, splits.input_size, config.to_json(), teacher)
-    if recorded_recipe(model.trained_dir) == wanted:
+    teacher = model.teacher.trained_dir if model.teacher else None
+    if cached_metrics(model.trained_dir, model.arch, splits, config, teacher) is not None:
         out.print(f"  {model.name}: trained, reused from {model.trained_dir}")
         return
     start = time.time()
@@ -244,14 +217,7 @@ def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path
         )
 
     out.print(f"  {model.name}: training ({model.arch.to_str()[:80]}...)")
-    result = train_final(
-        model.arch,
-        splits,
-        config,
-        model.trained_dir,
-        teacher=model.teacher.trained_dir if model.teacher else None,
-        progress=progress,
-    )
+    result = train_final(model.arch, splits, config, model.trained_dir, teacher=teacher, progress=progress)
     out.print(f"  {model.name}: done in {time.time() - start:.0f} s, test AUC {result['test']['auc']:.4f}")
 
 
@@ -349,17 +315,9 @@ def goal_failures(row: dict[str, Any], max_ratio: float) -> list[str]:
     return fails
 
 
-def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """``a`` at least as good as ``b`` on test AUC (up) and measured latency (down), better on one."""
-    auc_a, auc_b, ms_a, ms_b = a["test"]["auc"], b["test"]["auc"], a["measured_ms"], b["measured_ms"]
-    return auc_a >= auc_b and ms_a <= ms_b and (auc_a > auc_b or ms_a < ms_b)
-
-
-def shortfall(a: dict[str, Any], b: dict[str, Any]) -> float:
-    """How far ``a`` is from dominating ``b``: the larger of its relative AUC deficit and relative
-    latency excess (<= 0 when it is at least as good on both)."""
-    auc_gap = (b["test"]["auc"] - a["test"]["auc"]) / b["test"]["auc"]
-    return max(auc_gap, (a["measured_ms"] - b["measured_ms"]) / b["measured_ms"])
+def measured(row: dict[str, Any]) -> tuple[float, float]:
+    """A row's (test AUC, measured latency) as costs (``nas.search.pareto``: lower is better)."""
+    return -row["test"]["auc"], row["measured_ms"]
 
 
 def run_hypervolume(search: dict[str, Any], random: dict[str, Any] | None) -> dict[str, Any]:
@@ -371,18 +329,13 @@ def run_hypervolume(search: dict[str, Any], random: dict[str, Any] | None) -> di
         if s is not None
     }
     union = [p for ps in points.values() for p in ps]
-    lat, auc = [p[0] for p in union], [p[1] for p in union]
-    scale = (max(lat) - min(lat) or 1.0, max(auc) - min(auc) or 1.0)
-    references = {"worst corner of all trials": (max(lat), min(auc))}
-    if "random" in points:
-        rand = points["random"]
-        median = (statistics.median(p[0] for p in rand), statistics.median(p[1] for p in rand))
-        references["median random trial"] = median
+    scale, references = comparison_frame(union, points.get("random", []))
+    labels = {"worst": "worst corner of all trials", "median": "median random trial"}
     result: dict[str, Any] = {"trials": {k: len(v) for k, v in points.items()}, "references": {}}
-    for label, ref in references.items():
+    for key, ref in references.items():
         volumes = {k: hypervolume(v, ref, scale) for k, v in points.items()}
         ratio = volumes["search"] / volumes["random"] if volumes.get("random") else None
-        result["references"][label] = {"point": ref, **volumes, "ratio": ratio}
+        result["references"][labels[key]] = {"point": ref, **volumes, "ratio": ratio}
     return result
 
 
@@ -448,8 +401,9 @@ def print_verdicts(rows: list[dict[str, Any]], found: list[Model], max_ratio: fl
             out.print(f"  {m.name} {precision} ({m.role}): {text}")
     out.print("\n[bold]Pareto dominance[/bold] on (test AUC up, measured fp32 latency down):")
     for base in (b for b in COMPARED if b in fp32):
-        winners = [m.name for m in found if dominates(fp32[m.name], fp32[base])]
-        closest = min(found, key=lambda m: shortfall(fp32[m.name], fp32[base]), default=None)
+        base_costs = measured(fp32[base])
+        winners = [m.name for m in found if dominates(measured(fp32[m.name]), base_costs)]
+        closest = min(found, key=lambda m: shortfall(measured(fp32[m.name]), base_costs), default=None)
         verdicts["dominance"][base] = {"dominated_by": winners, "closest": closest and closest.name}
         out.print(f"  {base}: dominated by {', '.join(winners) or 'none'}")
         if closest is not None and not winners:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from export_helpers import SMALL, data_file, options, trained_run
 
-from nas.export.card import dataset_info
+from nas.data import dataset_card
+from nas.errors import DataError
+from nas.export.card import read_card, render_markdown
 from nas.export.pipeline import run_export
 from nas.export.source import from_arch, from_run_dir
 from nas.latency.keys import arch_keys
@@ -32,6 +35,7 @@ def test_trained_card_has_every_figure(tmp_path):
     out = tmp_path / "export"
     card = run_export(source, options(out, int8=True, table=tmp_path / "table.json"))
     assert json.loads((out / "model_card.json").read_text()) == json.loads(json.dumps(card))
+    assert read_card(out).to_json() == card and "pruning" not in card
     reference = measure(source.arch, 1, 28, 2)
     c = card["complexity"]
     assert (c["params"], c["macs"]) == (reference.params, reference.macs)
@@ -82,8 +86,29 @@ def test_table_for_another_resolution_gives_no_prediction(tmp_path):
 
 
 def test_dataset_licences():
-    pneumonia = dataset_info("pneumoniamnist")
+    pneumonia = dataset_card("pneumoniamnist")
     assert pneumonia["licence"] == "CC BY 4.0"
     assert any("Yang" in c and "Scientific Data" in c for c in pneumonia["citation"])
-    assert dataset_info("dermamnist")["licence"] == "CC BY-NC 4.0"
-    assert "not recorded" in dataset_info("my_folder")["licence"]
+    assert dataset_card("dermamnist")["licence"] == "CC BY-NC 4.0"
+    assert "not recorded" in dataset_card("my_folder")["licence"]
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "experiments" / "results" / "pneumoniamnist"
+
+
+def test_committed_card_reads_and_writes_back_unchanged():
+    """The card's JSON is a contract: the record reads a card written before it existed and writes the
+    same keys, values and order, and the same Markdown."""
+    text = (COMMITTED / "model_card.json").read_text()
+    card = read_card(COMMITTED / "model_card.json")
+    assert card.threshold == card.deployment_contract.threshold and card.int8 is not None
+    assert json.dumps(card.to_json(), indent=2) + "\n" == text
+    assert render_markdown(card) == (COMMITTED / "model_card.md").read_text()
+
+
+def test_a_file_that_is_not_a_card_is_one_line(tmp_path):
+    (tmp_path / "model_card.json").write_text(json.dumps({"schema": "nas-model-card/1", "arch": "x"}))
+    with pytest.raises(DataError, match="is not a model card"):
+        read_card(tmp_path)
+    with pytest.raises(DataError, match="cannot read model card"):
+        read_card(tmp_path / "missing.json")

@@ -77,7 +77,7 @@ def test_trained_dir_without_its_data_exports_fp32_but_not_int8(capsys, tmp_path
     ("argv", "message"),
     [
         (("--arch", SMALL, "--format", "tflite"), "unknown format 'tflite'"),
-        (("--arch", SMALL, "--target", "riscv"), "unknown target 'riscv'"),
+        (("--arch", SMALL, "--target", "riscv"), "--target applies to --format tvm only, not onnx"),
         (("--arch", SMALL, "--target", "aarch64"), "applies to --format tvm only"),
         (("--arch", SMALL, "--tune", "8"), "--tune applies to --format tvm only"),
         (("--arch", "conv_k3_c8:bogus_k3:head"), "bogus"),

@@ -1,8 +1,9 @@
 """``nas export``: a trained run, a trial of a search run, or an untrained arch, as deployable files and
 a model card.
 
-``add_export_command(subparsers)`` declares the command; ``nas.cli`` wires it in. Bad input raises
-``ValueError``, which ``nas.cli.main`` prints as one line with exit code 2.
+``add_export_command(subparsers)`` declares the command; ``nas.cli`` wires it in. Bad input raises a
+``NasError``, which ``nas.cli.main`` prints as one line with exit code 2. Formats are plugins: what they
+accept and what they print comes from them (``nas.export.format``).
 """
 
 from __future__ import annotations
@@ -43,8 +44,12 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
         help="dataset for calibration, fine-tuning and metrics (default: the one the run recorded)",
     )
     export.add_argument("--format", default="onnx", help=f"{' | '.join(FORMATS)} (default onnx)")
-    export.add_argument("--target", help="tvm: host, aarch64 or a target JSON file")
-    export.add_argument("--tune", type=positive_int, metavar="TRIALS", help="tvm: MetaSchedule trials")
+    export.add_argument(
+        "--target", help="the CPU a compiling format builds for: host, aarch64 or a JSON file"
+    )
+    export.add_argument(
+        "--tune", type=positive_int, metavar="TRIALS", help="tuning trials of a compiling format"
+    )
     export.add_argument("--int8", action="store_true", help="also write an INT8 (static, QDQ) model")
     export.add_argument(
         "--calibration-images", type=positive_int, default=256, metavar="N", help="default 256"
@@ -95,16 +100,10 @@ def _source(args: argparse.Namespace):
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from nas.export.pipeline import ExportOptions, check_format
+    from nas.export.pipeline import ExportOptions, check_format, run_export
 
-    check_format(args.format, args.target, args.tune)  # before anything is loaded or built
-    if args.int8 and args.format != "onnx":
-        raise UsageError(f"--int8 applies to --format onnx only for now, not {args.format}")
-    source = _source(args)
-    if source.trained is not None and source.splits is None and (args.int8 or args.prune):
-        raise UsageError(f"--int8 and --prune of a trained model need its data ({source.data_note})")
     options = ExportOptions(
-        out_dir=args.out or source.default_out,
+        out_dir=args.out,
         format=args.format,
         target=args.target,
         tune=args.tune,
@@ -119,13 +118,17 @@ def cmd_export(args: argparse.Namespace) -> None:
         threads=args.threads,
         seed=args.seed,
     )
-    from nas.export.pipeline import run_export
-
+    check_format(options)  # before anything is loaded or built
+    source = _source(args)
+    if source.trained is not None and source.splits is None and (args.int8 or args.prune):
+        raise UsageError(f"--int8 and --prune of a trained model need its data ({source.data_note})")
     card = run_export(source, options)
-    _print_summary(card, options.out_dir)
+    _print_summary(card, options.out_dir or source.default_out)
 
 
 def _print_summary(card: dict, out: Path) -> None:
+    from nas.export.card import ModelCard, format_sections
+
     lat = card["latency"]["measured_ms"]
     lines = [
         f"exported {card['arch']} ({card['complexity']['params']:,} params) to {out}",
@@ -144,27 +147,6 @@ def _print_summary(card: dict, out: Path) -> None:
         if p["metric_deltas"]:
             line += f", test AUC {p['metric_deltas']['test']['auc']:+.4f}"
         lines.append(line)
-    if "executorch" in card:
-        et = card["executorch"]
-        lines.append(
-            f"executorch: {et['file']}, parity {et['parity']['max_abs_diff']:.2e}, latency "
-            f"x{et['latency']['ratio_vs_onnx']:.3f} vs ORT (Python runtime overhead included)"
-        )
-    if "tvm" in card:
-        lines.append(_tvm_summary(card["tvm"]))
-    print("\n".join(lines), file=sys.stdout)
-
-
-def _tvm_summary(t: dict) -> str:
-    line = f"tvm ({t['target_name']}, {t['files']['library']['machine']}): {t['files']['library']['file']}"
-    if t["parity"]["max_abs_diff"] is not None:
-        line += f", parity {t['parity']['max_abs_diff']:.2e}"
-    if t["qemu"] is not None:
-        q = t["qemu"]
-        line += f", under qemu: parity {q['max_abs_diff']:.2e}" if q["ran"] else f", qemu {q['note']}"
-    if t["latency"] is not None:
-        lat = t["latency"]
-        line += f", latency x{lat['untuned_vs_onnxruntime']:.2f} vs ORT untuned"
-        if "tuned_vs_onnxruntime" in lat:
-            line += f", x{lat['tuned_vs_onnxruntime']:.2f} tuned ({t['tuning']['trials']} trials)"
-    return line
+    for name, section in format_sections(ModelCard.model_validate(card)).items():
+        lines.append(FORMATS.get(name).summary(section))
+    print("\n".join(line for line in lines if line), file=sys.stdout)

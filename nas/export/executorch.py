@@ -14,7 +14,6 @@ interleaved with the ONNX fp32 model under ONNX Runtime in the same process, bot
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import sys
@@ -28,53 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.errors import UsageError
+from nas.export.format import ExportOptions, Reference
 from nas.export.onnx import PARITY_TOLERANCE, Normalized, compare_logits
-from nas.export.source import Source
+from nas.extras import require
 
 PTE_FILE = "model.pte"
 BATCH = 1
-INSTALL = "pip install executorch==1.5.1 (it matches the pinned torch 2.13.0)"
-
-
-def check(target: str | None) -> None:
-    """A one-line ``ValueError`` when ExecuTorch is missing or an option does not apply to it."""
-    if importlib.util.find_spec("executorch") is None:
-        raise UsageError(f"--format executorch needs the executorch package: {INSTALL}")
-    if target is not None:
-        raise UsageError("--target applies to --format tvm only; an ExecuTorch .pte is target-independent")
-
-
-def export(model: Normalized, source: Source, out_dir: Path, options: Any) -> dict[str, Any]:
-    """Write ``out_dir/model.pte``, check it against PyTorch and time it against ``out_dir/model.onnx``;
-    returns the model card's ``executorch`` section."""
-    from nas.export.pipeline import FP32_FILE, _check_images
-
-    shape = (BATCH, *source.input_shape[1:])
-    program, delegation = lower(model, shape)
-    path = Path(out_dir) / PTE_FILE
-    path.write_bytes(program)
-    method = load(path)
-    diff = parity(model, method, _check_images(source))
-    timing = time_vs_onnx(method, (Path(out_dir) / FP32_FILE).read_bytes(), shape, options)
-    return {
-        "file": PTE_FILE,
-        "bytes": len(program),
-        "executorch": _version(),
-        "delegate": "XNNPACK",
-        "batch": BATCH,
-        "input_shape": list(shape),
-        "metadata": "class names and threshold are not in the .pte, only in this card",
-        "parity": {"max_abs_diff": diff, "tolerance": PARITY_TOLERANCE, "vs": "PyTorch fp32"},
-        "delegation": delegation,
-        "latency": timing,
-    }
 
 
 def lower(model: Normalized, shape: tuple[int, ...]) -> tuple[bytes, dict[str, Any]]:
     """``torch.export`` -> edge dialect -> XNNPACK partitions -> ``.pte`` bytes, and how many operators
     went to XNNPACK and how many were left to ExecuTorch's portable kernels (``getitem`` not counted)."""
     with _quiet():
+        require("executorch", "executorch.exir")
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.devtools.backend_debug import get_delegation_info
         from executorch.exir import to_edge_transform_and_lower
@@ -115,13 +80,15 @@ def parity(model: Normalized, method: Any, images01: np.ndarray) -> float:
     return compare_logits(model, images01, logits(method, images01), "ExecuTorch")
 
 
-def time_vs_onnx(method: Any, onnx_fp32: bytes, shape: tuple[int, ...], options: Any) -> dict[str, Any]:
+def time_vs_onnx(
+    method: Any, onnx_fp32: bytes, shape: tuple[int, ...], options: ExportOptions
+) -> dict[str, Any]:
     """The ``.pte`` and the ONNX fp32 model timed interleaved (round-robin, median of rounds)."""
-    from nas.export.runtime import runner, session
+    from nas.export.runtime import onnx_runner
     from nas.latency.backends.base import Settings
     from nas.latency.backends.timing import interleave
 
-    runs = {"executorch": _runner(method, shape), "onnx_fp32": runner(session(onnx_fp32), shape)}
+    runs = {"executorch": _runner(method, shape), "onnx_fp32": onnx_runner(onnx_fp32, shape)}
     timed = interleave(runs, Settings(rounds=options.rounds, seed=options.seed))
     return {
         "executorch_ms": timed["executorch"].to_json(),
@@ -187,3 +154,65 @@ def _native_log_held():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+class ExecutorchFormat:
+    """``--format executorch``: see the module docstring."""
+
+    name = "executorch"
+    options = ()
+
+    def check(self, options: ExportOptions) -> None:
+        require("executorch")
+
+    def export(
+        self, model: Normalized, reference: Reference, options: ExportOptions, out_dir: Path
+    ) -> dict[str, Any]:
+        """Write ``out_dir/model.pte``, check it against PyTorch and time it against the ONNX fp32 model;
+        returns the model card's ``executorch`` section."""
+        shape = (BATCH, *reference.input_shape[1:])
+        program, delegation = lower(model, shape)
+        path = Path(out_dir) / PTE_FILE
+        path.write_bytes(program)
+        method = load(path)
+        diff = parity(model, method, reference.images)
+        timing = time_vs_onnx(method, reference.onnx_fp32, shape, options)
+        return {
+            "file": PTE_FILE,
+            "bytes": len(program),
+            "executorch": _version(),
+            "delegate": "XNNPACK",
+            "batch": BATCH,
+            "input_shape": list(shape),
+            "metadata": "class names and threshold are not in the .pte, only in this card",
+            "parity": {"max_abs_diff": diff, "tolerance": PARITY_TOLERANCE, "vs": "PyTorch fp32"},
+            "delegation": delegation,
+            "latency": timing,
+        }
+
+    def card_lines(self, et: dict[str, Any]) -> list[str]:
+        lat, d = et["latency"], et["delegation"]
+        left = f" ({', '.join(d['non_delegated_op_types'])})" if d["non_delegated_op_types"] else ""
+        return [
+            "",
+            "## ExecuTorch",
+            "",
+            f"- File: `{et['file']}` ({et['bytes']:,} bytes), ExecuTorch {et['executorch']}, "
+            f"{et['delegate']} delegate, static batch {et['batch']}, input {et['input_shape']}; "
+            f"{et['metadata']}.",
+            f"- Parity vs PyTorch (fp32): max abs logit difference {et['parity']['max_abs_diff']:.2e} "
+            f"(tolerance {et['parity']['tolerance']:g})",
+            f"- Delegation: {d['delegated_ops']} ops in {d['delegated_subgraphs']} XNNPACK subgraph(s), "
+            f"{d['non_delegated_ops']} left to portable kernels{left}",
+            f"- Latency: {lat['executorch_ms']['median_ms']:.3f} ms vs ONNX Runtime "
+            f"{lat['onnx_fp32_ms']['median_ms']:.3f} ms, ratio {lat['ratio_vs_onnx']:.2f}x ({lat['how']})",
+        ]
+
+    def summary(self, et: dict[str, Any]) -> str:
+        return (
+            f"executorch: {et['file']}, parity {et['parity']['max_abs_diff']:.2e}, latency "
+            f"x{et['latency']['ratio_vs_onnx']:.3f} vs ORT (Python runtime overhead included)"
+        )
+
+
+FORMAT = ExecutorchFormat()

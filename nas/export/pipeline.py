@@ -1,16 +1,15 @@
 """One export, end to end: prune (optional), export ONNX and check it, quantize (optional), time every
-variant side by side, score every variant on the data, and write the files and the model card.
+variant side by side, score every variant on the data, hand the model to the chosen format, and write
+the files and the model card.
 
 ONNX fp32 is always written: it is the reference every other figure is measured against (parity,
-INT8 deltas, pruning deltas). Another format (``--format tvm|executorch``) is one module
-``nas.export.<format>`` with ``export(model, source, out_dir, options) -> dict``, whose result becomes
-that format's section of the model card.
+INT8 deltas, pruning deltas, the latency of other formats). Formats are plugins (``nas.export.FORMATS``,
+``nas.export.format.ExportFormat``): this module knows none by name. Everything is written into a staging
+folder beside the output folder and moved into place only once every step has succeeded.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,63 +19,36 @@ from torch import nn
 
 from nas.errors import UsageError
 from nas.export import FORMATS
+from nas.export.format import FORMAT_OPTIONS, ExportFormat, ExportOptions, Reference
 from nas.export.onnx import Normalized, export_onnx, parity, weight_bytes
 from nas.export.predicted import predict
 from nas.export.source import Source
+from nas.export.staging import staged
 from nas.latency.backends.base import Settings
 
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 PARITY_IMAGES = 5
 
 
-@dataclass(frozen=True)
-class ExportOptions:
-    """How to export: format, INT8, pruning and fine-tuning, timing, and where the files go."""
-
-    out_dir: Path
-    format: str = "onnx"
-    target: str | None = None
-    tune: int | None = None  # MetaSchedule trials (tvm)
-    int8: bool = False
-    calibration_images: int = 256
-    calibration_method: str = "minmax"
-    prune: float | None = None
-    finetune_epochs: int = 3
-    round_to: int | None = 8  # pruned widths: multiples of 8 (see nas.export.prune)
-    table: Path | None = None
-    rounds: int = 100
-    threads: int | None = None  # torch threads for fine-tuning; ONNX Runtime always runs on 1
-    seed: int = 0
-
-
-def check_format(fmt: str, target: str | None, tune: int | None = None) -> None:
-    """A one-line ``ValueError`` for a format this version cannot write or a target it does not know."""
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
-    if fmt == "executorch":
-        from nas.export.executorch import check
-
-        check(target)
-    if target is not None:
-        if target not in ("host", "aarch64") and not (target.endswith(".json") and Path(target).is_file()):
-            raise UsageError(f"unknown target '{target}' (host, aarch64, or a target JSON file)")
-        if fmt == "onnx" and target != "host":
-            raise UsageError(f"--target {target} applies to --format tvm only; ONNX is target-independent")
-    if tune is not None and fmt != "tvm":
-        raise UsageError(f"--tune applies to --format tvm only, not {fmt}")
-    if fmt == "tvm":
-        from nas.export.tvm import check as check_tvm
-
-        check_tvm(target, tune)
+def check_format(options: ExportOptions) -> ExportFormat:
+    """The format ``options`` name, once it has accepted them: one-line ``NasError``s for an unknown
+    format, an option it does not take, or one it cannot use (before anything is loaded or built)."""
+    fmt = FORMATS.get(options.format)
+    for name in FORMAT_OPTIONS:
+        if getattr(options, name) not in (None, False) and name not in fmt.options:
+            takers = [other for other in FORMATS if name in FORMATS.get(other).options]
+            listed = " or ".join([", ".join(takers[:-1]), takers[-1]] if len(takers) > 1 else takers)
+            raise UsageError(f"--{name} applies to --format {listed} only, not {options.format}")
+    fmt.check(options)
+    return fmt
 
 
 def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:
     """Export ``source`` as ``options`` say; returns the model card (also written beside the files)."""
     from nas.export import card, runtime
 
-    check_format(options.format, options.target, options.tune)
+    fmt = check_format(options)
     table = predict(source, options.table, pruned=options.prune is not None)  # a bad table fails early
-    out = Path(options.out_dir)
     splits = source.splits
     network, threshold, pruning = source.network, source.threshold, None
     if options.prune is not None:
@@ -84,7 +56,7 @@ def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:
     meta = _metadata(source, threshold, options.prune)
     model = Normalized(network, source.mean, source.std).eval()
     fp32 = export_onnx(model, source.input_shape, {**meta, "precision": "fp32"})
-    check = _check_images(source)
+    check = parity_images(source)
     parities = {"fp32_max_abs_diff": max(parity(model, fp32, check[:1]), parity(model, fp32, check))}
     models = {"fp32": fp32}
     calibration = None
@@ -100,30 +72,32 @@ def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:
     measured = runtime.time_models({**models, **table.models()}, source.input_shape, settings)
     timings = {k: measured[k].to_json() for k in models}
     clinical = _clinical(source, models, threshold) if splits is not None else None
-    out.mkdir(parents=True, exist_ok=True)
     files = {"fp32": FP32_FILE, **({"int8": INT8_FILE} if "int8" in models else {})}
-    for key, name in files.items():
-        (out / name).write_bytes(models[key])
     sizes = {key: (len(data), weight_bytes(data)) for key, data in models.items()}
-    extra = _other_format(model, source, out, options)
-    result = card.build_card(
-        source=source,
-        options=options,
-        complexity=module_complexity(network, source),
-        threshold=threshold,
-        files=files,
-        sizes=sizes,
-        timings=timings,
-        predicted=table.result(measured),
-        parity=parities,
-        clinical=clinical,
-        calibration=calibration,
-        pruning=pruning,
-        unpruned_complexity=module_complexity(source.network, source) if pruning is not None else None,
-        formats=extra,
-    )
-    card.write_card(result, out)
-    return result
+    reference = Reference(fp32, check, source.input_shape, source.class_names, source.task)
+    with staged(Path(options.out_dir or source.default_out)) as out:
+        for key, name in files.items():
+            (out / name).write_bytes(models[key])
+        with torch.no_grad():
+            section = fmt.export(model, reference, options, out)
+        result = card.build_card(
+            source=source,
+            options=options,
+            complexity=module_complexity(network, source),
+            threshold=threshold,
+            files=files,
+            sizes=sizes,
+            timings=timings,
+            predicted=table.result(measured),
+            parity=parities,
+            clinical=clinical,
+            calibration=calibration,
+            pruning=pruning,
+            unpruned_complexity=module_complexity(source.network, source) if pruning is not None else None,
+            formats={fmt.name: section} if section is not None else {},
+        )
+        card.write_card(result, out)
+    return result.to_json()
 
 
 def _quantized(
@@ -198,7 +172,7 @@ def _metadata(source: Source, threshold: float | None, pruned: float | None) -> 
     }
 
 
-def _check_images(source: Source) -> np.ndarray:
+def parity_images(source: Source) -> np.ndarray:
     """Images for parity checks: real test images when there is data, else generated ones."""
     from nas.export.quantize import calibration_images
     from nas.export.runtime import to_input
@@ -248,11 +222,3 @@ def module_complexity(network: nn.Module, source: Source) -> dict[str, Any]:
         "energy_mj_estimate_fp32": energy_estimate_mj(macs, params, traffic, dtype="fp32"),
         "energy_mj_estimate_int8": energy_estimate_mj(macs, params, traffic, dtype="int8"),
     }
-
-
-def _other_format(model: Normalized, source: Source, out: Path, options: ExportOptions) -> dict[str, Any]:
-    if options.format == "onnx":
-        return {}
-    module = importlib.import_module(f"nas.export.{options.format}")
-    with torch.no_grad():
-        return {options.format: module.export(model, source, out, options)}

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from nas.errors import ConfigError
+from nas.export.format import ExportOptions, Reference
+from nas.extras import require
 
 AARCH64 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"], "mcpu": "cortex-a72"}
 LIBRARY, LOADER, META, TARGET_FILE, TUNING_DIR = (
@@ -62,9 +64,11 @@ def cross_compiler_of(spec: dict[str, Any] | None) -> str | None:
 
 
 def check(target: str | None, tune: int | None) -> None:
-    """One-line ``ValueError``s for a target this export cannot use, before anything is built."""
+    """One-line ``NasError``s for a missing TVM or a target this export cannot use, before anything is
+    built."""
     from nas.latency.backends.tvm import load_tvm, resolve_target
 
+    require("tvm")
     spec = target_spec(target)
     cc = cross_compiler_of(spec)
     if tune is not None and cc is not None:
@@ -79,39 +83,6 @@ def check(target: str | None, tune: int | None) -> None:
             f"gcc-{cc.removesuffix('-gcc')})"
         )
     resolve_target(load_tvm(THREADS), spec)  # TVM's own check of the target's attributes
-
-
-def export(model: Any, source: Any, out_dir: Path, options: Any) -> dict[str, Any]:
-    """Compile ``model`` (the normalized network, eval mode) for ``options.target``, write the files to
-    ``out_dir`` and check them; returns the model card's ``tvm`` section."""
-    from nas.latency.backends.tvm import import_module, load_tvm, resolve_target, target_dict
-
-    check(options.target, options.tune)
-    spec = target_spec(options.target)
-    cc = cross_compiler_of(spec)
-    tvm = load_tvm(THREADS)
-    target = resolve_target(tvm, spec)
-    if cc is None and "num-cores" not in target_dict(target):  # MetaSchedule schedules for this many
-        target = tvm.target.Target({**target_dict(target), "num-cores": THREADS})
-    shape = source.input_shape
-    mod = prepare(tvm, import_module(model, shape))
-    untuned = build(tvm, mod, target)
-    section: dict[str, Any] = {
-        "target": target_dict(target),
-        "target_name": options.target or "host",
-        "tvm": tvm.__version__,
-        "input_shape": list(shape),
-        "pipeline": "torch.export -> Relax; BatchNorm decomposed, operators legalized and fused; "
-        "MetaSchedule compile_relax (empty database: TVM's default schedules)",
-    }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if cc is None:
-        section.update(_host(tvm, model, source, untuned, mod, target, out, options))
-    else:
-        section.update(_cross(tvm, model, source, untuned, mod, cc, out))
-    section["files"].update(_write_support(source, section, out))
-    return section
 
 
 def prepare(tvm: Any, mod: Any) -> Any:
@@ -141,12 +112,18 @@ def tvm_logits(tvm: Any, executable: Any, images: np.ndarray) -> np.ndarray:
 
 
 def _host(
-    tvm: Any, model: Any, source: Any, untuned: Any, mod: Any, target: Any, out: Path, options: Any
+    tvm: Any,
+    model: Any,
+    reference: Reference,
+    untuned: Any,
+    mod: Any,
+    target: Any,
+    out: Path,
+    options: ExportOptions,
 ) -> dict[str, Any]:
     """Tune (optionally), write the library, check parity and time it against ONNX Runtime."""
-    from nas.export import runtime
     from nas.export.onnx import PARITY_TOLERANCE, compare_logits
-    from nas.export.pipeline import FP32_FILE, _check_images
+    from nas.export.runtime import onnx_runner
     from nas.export.tvm_replay import elf_machine
     from nas.latency.backends.base import Settings
     from nas.latency.backends.timing import interleave
@@ -161,15 +138,15 @@ def _host(
         tuned = build(tvm, mod, target, database)
     shipped = tuned or untuned
     shipped.export_library(str(out / LIBRARY))
-    images = _check_images(source)
+    images = reference.images
     parity: dict[str, Any] = {"images": len(images), "tolerance": PARITY_TOLERANCE, "where": "this machine"}
     parity["max_abs_diff"] = compare_logits(model, images, tvm_logits(tvm, shipped, images), "TVM")
     if tuned is not None:
         untuned_logits = tvm_logits(tvm, untuned, images)
         parity["untuned_max_abs_diff"] = compare_logits(model, images, untuned_logits, "TVM untuned")
-    shape = source.input_shape
+    shape = reference.input_shape
     runs = {
-        "onnxruntime": runtime.runner(runtime.session((out / FP32_FILE).read_bytes()), shape),
+        "onnxruntime": onnx_runner(reference.onnx_fp32, shape),
         "tvm_untuned": vm_runner(tvm, untuned, shape),
         **({"tvm_tuned": vm_runner(tvm, tuned, shape)} if tuned is not None else {}),
     }
@@ -196,7 +173,9 @@ def _host(
     }
 
 
-def _cross(tvm: Any, model: Any, source: Any, untuned: Any, mod: Any, cc: str, out: Path) -> dict[str, Any]:
+def _cross(
+    tvm: Any, model: Any, reference: Reference, untuned: Any, mod: Any, cc: str, out: Path
+) -> dict[str, Any]:
     """Link the library with the cross compiler and run its kernels under qemu where qemu is installed."""
     from tvm.support import cc as tvm_cc
 
@@ -219,16 +198,15 @@ def _cross(tvm: Any, model: Any, source: Any, untuned: Any, mod: Any, cc: str, o
         "latency": None,
         "latency_note": "not measured: the library runs on the board (nas latency build --backend tvm-rpc "
         "times blocks there)",
-        "qemu": _qemu(tvm, model, source, mod, cc, out / LIBRARY),
+        "qemu": _qemu(tvm, model, reference.images[:QEMU_IMAGES], mod, cc, out / LIBRARY),
     }
 
 
-def _qemu(tvm: Any, model: Any, source: Any, mod: Any, cc: str, library: Path) -> dict[str, Any]:
-    """The exported library's kernels run under qemu on a few images, checked against PyTorch."""
+def _qemu(tvm: Any, model: Any, images: np.ndarray, mod: Any, cc: str, library: Path) -> dict[str, Any]:
+    """The exported library's kernels run under qemu on ``images``, checked against PyTorch."""
     import tvm_ffi.libinfo
 
     from nas.export.onnx import compare_logits
-    from nas.export.pipeline import _check_images
     from nas.export.tvm_replay import emulator_for, record, replay
     from nas.latency.backends.tvm import resolve_target, target_dict
 
@@ -236,7 +214,6 @@ def _qemu(tvm: Any, model: Any, source: Any, mod: Any, cc: str, library: Path) -
     emulator, how = emulator_for(cc, cc.removesuffix("-gcc"))
     if emulator is None:
         return {"ran": False, "note": f"not run: {how}"}
-    images = _check_images(source)[:QEMU_IMAGES]
     host = build(tvm, mod, resolve_target(tvm, None))  # same IRModule, same kernels and VM program
     trace, _ = record(tvm, host, images[:1])
     got, counts = replay(emulator, library, tvm_ffi.libinfo.find_include_path(), trace, images)
@@ -261,7 +238,7 @@ def _library_entry(path: Path, elf_machine: Any) -> dict[str, Any]:
     return {"file": path.name, "bytes": path.stat().st_size, "machine": elf_machine(path)}
 
 
-def _write_support(source: Any, section: dict[str, Any], out: Path) -> dict[str, str]:
+def _write_support(reference: Reference, section: dict[str, Any], out: Path) -> dict[str, str]:
     """The loader script, the target and the library's description beside the library."""
     shutil.copyfile(Path(__file__).with_name("tvm_loader.py"), out / LOADER)
     (out / TARGET_FILE).write_text(json.dumps(section["target"], indent=2) + "\n")
@@ -270,8 +247,8 @@ def _write_support(source: Any, section: dict[str, Any], out: Path) -> dict[str,
         "input_shape": section["input_shape"],
         "input": "float32 NCHW, raw pixels in [0, 1]; normalized inside the library",
         "output": "logits",
-        "class_names": source.class_names,
-        "task": source.task,
+        "class_names": reference.class_names,
+        "task": reference.task,
         "threshold": "see model_card.json (deployment_contract.threshold)",
         "target": section["target"],
         "tvm": section["tvm"],
@@ -279,3 +256,122 @@ def _write_support(source: Any, section: dict[str, Any], out: Path) -> dict[str,
     }
     (out / META).write_text(json.dumps(meta, indent=2) + "\n")
     return {"loader": LOADER, "metadata": META, "target": TARGET_FILE}
+
+
+class TvmFormat:
+    """``--format tvm``: see the module docstring."""
+
+    name = "tvm"
+    options = ("target", "tune")
+
+    def check(self, options: ExportOptions) -> None:
+        check(options.target, options.tune)
+
+    def export(
+        self, model: Any, reference: Reference, options: ExportOptions, out_dir: Path
+    ) -> dict[str, Any]:
+        """Compile ``model`` (the normalized network, eval mode) for ``options.target``, write the files to
+        ``out_dir`` and check them; returns the model card's ``tvm`` section."""
+        from nas.latency.backends.tvm import import_module, load_tvm, resolve_target, target_dict
+
+        spec = target_spec(options.target)
+        cc = cross_compiler_of(spec)
+        tvm = load_tvm(THREADS)
+        target = resolve_target(tvm, spec)
+        if cc is None and "num-cores" not in target_dict(target):  # MetaSchedule schedules for this many
+            target = tvm.target.Target({**target_dict(target), "num-cores": THREADS})
+        shape = reference.input_shape
+        mod = prepare(tvm, import_module(model, shape))
+        untuned = build(tvm, mod, target)
+        section: dict[str, Any] = {
+            "target": target_dict(target),
+            "target_name": options.target or "host",
+            "tvm": tvm.__version__,
+            "input_shape": list(shape),
+            "pipeline": "torch.export -> Relax; BatchNorm decomposed, operators legalized and fused; "
+            "MetaSchedule compile_relax (empty database: TVM's default schedules)",
+        }
+        out = Path(out_dir)
+        if cc is None:
+            section.update(_host(tvm, model, reference, untuned, mod, target, out, options))
+        else:
+            section.update(_cross(tvm, model, reference, untuned, mod, cc, out))
+        section["files"].update(_write_support(reference, section, out))
+        return section
+
+    def card_lines(self, t: dict[str, Any]) -> list[str]:
+        """The ``tvm`` section of ``model_card.md``."""
+        lib, files = t["files"]["library"], t["files"]
+        target = ", ".join(f"{k} {v}" for k, v in t["target"].items() if k in ("mtriple", "mcpu", "mattr"))
+        lines = [
+            "",
+            "## TVM",
+            "",
+            f"- Target: {t['target_name']} ({target}); TVM {t['tvm']}"
+            + (f", cross-compiled with {t['cross_compiler']}" if t["cross_compiler"] else ""),
+            f"- Files: `{lib['file']}` ({lib['bytes']:,} bytes, {lib['machine']}), "
+            f"loader `{files['loader']}`, `{files['metadata']}`, target `{files['target']}`; "
+            f"input {t['input_shape']} (batch 1)",
+        ]
+        parity = t["parity"]
+        if parity["max_abs_diff"] is not None:
+            lines.append(
+                f"- Parity vs PyTorch on {parity['where']}: max abs logit difference "
+                f"{parity['max_abs_diff']:.2e} over {parity['images']} images "
+                f"(tolerance {parity['tolerance']:g})"
+            )
+        else:
+            lines.append(f"- Parity: {parity['where']}")
+        qemu = t.get("qemu")
+        if qemu is not None:
+            if qemu["ran"]:
+                lines.append(
+                    f"- Under {qemu['emulator']}: max abs logit difference {qemu['max_abs_diff']:.2e} "
+                    f"over {qemu['images']} images, {qemu['kernel_calls']} kernel calls each. Checked: "
+                    f"{qemu['checked']}. Not checked: {qemu['not_checked']}."
+                )
+            else:
+                lines.append(f"- Under qemu: {qemu['note']}")
+        lat = t.get("latency")
+        if lat is not None:
+            text = (
+                f"- Latency: ONNX Runtime {lat['onnxruntime_ms']['median_ms']:.3f} ms, TVM untuned "
+                f"{lat['tvm_untuned_ms']['median_ms']:.3f} ms (x{lat['untuned_vs_onnxruntime']:.2f} ORT)"
+            )
+            if "tvm_tuned_ms" in lat:
+                text += (
+                    f", TVM tuned {lat['tvm_tuned_ms']['median_ms']:.3f} ms "
+                    f"(x{lat['tuned_vs_onnxruntime']:.2f} ORT, x{lat['tuned_vs_untuned']:.2f} untuned)"
+                )
+            lines.append(f"{text}; {lat['how']}")
+        else:
+            lines.append(f"- Latency: {t['latency_note']}")
+        tuning = t.get("tuning")
+        if tuning is not None:
+            lines.append(
+                f"- Tuning: {tuning['trials']} MetaSchedule trials, "
+                f"{tuning['measured_candidates']} candidates measured for "
+                f"{tuning['tasks_with_measured_candidates']} of {tuning['tasks']} operators "
+                f"in {tuning['seconds']:.0f} s; database and logs in `{tuning['work_dir']}/`"
+            )
+        return lines
+
+    def summary(self, t: dict[str, Any]) -> str:
+        """What ``nas export`` prints about the TVM library."""
+        line = (
+            f"tvm ({t['target_name']}, {t['files']['library']['machine']}): {t['files']['library']['file']}"
+        )
+        if t["parity"]["max_abs_diff"] is not None:
+            line += f", parity {t['parity']['max_abs_diff']:.2e}"
+        if t["qemu"] is not None:
+            q = t["qemu"]
+            line += f", under qemu: parity {q['max_abs_diff']:.2e}" if q["ran"] else f", qemu {q['note']}"
+        if t["latency"] is not None:
+            lat = t["latency"]
+            line += f", latency x{lat['untuned_vs_onnxruntime']:.2f} vs ORT untuned"
+            if "tuned_vs_onnxruntime" in lat:
+                line += f", x{lat['tuned_vs_onnxruntime']:.2f} tuned ({t['tuning']['trials']} trials)"
+        return line
+
+
+FORMAT = TvmFormat()

@@ -16,8 +16,9 @@ import yaml
 from nas.cli import main
 from nas.search.config import ExperimentConfig
 from nas.search.factory import default_objective
-from nas.search.report import front_axes, pareto_front, write_report
+from nas.search.report import BASE_COLUMNS, front_axes, pareto_front, write_report
 from nas.search.run import run_search
+from nas.search.summary import read_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 AXES = [("val_auc", "maximize"), ("latency_ms", "minimize")]
@@ -129,7 +130,7 @@ def test_write_report_after_a_small_run(tmp_path):
 
     pareto = read_csv(out / "pareto.csv")
     assert pareto and all(r["state"] == "COMPLETE" and r["feasible"] == "True" for r in pareto)
-    assert [int(r["number"]) for r in pareto] == [r["number"] for r in summary["pareto"]]
+    assert [int(r["number"]) for r in pareto] == [r.number for r in summary.pareto]
     points = [(float(r["params"]), float(r["peak_activation_kb"])) for r in trials if r["feasible"] == "True"]
     for r in pareto:  # nothing feasible dominates a front member
         mine = (float(r["params"]), float(r["peak_activation_kb"]))
@@ -138,14 +139,30 @@ def test_write_report_after_a_small_run(tmp_path):
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     saved = json.loads((out / "summary.json").read_text())
-    assert {"best", "counts", "pareto", "storage", "pareto_axes", "trials", "name"} <= set(saved)
+    assert list(saved) == [  # the keys are a contract: nas train, nas export and the benchmarks read them
+        "schema_version",
+        "name",
+        "space",
+        "dataset",
+        "input_size",
+        "mode",
+        "strategy",
+        "storage",
+        "counts",
+        "best",
+        "pareto_axes",
+        "pareto",
+        "trials",
+    ]
+    assert list(saved["trials"][0])[:8] == BASE_COLUMNS and "params" in saved["trials"][0]
     assert saved["counts"] == {s: states.count(s) for s in set(states)}
     assert sum(saved["counts"].values()) == len(study.trials) == 6
     assert saved["storage"] == f"sqlite:///{(out / 'study.db').resolve()}"
     assert saved["pareto_axes"] == ["params", "peak_activation_kb"]
-    completed = [r for r in summary["trials"] if r["state"] == "COMPLETE"]
-    assert saved["best"]["reward"] == max(r["reward"] for r in completed)
+    completed = [r for r in summary.trials if r.state == "COMPLETE"]
+    assert saved["best"]["reward"] == max(r.reward for r in completed)
     assert saved["best"]["number"] in {t.number for t in study.trials}
+    assert read_summary(out).pareto == summary.pareto
 
 
 # ---- nas search ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 from medmnist_data import write_npz
 
 from nas import cli
-from nas.evaluate.cli import read_search_run
+from nas.search.summary import read_search_run
 
 ARCH = "conv_k3_s2_c8:ir_k3_e2_c16:head"
 COMMON = ("--epochs", "2", "--batch-size", "16", "--threads", "1")
@@ -96,7 +96,7 @@ def test_usage_errors(capsys, tmp_path, data, monkeypatch):
     err = one_line_error(*run(capsys, "train", "--arch", "conv_k3_q9:head", "--data", data)[::2])
     assert "conv_k3_q9" in err
     err = one_line_error(*run(capsys, "train", "--arch", ARCH, "--data", tmp_path / "nope")[::2])
-    assert "neither a MedMNIST dataset" in err
+    assert "neither a known dataset" in err
     err = one_line_error(
         *run(capsys, "train", "--arch", ARCH, "--data", "breastmnist", "--input-size", "64")[::2]
     )

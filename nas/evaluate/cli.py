@@ -1,23 +1,22 @@
 """``nas train``: final training of one architecture, from a search run or given directly.
 
-``add_train_command(subparsers)`` declares the command; ``nas.cli`` wires it in. Bad input raises
-``ValueError``, which ``nas.cli.main`` prints as one line with exit code 2.
+``add_train_command(subparsers)`` declares the command; ``nas.cli`` wires it in. Bad input raises a
+``NasError``, which ``nas.cli.main`` prints as one line with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from nas.argtypes import finite_float, positive_int
 from nas.errors import UsageError
 from nas.evaluate.config import CLASS_WEIGHTING, OPTIMIZERS
+from nas.search.summary import read_search_run
 
 DEFAULT_EPOCHS = 50
-SUMMARY = "summary.json"
 
 
 def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -75,40 +74,6 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     train.set_defaults(func=cmd_train)
     return train
-
-
-def read_search_run(run_dir: str | Path, trial: int | None, best: bool) -> dict[str, Any]:
-    """The arch, dataset and input size of one trial of a search run's ``summary.json``."""
-    run_dir = Path(run_dir)
-    path = run_dir / SUMMARY
-    if not path.is_file():
-        raise UsageError(f"no search run at {run_dir} (expected {path})")
-    if trial is None and not best:
-        raise UsageError(f"say which trial of {run_dir} to train: --trial N or --best")
-    try:
-        summary = json.loads(path.read_text())
-        if best:
-            chosen = summary["best"]
-            if chosen is None and summary.get("mode") == "pareto":
-                raise UsageError(
-                    f"{run_dir} is a Pareto search without a reward, so it has no single best: pick a "
-                    f"trial from {run_dir / 'pareto.csv'} with --trial N"
-                )
-            if chosen is None:
-                raise UsageError(f"{path} has no best trial (no trial completed)")
-        else:
-            chosen = next((t for t in summary["trials"] if t["number"] == trial), None)
-            if chosen is None:
-                numbers = ", ".join(str(t["number"]) for t in summary["trials"])
-                raise UsageError(f"{path} has no trial {trial} (trials: {numbers or 'none'})")
-        return {
-            "number": chosen["number"],
-            "arch": chosen["arch"],
-            "dataset": summary["dataset"],
-            "input_size": summary.get("input_size", 28),
-        }
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path} is not a search summary: {type(exc).__name__} {exc}") from None
 
 
 def _resolve(args: argparse.Namespace) -> tuple[str, str, int, Path]:

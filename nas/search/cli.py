@@ -106,23 +106,23 @@ def _print_results(config: ExperimentConfig, out: Path, study) -> None:
     from nas.search.report import write_report
 
     summary = write_report(study, config, out, reference_metrics(config))
-    axes = summary["pareto_axes"]
+    axes = summary.pareto_axes
     table = Table(title=f"Pareto front ({' vs '.join(axes)})")
     for column in ("trial", *axes, "reward", "arch"):
         table.add_column(column, overflow="fold")
-    for row in summary["pareto"]:
+    for row in summary.pareto:
         table.add_row(
-            str(row["number"]),
-            *(f"{row[a]:.4g}" for a in axes),
-            "-" if row["reward"] is None else f"{row['reward']:.4f}",
-            row["arch"],
+            str(row.number),
+            *(f"{getattr(row, a):.4g}" for a in axes),
+            "-" if row.reward is None else f"{row.reward:.4f}",
+            row.arch,
         )
     console = Console()
     console.print(table)
-    console.print(f"trials: {json.dumps(summary['counts'])}")
+    console.print(f"trials: {json.dumps(summary.counts)}")
     for name in ("trials.csv", "pareto.csv", "pareto.png", "summary.json", "config.yaml"):
         console.print(f"  {out / name}")
-    console.print(f"storage: {summary['storage']}  (optuna-dashboard {summary['storage']})")
+    console.print(f"storage: {summary.storage}  (optuna-dashboard {summary.storage})")
 
 
 def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:

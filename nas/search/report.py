@@ -8,8 +8,6 @@ reward's accuracy and latency metrics for a MnasNet reward, the weighted metrics
 from __future__ import annotations
 
 import csv
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from optuna.trial import FrozenTrial
 
 from nas.search.config import LOWER_IS_BETTER, ExperimentConfig
 from nas.search.pareto import costs, non_dominated
+from nas.search.summary import SearchSummary, write_summary
 
 BASE_COLUMNS = ["number", "state", "arch", "reward", "feasible", "rejected", "fail_reason", "cached_from"]
 
@@ -102,20 +101,9 @@ def plot_front(
     plt.close(fig)
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinities as null: summary.json must be strict JSON for any parser."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def write_report(
     study: optuna.Study, config: ExperimentConfig, out: Path, references: dict | None = None
-) -> dict[str, Any]:
+) -> SearchSummary:
     """Write the four result files and return the summary."""
     rows = [trial_row(t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
     axes = front_axes(config)
@@ -126,21 +114,19 @@ def write_report(
     scored = [r for r in rows if r["state"] == "COMPLETE" and r["reward"] is not None]
     best = max(scored, key=lambda r: r["reward"], default=None)
     states = [r["state"] for r in rows]
-    summary = {
-        "name": config.name,
-        "space": config.space,
-        "dataset": config.dataset.path or config.dataset.name,
-        "input_size": config.input_size,
-        "mode": config.mode,
-        "strategy": config.strategy.name,
-        "storage": config.storage or f"sqlite:///{(out / 'study.db').resolve()}",
-        "counts": {s: states.count(s) for s in sorted(set(states))},
-        "best": best,
-        "pareto_axes": [m for m, _ in axes],
-        "pareto": front,
-        "trials": rows,
-    }
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(_finite(summary), indent=2, default=str, allow_nan=False))
-    tmp.replace(out / "summary.json")
+    summary = SearchSummary(
+        name=config.name,
+        space=config.space,
+        dataset=config.dataset.path or config.dataset.name,
+        input_size=config.input_size,
+        mode=config.mode,
+        strategy=config.strategy.name,
+        storage=config.storage or f"sqlite:///{(out / 'study.db').resolve()}",
+        counts={s: states.count(s) for s in sorted(set(states))},
+        best=best,
+        pareto_axes=[m for m, _ in axes],
+        pareto=front,
+        trials=rows,
+    )
+    write_summary(summary, out)
     return summary

@@ -1,0 +1,125 @@
+"""A search run's ``summary.json``: the record that ``nas train``, ``nas export`` and the benchmarks read.
+
+``nas.search.report`` fills it from the study; this module alone writes and reads the file. Files from
+before ``schema_version`` (and hand-written ones with only ``best``, ``trials`` and ``dataset``) still
+load: the other keys have defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypedDict
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from nas.errors import DataError, UsageError
+
+SUMMARY_FILE = "summary.json"
+SCHEMA_VERSION = 1
+
+
+class TrialRow(BaseModel):
+    """One trial as ``trials.csv`` lists it; its metrics and ``constraint_<i>`` values are extra keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    number: int
+    state: str | None = None  # an Optuna state name, or REJECTED (a constraint failed before training)
+    arch: str
+    reward: float | None = None
+    feasible: bool | None = None
+    rejected: str | None = None
+    fail_reason: str | None = None
+    cached_from: int | None = None
+
+
+class SearchSummary(BaseModel):
+    """What a search found: trial counts, the best trial by reward, the Pareto front, every trial."""
+
+    schema_version: int = SCHEMA_VERSION
+    name: str | None = None
+    space: str | None = None
+    dataset: str  # a dataset name or path
+    input_size: int = 28
+    mode: str | None = None
+    strategy: str | None = None
+    storage: str | None = None
+    counts: dict[str, int] = {}
+    best: TrialRow | None  # None when no trial has a reward (none completed, or Pareto mode without one)
+    pareto_axes: list[str] = []
+    pareto: list[TrialRow] = []
+    trials: list[TrialRow]
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _from_config(cls, dataset: Any) -> Any:
+        """Older runs wrote the experiment's ``{name, path}``: the path when given, else the name."""
+        return dataset.get("path") or dataset.get("name") if isinstance(dataset, dict) else dataset
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known(cls, version: int) -> int:
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version} is newer than this nas reads ({SCHEMA_VERSION})")
+        return version
+
+
+class ChosenTrial(TypedDict):
+    """What ``nas train`` and ``nas export`` need of one trial of a search run."""
+
+    number: int
+    arch: str
+    dataset: str
+    input_size: int
+
+
+def write_summary(summary: SearchSummary, run_dir: Path) -> Path:
+    """Write atomically, so a reader (``nas train``, another worker) never sees half a file. NaN and
+    infinities are written as null: the file is strict JSON for any parser."""
+    path = run_dir / SUMMARY_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(summary.model_dump_json(indent=2))
+    tmp.replace(path)
+    return path
+
+
+def read_summary(run_dir: str | Path) -> SearchSummary:
+    """The summary of the search run in ``run_dir``; a missing or broken file is a one-line error."""
+    path = Path(run_dir) / SUMMARY_FILE
+    if not path.is_file():
+        raise UsageError(f"no search run at {run_dir} (expected {path})")
+    try:
+        return SearchSummary.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        problem = error["msg"].removeprefix("Value error, ")
+        raise DataError(f"{path} is not a search summary: {where + ': ' if where else ''}{problem}") from None
+
+
+def read_search_run(run_dir: str | Path, trial: int | None, best: bool) -> ChosenTrial:
+    """Trial ``trial`` of a search run, or its best trial: its arch, and the run's dataset and input size."""
+    summary = read_summary(run_dir)
+    path = Path(run_dir) / SUMMARY_FILE
+    if best:
+        chosen = summary.best
+        if chosen is None and summary.mode == "pareto":
+            raise UsageError(
+                f"{run_dir} is a Pareto search without a reward, so it has no single best: pick a "
+                f"trial from {Path(run_dir) / 'pareto.csv'} with --trial N"
+            )
+        if chosen is None:
+            raise UsageError(f"{path} has no best trial (no trial completed)")
+    elif trial is None:
+        raise UsageError(f"say which trial of {run_dir}: --trial N or --best")
+    else:
+        chosen = next((t for t in summary.trials if t.number == trial), None)
+        if chosen is None:
+            numbers = ", ".join(str(t.number) for t in summary.trials)
+            raise UsageError(f"{path} has no trial {trial} (trials: {numbers or 'none'})")
+    return {
+        "number": chosen.number,
+        "arch": chosen.arch,
+        "dataset": summary.dataset,
+        "input_size": summary.input_size,
+    }

@@ -23,7 +23,6 @@ from torch import nn
 from nas.export.format import ExportOptions, Reference
 from nas.export.runtime import logits, session
 from nas.onnxrt import export_onnx as export_onnx  # one exporter for tables and deployment
-from nas.onnxrt import set_metadata as set_metadata  # nas.export.quantize labels the INT8 model with it
 
 PARITY_TOLERANCE = 1e-4
 

@@ -71,7 +71,7 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from nas.export.onnx import set_metadata
+    from nas.onnxrt import set_metadata
 
     methods = {
         "minmax": CalibrationMethod.MinMax,

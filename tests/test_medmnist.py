@@ -139,7 +139,7 @@ def test_load_dataset_dispatch(tmp_path, monkeypatch):
     assert len(load_dataset("PneumoniaMNIST").train) == 64
     with pytest.raises(ValueError, match="holds 28x28 images, not 64x64"):
         load_dataset(path, 64)
-    with pytest.raises(ValueError, match="neither a MedMNIST dataset"):
+    with pytest.raises(ValueError, match="neither a known dataset"):
         load_dataset(tmp_path / "nowhere")
     with pytest.raises(ValueError, match=r"no MedMNIST \.npz file at"):
         load_dataset(tmp_path / "nowhere.npz")

@@ -21,18 +21,17 @@ from typing import Any
 import torch
 
 from nas.data import load_dataset
-from nas.evaluate import TrainConfig, train_final
-from nas.evaluate.checkpoint import is_trained_dir
+from nas.evaluate import TrainConfig
+from nas.evaluate.cache import train_cached
 from nas.export.pipeline import ExportOptions, run_export
 from nas.export.source import from_run_dir
 
 
 def trained(name: str, arch: str, args: argparse.Namespace) -> Path:
-    """A trained model directory for ``arch`` under ``--out`` (reused if already there)."""
+    """A trained model directory for ``arch`` under ``--out`` (reused if trained with this recipe)."""
     out = args.out / "trained" / name
-    if not is_trained_dir(out):
-        config = TrainConfig(epochs=args.epochs, batch_size=128, threads=args.threads, seed=args.seed)
-        train_final(arch, load_dataset(args.data, args.input_size), config, out)
+    config = TrainConfig(epochs=args.epochs, batch_size=128, threads=args.threads, seed=args.seed)
+    train_cached(arch, load_dataset(args.data, args.input_size), config, out)
     return out
 
 

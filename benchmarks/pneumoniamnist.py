@@ -51,12 +51,14 @@ from nas.argtypes import positive_int
 from nas.console import console
 from nas.data import load_dataset
 from nas.data.splits import Splits
+from nas.errors import NasError
 from nas.evaluate import TrainConfig, train_final
 from nas.evaluate.cache import cached_metrics
 from nas.latency.backends.base import Settings
 from nas.search.hypervolume import comparison_frame, hypervolume
 from nas.search.pareto import dominates, shortfall
 from nas.search.report import pareto_front
+from nas.search.summary import SUMMARY_FILE, read_summary
 from nas.zoo import resolve_arch
 
 REFERENCE = "resnet18_medmnist"
@@ -109,12 +111,15 @@ def parse_args() -> argparse.Namespace:
 
 
 def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A finished search run's summary.json and resolved config.yaml."""
-    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
-    for path in (summary_path, config_path):
-        if not path.is_file():
-            raise SystemExit(f"{run_dir} is not a finished search run: {path.name} is missing")
-    return json.loads(summary_path.read_text()), yaml.safe_load(config_path.read_text())
+    """A finished search run's summary (``nas.search.summary``) and resolved config.yaml."""
+    for name in (SUMMARY_FILE, "config.yaml"):
+        if not (run_dir / name).is_file():
+            raise SystemExit(f"{run_dir} is not a finished search run: {name} is missing")
+    try:
+        summary = read_summary(run_dir).model_dump()
+    except NasError as exc:
+        raise SystemExit(str(exc)) from None
+    return summary, yaml.safe_load((run_dir / "config.yaml").read_text())
 
 
 def check_random_run(run_dir: Path, search_config: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +162,7 @@ def screen_latency(archs: dict[str, ArchSpec], splits: Splits, rounds: int, seed
 
     from nas.builder import build_model
     from nas.export.runtime import time_models
-    from nas.latency.backends.ort import export_onnx
+    from nas.onnxrt import export_onnx
 
     shape = (1, splits.n_channels, splits.input_size, splits.input_size)
     models = {}
@@ -226,14 +231,15 @@ def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path
 
 def export_variants(source: Any, seed: int) -> dict[str, bytes]:
     """ONNX fp32 (normalization in the graph, checked against PyTorch) and its INT8 QDQ version."""
-    from nas.export.onnx import Normalized, export_onnx, parity
+    from nas.export.onnx import Normalized, parity
+    from nas.export.pipeline import parity_images
     from nas.export.quantize import calibration_images, quantize_int8
-    from nas.export.runtime import to_input
+    from nas.onnxrt import export_onnx
 
     meta = {"arch": source.arch.to_str(), "threshold": source.threshold, "class_names": source.class_names}
     network = Normalized(source.network, source.mean, source.std).eval()
     fp32 = export_onnx(network, source.input_shape, {**meta, "precision": "fp32"})
-    parity(network, fp32, to_input(source.splits.test.images[:5]))
+    parity(network, fp32, parity_images(source))
     calibration = calibration_images(
         source.splits.train.images, CALIBRATION_IMAGES, source.input_shape[1:], seed
     )

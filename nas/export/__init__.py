@@ -3,6 +3,7 @@ formats as plugins (``nas.export.format``), and the model card. Modules import t
 torch-pruning lazily; the CLI (``nas.export.cli``) none.
 """
 
+from nas.api import callable_package
 from nas.export.format import ExportFormat
 from nas.registry import Registry
 
@@ -15,6 +16,4 @@ FORMATS: Registry[ExportFormat] = Registry(
     },
 )
 
-from nas.api import callable_package  # noqa: E402  (nas.export(...) is nas.api.export)
-
-callable_package(__name__)
+callable_package(__name__)  # nas.export(...) is nas.api.export

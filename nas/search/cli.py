@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from nas.errors import UsageError
 from nas.search import config as config_module
 from nas.search.config import ExperimentConfig, load_experiment
 
-# What must not change between a run and its resumption (trials, timeout and workers may).
-IDENTITY_KEYS = (
-    "training",
-    "name",
-    "space",
-    "dataset",
-    "input_size",
-    "latency",
-    "mode",
-    "reward",
-    "objectives",
-    "constraints",
-)
-REFERENCES = ("mnasnet_a1", "mobilenet_v2", "mnasnet0_5")
+if TYPE_CHECKING:
+    from nas.search.run import TrialCallback
+    from nas.search.summary import SearchSummary
 
 
 def add_search_command(commands: Any) -> None:
@@ -50,37 +38,19 @@ def add_search_command(commands: Any) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
+    from nas.search.runner import run_experiment
+
     overrides = {k: getattr(args, k) for k in ("trials", "timeout", "storage", "workers", "out")}
     config = load_experiment(args.experiment, overrides)
-    out = Path(config.out)
-    record_config(config, out)
-    from nas.search.factory import default_objective
-
-    default_objective(config)  # fail here, in the parent, on a bad table or missing data
-    study = _run_with_progress(config)
-    _print_results(config, out, study)
+    _print_results(Path(config.out), run_experiment(config, monitor=_progress))
 
 
-def record_config(config: ExperimentConfig, out: Path) -> None:
-    """Write the resolved config; refuse a run directory that holds a different experiment."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.yaml"
-    resolved = config.model_dump(mode="json")
-    if path.exists():
-        previous = yaml.safe_load(path.read_text()) or {}
-        changed = [k for k in IDENTITY_KEYS if previous.get(k) != resolved.get(k)]
-        if changed:
-            raise UsageError(
-                f"{out} holds another experiment ({', '.join(changed)} differ); use another --out"
-            )
-    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
-
-
-def _run_with_progress(config: ExperimentConfig):
+@contextmanager
+def _progress(config: ExperimentConfig) -> Iterator[list[TrialCallback]]:
+    """A progress bar over the study's finished trials, with the best reward so far."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from nas.search.factory import default_objective
-    from nas.search.run import FINISHED, run_search
+    from nas.search.run import FINISHED
 
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -96,16 +66,13 @@ def _run_with_progress(config: ExperimentConfig):
             rewards = [t.user_attrs["reward"] for t in trials if t.user_attrs.get("reward") is not None]
             progress.update(task, completed=len(trials), best=f"{max(rewards):.4f}" if rewards else "-")
 
-        return run_search(config, default_objective, callbacks=[update])
+        yield [update]
 
 
-def _print_results(config: ExperimentConfig, out: Path, study) -> None:
+def _print_results(out: Path, summary: SearchSummary) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from nas.search.report import write_report
-
-    summary = write_report(study, config, out, reference_metrics(config))
     axes = summary.pareto_axes
     table = Table(title=f"Pareto front ({' vs '.join(axes)})")
     for column in ("trial", *axes, "reward", "arch"):
@@ -123,31 +90,3 @@ def _print_results(config: ExperimentConfig, out: Path, study) -> None:
     for name in ("trials.csv", "pareto.csv", "pareto.png", "summary.json", "config.yaml"):
         console.print(f"  {out / name}")
     console.print(f"storage: {summary.storage}  (optuna-dashboard {summary.storage})")
-
-
-def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
-    """Cheap metrics of a few reference networks, for the plot. Their latency is the table's prediction
-    where it can price them, else measured here on the table's scale (see ``measure_nets``)."""
-    from nas.latency.validate import measure_nets
-    from nas.search.factory import dataset_shape, latency_table
-    from nas.search.objective import cheap_metrics
-    from nas.zoo import resolve_arch
-
-    in_chans, num_classes = dataset_shape(config, None)
-    table = latency_table(config)
-    found, unpriced = {}, {}
-    for name in REFERENCES:
-        arch = resolve_arch(name)
-        try:
-            found[name] = cheap_metrics(arch, in_chans, config.input_size, num_classes, None)
-        except ValueError:
-            continue  # an input too small for the network
-        if table is not None:
-            try:
-                found[name]["latency_ms"] = table.predict(arch)
-            except ValueError:  # blocks outside the table's space
-                unpriced[name] = arch
-    if unpriced:
-        for name, ms in measure_nets(table, unpriced).items():
-            found[f"{name} (measured)"] = {**found.pop(name), "latency_ms": ms}
-    return found

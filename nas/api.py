@@ -1,0 +1,86 @@
+"""The public API for notebooks and scripts: thin calls over the library (``nas.load_space``,
+``nas.build_model``, ``nas.search``, ``nas.export``), each importing torch only when called.
+
+``nas.search`` and ``nas.export`` are also the names of subpackages, and importing any of their modules
+sets the package as that attribute of ``nas``; so those two packages are made callable (``callable_package``),
+and ``nas.search(...)`` is this module's ``search`` whether or not ``nas.search.config`` was imported first.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nas.search.config import ExperimentConfig
+    from nas.search.summary import SearchSummary
+    from nas.space import SearchSpace
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A search space: a bundled one by name (``mnasnet_small``) or a space YAML file."""
+    from nas.space import SearchSpace
+
+    return SearchSpace.from_yaml(name_or_path)
+
+
+def search(experiment: str | Path | Mapping[str, Any] | ExperimentConfig, **overrides: Any) -> SearchSummary:
+    """Run (or resume) a search and return its summary, as ``nas search`` does and writes to
+    ``summary.json``. ``experiment``: a file, a bundled name (``quickstart``), a mapping of experiment keys
+    or an ``ExperimentConfig``; ``overrides`` replace keys (``trials=5, out="runs/x"``)."""
+    from nas.search.config import ExperimentConfig, load_experiment
+    from nas.search.runner import run_experiment
+
+    if isinstance(experiment, ExperimentConfig | Mapping):
+        data = experiment.model_dump() if isinstance(experiment, ExperimentConfig) else dict(experiment)
+        config = ExperimentConfig.model_validate({**data, **overrides})
+    else:
+        config = load_experiment(experiment, overrides)
+    return run_experiment(config)
+
+
+def export(
+    model: str | Path,
+    out: str | Path | None = None,
+    *,
+    trial: int | None = None,
+    best: bool = False,
+    data: str | None = None,
+    input_size: int | None = None,
+    in_chans: int | None = None,
+    num_classes: int | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Export as ``nas export`` does and return the model card (also written beside the files).
+
+    ``model``: a trained run directory (``nas train`` output), a search run directory with ``trial=N``
+    or ``best=True``, or else an arch string or reference name (untrained; ``input_size``, ``in_chans``,
+    ``num_classes`` apply to it). ``options`` are ``ExportOptions`` fields: ``format``, ``int8``,
+    ``prune``, ``table``, ``target``, ...
+    """
+    from nas.export.format import ExportOptions
+    from nas.export.pipeline import check_format, run_export
+    from nas.export.source import from_arch, from_run_dir
+
+    settings = ExportOptions(out_dir=None if out is None else Path(out), **options)
+    check_format(settings)
+    if Path(model).is_dir():
+        source = from_run_dir(model, trial, best, data)
+    else:
+        source = from_arch(str(model), input_size, in_chans, num_classes, data)
+    return run_export(source, settings)
+
+
+class CallablePackage(ModuleType):
+    """A package that, called, runs the function of its own name in this module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return globals()[self.__name__.rpartition(".")[2]](*args, **kwargs)
+
+
+def callable_package(name: str) -> None:
+    """Make the imported package ``name`` (``nas.search``) callable as this module's function of that name."""
+    sys.modules[name].__class__ = CallablePackage

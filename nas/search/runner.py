@@ -1,0 +1,93 @@
+"""One experiment end to end: record its config in the run directory, run (or resume) the study, write
+the reports. ``nas search`` adds a progress bar and the printed front; ``nas.search(...)`` calls it bare."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from nas.errors import UsageError
+from nas.search.config import ExperimentConfig
+from nas.search.summary import SearchSummary
+
+if TYPE_CHECKING:
+    from nas.search.run import TrialCallback
+
+# What must not change between a run and its resumption (trials, timeout and workers may).
+IDENTITY_KEYS = (
+    "training",
+    "name",
+    "space",
+    "dataset",
+    "input_size",
+    "latency",
+    "mode",
+    "reward",
+    "objectives",
+    "constraints",
+)
+PLOT_REFERENCES = ("mnasnet_a1", "mobilenet_v2", "mnasnet0_5")
+
+Monitor = Callable[[ExperimentConfig], AbstractContextManager[list["TrialCallback"]]]
+
+
+def run_experiment(config: ExperimentConfig, monitor: Monitor | None = None) -> SearchSummary:
+    """Run ``config`` to its ``trials`` (or timeout) and return the summary written to ``summary.json``.
+    ``monitor(config)`` (the CLI's progress bar) is entered around the trials and gives their callbacks."""
+    from nas.search.factory import default_objective
+    from nas.search.report import write_report
+    from nas.search.run import run_search
+
+    out = Path(config.out)
+    record_config(config, out)
+    default_objective(config)  # fail here, in the parent, on a bad table or missing data
+    with monitor(config) if monitor is not None else nullcontext([]) as callbacks:
+        study = run_search(config, default_objective, callbacks)
+    return write_report(study, config, out, reference_metrics(config))
+
+
+def record_config(config: ExperimentConfig, out: Path) -> None:
+    """Write the resolved config; refuse a run directory that holds a different experiment."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "config.yaml"
+    resolved = config.model_dump(mode="json")
+    if path.exists():
+        previous = yaml.safe_load(path.read_text()) or {}
+        changed = [k for k in IDENTITY_KEYS if previous.get(k) != resolved.get(k)]
+        if changed:
+            raise UsageError(
+                f"{out} holds another experiment ({', '.join(changed)} differ); use another --out"
+            )
+    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+
+def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
+    """Cheap metrics of a few reference networks, for the plot. Their latency is the table's prediction
+    where it can price them, else measured here on the table's scale (see ``measure_nets``)."""
+    from nas.latency.validate import measure_nets
+    from nas.search.factory import dataset_shape, latency_table
+    from nas.search.objective import cheap_metrics
+    from nas.zoo import resolve_arch
+
+    in_chans, num_classes = dataset_shape(config, None)
+    table = latency_table(config)
+    found, unpriced = {}, {}
+    for name in PLOT_REFERENCES:
+        arch = resolve_arch(name)
+        try:
+            found[name] = cheap_metrics(arch, in_chans, config.input_size, num_classes, None)
+        except ValueError:
+            continue  # an input too small for the network
+        if table is not None:
+            try:
+                found[name]["latency_ms"] = table.predict(arch)
+            except ValueError:  # blocks outside the table's space
+                unpriced[name] = arch
+    if unpriced:
+        for name, ms in measure_nets(table, unpriced).items():
+            found[f"{name} (measured)"] = {**found.pop(name), "latency_ms": ms}
+    return found

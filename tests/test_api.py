@@ -1,0 +1,56 @@
+"""The notebook API (``nas.load_space``, ``nas.build_model``, ``nas.search``, ``nas.export``) on tiny
+generated data: each call does what its command does, and ``import nas`` stays light."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import torch
+
+import nas
+
+TINY = {
+    "name": "tiny",
+    "space": "mnasnet_small",
+    "dataset": {"name": "synthetic"},
+    "training": {"epochs": 1, "max_train_samples": 64, "batch_size": 32, "threads": 1},
+    "strategy": {"name": "random"},
+    "pruner": {"name": "none"},
+    "trials": 5,
+}
+
+
+def test_load_space_and_build_model():
+    space = nas.load_space("mnasnet_small")
+    arch = space.sample(random.Random(0))
+    for model in (nas.build_model(arch, 1, 2, 28), nas.build_model(str(arch), 1, 2, 28)):
+        assert model.eval()(torch.zeros(1, 1, 28, 28)).shape == (1, 2)
+
+
+def test_search_then_export_its_best(tmp_path):
+    summary = nas.search(TINY, trials=2, out=str(tmp_path / "run"))  # overrides replace keys
+    assert sum(summary.counts.values()) == 2 and summary.best is not None
+    recorded = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert recorded["best"]["arch"] == summary.best.arch
+    card = nas.export(summary.best.arch, tmp_path / "export", data="synthetic", int8=True, rounds=5)
+    assert card["arch"] == summary.best.arch and "int8" in card
+    written = {p.name for p in (tmp_path / "export").iterdir()}
+    assert {"model.onnx", "model.int8.onnx", "model_card.json"} <= written
+
+
+def test_search_and_export_stay_callable_after_their_modules_are_imported():
+    code = (
+        "import sys, nas, nas.search.config, nas.export.format; "
+        "assert callable(nas.search) and callable(nas.export) and nas.search.config.load_experiment; "
+        "assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_import_nas_is_light_and_lists_the_api():
+    code = "import sys, nas; assert 'torch' not in sys.modules; print(sorted(nas.__all__))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(sorted(["__version__", "build_model", "export", "load_space", "search"]))

@@ -58,6 +58,7 @@ def test_export_untrained_arch(capsys, tmp_path):
     assert "parity vs PyTorch" in out and "int8: size x" in out
 
 
+@pytest.mark.extra("prune")
 def test_export_best_trial_of_a_search_run(capsys, search_run):
     rc, out, err = run(capsys, "export", search_run, "--best", "--prune", "0.3", *FAST)
     assert rc == 0, err

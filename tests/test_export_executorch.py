@@ -18,7 +18,7 @@ from nas.export import executorch as et
 from nas.export.onnx import PARITY_TOLERANCE, Normalized, ParityError
 from nas.export.source import from_arch
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.extra("executorch")]
 FAST = ("--rounds", "5")
 
 

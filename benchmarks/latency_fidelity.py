@@ -15,9 +15,8 @@ import time
 
 from nas.latency.backends import make_backend
 from nas.latency.build import build_table
-from nas.latency.cli import format_report
 from nas.latency.table import default_table_path
-from nas.latency.validate import validate
+from nas.latency.validate import format_report, validate
 from nas.space import SearchSpace
 
 

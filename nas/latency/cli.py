@@ -127,7 +127,7 @@ def cmd_latency_import(args: argparse.Namespace) -> None:
 
 def cmd_latency_validate(args: argparse.Namespace) -> None:
     from nas.latency.table import LatencyTable
-    from nas.latency.validate import validate
+    from nas.latency.validate import format_report, validate
 
     report = validate(LatencyTable.load(args.table), nets=args.nets, seed=args.seed)
     if args.json:
@@ -145,19 +145,6 @@ def cmd_latency_validate(args: argparse.Namespace) -> None:
     console = Console()
     console.print(table)
     console.print(format_report(report))
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """The headline figures on one line each."""
-    return "\n".join(
-        [
-            f"within ±10 % (drift-corrected): {report['within_10pct']:.0%}   absolute: "
-            f"{report['within_10pct_absolute']:.0%}   noise floor: {report['noise_within_10pct']:.0%}",
-            f"Kendall tau: {report['kendall_tau']:.3f}   (noise floor: {report['noise_kendall_tau']:.3f})",
-            f"MAPE: {report['mape']:.1%}   max: {report['max_ape']:.1%}   bias: {report['bias']:+.1%}   "
-            f"drift since build: {report['anchor_drift']:.3f}",
-        ]
-    )
 
 
 def cmd_latency_show(args: argparse.Namespace) -> None:

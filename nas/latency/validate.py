@@ -141,3 +141,16 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     from scipy.stats import kendalltau
 
     return float(kendalltau(x, y).statistic) if len(x) >= 2 else math.nan
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The headline figures on one line each."""
+    return "\n".join(
+        [
+            f"within ±10 % (drift-corrected): {report['within_10pct']:.0%}   absolute: "
+            f"{report['within_10pct_absolute']:.0%}   noise floor: {report['noise_within_10pct']:.0%}",
+            f"Kendall tau: {report['kendall_tau']:.3f}   (noise floor: {report['noise_kendall_tau']:.3f})",
+            f"MAPE: {report['mape']:.1%}   max: {report['max_ape']:.1%}   bias: {report['bias']:+.1%}   "
+            f"drift since build: {report['anchor_drift']:.3f}",
+        ]
+    )

@@ -62,7 +62,7 @@ def from_run_dir(run_dir: str | Path, trial: int | None, best: bool, data: str |
             raise DataError(f"{run_dir} is a trained model, not a search run: drop --trial/--best")
         trained_dir, origin = run_dir, f"trained run {run_dir}"
     elif (run_dir / "summary.json").is_file():
-        from nas.evaluate.cli import read_search_run
+        from nas.search.summary import read_search_run
 
         if trial is None and not best:
             raise DataError(f"say which trial of search run {run_dir} to export: --trial N or --best")

@@ -10,6 +10,7 @@ import yaml
 from medmnist_data import write_npz
 
 from nas import cli, demo
+from nas.errors import DataError
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def test_demo_runs_search_train_and_export(tmp_path, capsys, monkeypatch):
 
 def test_missing_data_falls_back_to_generated_images_and_says_how_to_get_it(monkeypatch, capsys):
     def missing(name, size=28, root=None):
-        raise ValueError(f"{name}.npz not found in ~/.medmnist: put it at ~/.medmnist/{name}.npz")
+        raise DataError(f"{name}.npz not found in ~/.medmnist: put it at ~/.medmnist/{name}.npz")
 
     monkeypatch.setattr("nas.data.medmnist.find_file", missing)
     assert demo.demo_dataset(None) == {"name": "synthetic"}

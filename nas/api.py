@@ -31,15 +31,14 @@ def search(experiment: str | Path | Mapping[str, Any] | ExperimentConfig, **over
     """Run (or resume) a search and return its summary, as ``nas search`` does and writes to
     ``summary.json``. ``experiment``: a file, a bundled name (``quickstart``), a mapping of experiment keys
     or an ``ExperimentConfig``; ``overrides`` replace keys (``trials=5, out="runs/x"``)."""
-    from nas.search.config import ExperimentConfig, load_experiment
+    from nas.search.config import ExperimentConfig, experiment_from, load_experiment
     from nas.search.runner import run_experiment
 
-    if isinstance(experiment, ExperimentConfig | Mapping):
-        data = experiment.model_dump() if isinstance(experiment, ExperimentConfig) else dict(experiment)
-        config = ExperimentConfig.model_validate({**data, **overrides})
-    else:
-        config = load_experiment(experiment, overrides)
-    return run_experiment(config)
+    if isinstance(experiment, ExperimentConfig):
+        experiment = experiment.model_dump()
+    if isinstance(experiment, Mapping):
+        return run_experiment(experiment_from(experiment, overrides))
+    return run_experiment(load_experiment(experiment, overrides))
 
 
 def export(

@@ -8,9 +8,11 @@ import random
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import nas
+from nas.errors import ConfigError
 
 TINY = {
     "name": "tiny",
@@ -39,6 +41,12 @@ def test_search_then_export_its_best(tmp_path):
     assert card["arch"] == summary.best.arch and "int8" in card
     written = {p.name for p in (tmp_path / "export").iterdir()}
     assert {"model.onnx", "model.int8.onnx", "model_card.json"} <= written
+
+
+def test_a_bad_experiment_mapping_is_one_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"^experiment: key 'trials': ") as info:
+        nas.search(TINY, trials=0, out=str(tmp_path / "run"))
+    assert "\n" not in str(info.value) and not (tmp_path / "run").exists()
 
 
 def test_search_and_export_stay_callable_after_their_modules_are_imported():

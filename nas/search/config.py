@@ -32,6 +32,7 @@ before training) and ``val_auc``, ``val_accuracy``, ``val_sensitivity``, ``val_s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -227,11 +228,19 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
         raise ConfigError(f"{path}: not a valid YAML file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of experiment keys (see nas search --help)")
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return experiment_from(data, overrides, source=str(path))
+
+
+def experiment_from(
+    data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, source: str = "experiment"
+) -> ExperimentConfig:
+    """Validate experiment keys (``overrides`` that are not None replace them); any problem is a one-line
+    ``ConfigError`` naming ``source`` and the key."""
+    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         keys = ".".join(str(p) for p in error["loc"])
         where = f"key '{keys}': " if keys else ""
-        raise ConfigError(f"{path}: {where}{error['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(f"{source}: {where}{error['msg'].removeprefix('Value error, ')}") from None

@@ -1,6 +1,6 @@
-"""One export, end to end: prune (optional), export ONNX and check it, quantize (optional), time every
-variant side by side, score every variant on the data, hand the model to the chosen format, and write
-the files and the model card.
+"""One export, end to end: prune (optional), export ONNX and check it, quantize (optional) (both in
+``nas.export.variants``), time every variant side by side, score every variant on the data, hand the
+model to the chosen format, and write the files and the model card.
 
 ONNX fp32 is always written: it is the reference every other figure is measured against (parity,
 INT8 deltas, pruning deltas, the latency of other formats). Formats are plugins (``nas.export.FORMATS``,
@@ -10,24 +10,25 @@ folder beside the output folder and moved into place only once every step has su
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from nas.errors import UsageError
 from nas.export import FORMATS
 from nas.export.format import FORMAT_OPTIONS, ExportFormat, ExportOptions, Reference
-from nas.export.onnx import Normalized, export_onnx, parity, weight_bytes
+from nas.export.onnx import Normalized, export_onnx, weight_bytes
 from nas.export.predicted import predict
 from nas.export.source import Source
 from nas.export.staging import staged
+from nas.export.variants import clinical_scores, deployment_metadata, export_variants
+from nas.export.variants import model_logits as model_logits  # tests import it from here
 from nas.latency.backends.base import Settings
 
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
-PARITY_IMAGES = 5
 
 
 def check_format(options: ExportOptions) -> ExportFormat:
@@ -49,49 +50,49 @@ def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:
 
     fmt = check_format(options)
     table = predict(source, options.table, pruned=options.prune is not None)  # a bad table fails early
-    splits = source.splits
-    network, threshold, pruning = source.network, source.threshold, None
+    target, pruning = source, None
     if options.prune is not None:
-        network, threshold, pruning = _pruned(source, options)
-    meta = _metadata(source, threshold, options.prune)
-    model = Normalized(network, source.mean, source.std).eval()
-    fp32 = export_onnx(model, source.input_shape, {**meta, "precision": "fp32"})
-    check = parity_images(source)
-    parities = {"fp32_max_abs_diff": max(parity(model, fp32, check[:1]), parity(model, fp32, check))}
-    models = {"fp32": fp32}
-    calibration = None
-    if options.int8:
-        models["int8"], calibration = _quantized(fp32, source, options, {**meta, "precision": "int8"})
-        parities["int8_vs_fp32_max_abs_logit_diff"] = float(
-            np.abs(runtime.logits(runtime.session(models["int8"]), check) - model_logits(model, check)).max()
-        )
+        target, pruning = _pruned(source, options)
+    variants = export_variants(target, options)
+    models = dict(variants.onnx)
     if pruning is not None:
         original = Normalized(source.network, source.mean, source.std).eval()
-        models["unpruned_fp32"] = export_onnx(original, source.input_shape, meta)
+        models["unpruned_fp32"] = export_onnx(
+            original, source.input_shape, deployment_metadata(target, options.prune)
+        )
     settings = Settings(rounds=options.rounds, seed=options.seed)
     measured = runtime.time_models({**models, **table.models()}, source.input_shape, settings)
     timings = {k: measured[k].to_json() for k in models}
-    clinical = _clinical(source, models, threshold) if splits is not None else None
+    clinical = None
+    if source.splits is not None:  # every variant at the exported threshold, the unpruned one at its own
+        clinical = {
+            name: clinical_scores(
+                data, source.splits, source.task, (source if name == "unpruned_fp32" else target).threshold
+            )
+            for name, data in models.items()
+        }
     files = {"fp32": FP32_FILE, **({"int8": INT8_FILE} if "int8" in models else {})}
     sizes = {key: (len(data), weight_bytes(data)) for key, data in models.items()}
-    reference = Reference(fp32, check, source.input_shape, source.class_names, source.task)
+    reference = Reference(
+        variants.onnx["fp32"], variants.images, source.input_shape, source.class_names, source.task
+    )
     with staged(Path(options.out_dir or source.default_out)) as out:
         for key, name in files.items():
             (out / name).write_bytes(models[key])
         with torch.no_grad():
-            section = fmt.export(model, reference, options, out)
+            section = fmt.export(variants.model, reference, options, out)
         result = card.build_card(
             source=source,
             options=options,
-            complexity=module_complexity(network, source),
-            threshold=threshold,
+            complexity=module_complexity(target.network, source),
+            threshold=target.threshold,
             files=files,
             sizes=sizes,
             timings=timings,
             predicted=table.result(measured),
-            parity=parities,
+            parity=variants.parity,
             clinical=clinical,
-            calibration=calibration,
+            calibration=variants.calibration,
             pruning=pruning,
             unpruned_complexity=module_complexity(source.network, source) if pruning is not None else None,
             formats={fmt.name: section} if section is not None else {},
@@ -100,29 +101,8 @@ def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:
     return result.to_json()
 
 
-def _quantized(
-    fp32: bytes, source: Source, options: ExportOptions, meta: dict[str, Any]
-) -> tuple[bytes, dict[str, Any]]:
-    """The INT8 model, calibrated on training images (generated ones when there is no data)."""
-    from nas.export.quantize import calibration_images, quantize_int8
-
-    train = source.splits.train.images if source.splits is not None else None
-    images = calibration_images(train, options.calibration_images, source.input_shape[1:], options.seed)
-    int8 = quantize_int8(fp32, images, options.calibration_method, meta)
-    return int8, {
-        "images": len(images),
-        "source": "training split" if train is not None else "generated images (no data)",
-        "method": options.calibration_method,
-    }
-
-
-def model_logits(model: nn.Module, images01: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return model.eval()(torch.from_numpy(images01)).numpy()
-
-
-def _pruned(source: Source, options: ExportOptions) -> tuple[nn.Module, float | None, dict[str, Any]]:
-    """The pruned (and, with data, fine-tuned) network, its operating threshold, and what was done."""
+def _pruned(source: Source, options: ExportOptions) -> tuple[Source, dict[str, Any]]:
+    """The pruned (and, with data, fine-tuned) network with its operating threshold, and what was done."""
     from nas.export.prune import finetune, finetune_config, prune_channels
 
     network = prune_channels(
@@ -140,7 +120,7 @@ def _pruned(source: Source, options: ExportOptions) -> tuple[nn.Module, float | 
         info["finetune"] = finetune(network, source.splits, config)
         if source.task == "binary":  # a different model: its operating point is chosen again on val
             threshold = _val_threshold(network, source, config)
-    return network, threshold, info
+    return replace(source, network=network, threshold=threshold), info
 
 
 def _widths(network: nn.Module) -> list[int]:
@@ -155,53 +135,6 @@ def _val_threshold(network: nn.Module, source: Source, config: Any) -> float | N
     val = source.splits.val
     probs = predict_probs(network, to_tensor(val, "cpu"), source.mean, source.std, source.task)
     return split_metrics(val.labels, probs, source.task, config).get("threshold")
-
-
-def _metadata(source: Source, threshold: float | None, pruned: float | None) -> dict[str, Any]:
-    """What a deployment reads from the file itself (the ONNX metadata_props)."""
-    return {
-        "arch": source.arch.to_str(),
-        "class_names": source.class_names,
-        "threshold": threshold,
-        "task": source.task,
-        "input": f"float32 NCHW [batch, {source.in_chans}, {source.input_size}, {source.input_size}], [0, 1]",
-        "normalization": {"mean": source.mean, "std": source.std, "inside_graph": True},
-        "output": "logits",
-        "pruned_channel_ratio": pruned,
-        "not_a_medical_device": "research prototype; not for clinical decisions",
-    }
-
-
-def parity_images(source: Source) -> np.ndarray:
-    """Images for parity checks: real test images when there is data, else generated ones."""
-    from nas.export.quantize import calibration_images
-    from nas.export.runtime import to_input
-
-    if source.splits is not None:
-        return to_input(source.splits.test.images[:PARITY_IMAGES])
-    return calibration_images(None, PARITY_IMAGES, source.input_shape[1:], seed=1)
-
-
-def _clinical(source: Source, models: dict[str, bytes], threshold: float | None) -> dict[str, Any]:
-    """Every clinical metric of every exported variant on val and test, run through ONNX Runtime at the
-    exported threshold (the unpruned reference at its own, original threshold)."""
-    from nas.export.runtime import session, split_probs
-    from nas.metrics.clinical import clinical_metrics
-
-    assert source.splits is not None
-    result: dict[str, Any] = {}
-    for name, data in models.items():
-        sess = session(data)
-        at = source.threshold if name == "unpruned_fp32" else threshold
-        result[name] = {
-            split: clinical_metrics(
-                getattr(source.splits, split).labels,
-                split_probs(sess, getattr(source.splits, split), source.task),
-                at,
-            )
-            for split in ("val", "test")
-        }
-    return result
 
 
 def module_complexity(network: nn.Module, source: Source) -> dict[str, Any]:

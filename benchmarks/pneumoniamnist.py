@@ -19,7 +19,8 @@
 3. One measurement, in this process: params, MACs, peak activation memory; the latency table's
    prediction (drift-corrected by re-timing the table's reference networks, ``nas.export.predicted``)
    where the table can price the arch; ONNX fp32 (normalization in the graph) and INT8 (static QDQ,
-   calibrated on training images); every fp32 and int8 model timed together in one interleaved
+   calibrated on training images), made and scored as ``nas export --int8`` does
+   (``nas.export.variants``); every fp32 and int8 model timed together in one interleaved
    ``time_models`` call (ONNX Runtime, batch 1, 1 thread, median), every latency ratio taken to
    ResNet-18 fp32 (int8 rows too); the test split scored once per variant at the operating threshold
    chosen on val (the same threshold for int8).
@@ -65,7 +66,6 @@ REFERENCE = "resnet18_medmnist"
 COMPARED = ("mobilenet_v2_0.35", "mnasnet_a1")  # the hand-designed baselines the goal names
 GOAL_AUC, GOAL_ACC = 0.98, 0.93
 AXES = [("val_auc", "maximize"), ("latency_ms", "minimize")]
-CALIBRATION_IMAGES = 256
 out = console()
 
 
@@ -156,21 +156,14 @@ def baselines() -> list[Model]:
 
 
 def screen_latency(archs: dict[str, ArchSpec], splits: Splits, rounds: int, seed: int) -> dict[str, float]:
-    """Median ms of untrained ONNX exports, timed interleaved: enough to tell which front members fit
-    the latency budget before anything is trained."""
-    import torch
+    """Median ms of untrained networks, timed interleaved with the latency tables' ONNX Runtime backend:
+    enough to tell which front members fit the latency budget before anything is trained."""
+    from nas.latency.backends import make_backend
+    from nas.latency.build import net_item
 
-    from nas.builder import build_model
-    from nas.export.runtime import time_models
-    from nas.onnxrt import export_onnx
-
-    shape = (1, splits.n_channels, splits.input_size, splits.input_size)
-    models = {}
-    for name, arch in archs.items():
-        torch.manual_seed(seed)
-        network = build_model(arch, splits.n_channels, splits.num_classes, splits.input_size)
-        models[name] = export_onnx(network.eval(), shape)
-    timings = time_models(models, shape, Settings(rounds=rounds, seed=seed))
+    dims = {"in_chans": splits.n_channels, "input_size": splits.input_size, "num_classes": splits.num_classes}
+    items = [net_item(name, arch, dims) for name, arch in archs.items()]
+    timings = make_backend("ort", threads=1).measure(items, Settings(rounds=rounds, seed=seed))
     return {name: t.median_ms for name, t in timings.items()}
 
 
@@ -229,42 +222,16 @@ def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path
 # ---------------------------------------------------------------- measurement (one process)
 
 
-def export_variants(source: Any, seed: int) -> dict[str, bytes]:
-    """ONNX fp32 (normalization in the graph, checked against PyTorch) and its INT8 QDQ version."""
-    from nas.export.onnx import Normalized, parity
-    from nas.export.pipeline import parity_images
-    from nas.export.quantize import calibration_images, quantize_int8
-    from nas.onnxrt import export_onnx
-
-    meta = {"arch": source.arch.to_str(), "threshold": source.threshold, "class_names": source.class_names}
-    network = Normalized(source.network, source.mean, source.std).eval()
-    fp32 = export_onnx(network, source.input_shape, {**meta, "precision": "fp32"})
-    parity(network, fp32, parity_images(source))
-    calibration = calibration_images(
-        source.splits.train.images, CALIBRATION_IMAGES, source.input_shape[1:], seed
-    )
-    int8 = quantize_int8(fp32, calibration, "minmax", {**meta, "precision": "int8"})
-    return {"fp32": fp32, "int8": int8}
-
-
-def score_test(source: Any, onnx_bytes: bytes) -> dict[str, float]:
-    """The test split, scored once through ONNX Runtime at the threshold chosen on val."""
-    from nas.export.runtime import session, split_probs
-    from nas.metrics.clinical import clinical_metrics
-
-    test = source.splits.test
-    return clinical_metrics(
-        test.labels, split_probs(session(onnx_bytes), test, source.task), source.threshold
-    )
-
-
 def measure_all(models: list[Model], args: argparse.Namespace, table: Path | None) -> list[dict[str, Any]]:
     """Complexity, prediction, export and test score per model, then one interleaved timing of all."""
+    from nas.export.format import ExportOptions
     from nas.export.predicted import predict
     from nas.export.runtime import time_models
     from nas.export.source import from_run_dir
+    from nas.export.variants import clinical_scores, export_variants
     from nas.metrics import measure
 
+    options = ExportOptions(int8=True, seed=args.seed)  # the deployment pipeline's INT8 calibration
     rows, onnx, predictions, references = [], {}, {}, {}
     for model in models:
         out.print(f"  {model.name}: complexity, ONNX fp32 + int8, test split")
@@ -272,9 +239,9 @@ def measure_all(models: list[Model], args: argparse.Namespace, table: Path | Non
         c = measure(source.arch, source.in_chans, source.input_size, source.num_classes)
         predictions[model.name] = predict(source, table, pruned=False)
         references.update(predictions[model.name].models())
-        variants = export_variants(source, args.seed)
-        for precision, data in variants.items():
+        for precision, data in export_variants(source, options).onnx.items():
             onnx[f"{model.name}/{precision}"] = data
+            (test,) = clinical_scores(data, source.splits, source.task, source.threshold, ("test",)).values()
             rows.append(
                 {
                     "name": model.name,
@@ -289,7 +256,7 @@ def measure_all(models: list[Model], args: argparse.Namespace, table: Path | Non
                     "threshold": source.threshold,
                     "search": model.search,
                     "pytorch_test": source.trained["test"],
-                    "test": score_test(source, data),
+                    "test": test,
                 }
             )
     shape = source.input_shape

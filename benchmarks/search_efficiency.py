@@ -28,9 +28,11 @@ import torch
 from nas.arch import ArchSpec
 from nas.builder import build_model
 from nas.data.synthetic import synthetic_splits
+from nas.export.runtime import to_input
 from nas.latency.table import LatencyTable
-from nas.search.config import StrategyConfig
+from nas.search.config import RewardConfig, StrategyConfig
 from nas.search.hypervolume import comparison_frame, hypervolume
+from nas.search.reward import reward
 from nas.search.strategies import make_sampler
 from nas.space import SearchSpace
 
@@ -77,14 +79,15 @@ def run(strategy: str, seed: int, trials: int, space: SearchSpace, objectives: O
     sampler = make_sampler(config, space, seed)
     directions = ["minimize", "maximize"] if pareto else ["maximize"]
     study = optuna.create_study(directions=directions, sampler=sampler)
+    soft = RewardConfig(type="mnasnet_soft", target=target)  # MnasNet's soft reward on the proxy accuracy
     points = []
 
     def objective(trial: optuna.Trial):
         latency, score = objectives(space.suggest(trial))
         points.append((latency, score))
-        reward = score * (latency / target) ** -0.07  # MnasNet soft reward on the proxy accuracy
-        trial.set_user_attr("reward", reward)
-        return (latency, score) if pareto else reward
+        value = reward({soft.accuracy: score, soft.latency: latency}, soft)
+        trial.set_user_attr("reward", value)
+        return (latency, score) if pareto else value
 
     study.optimize(objective, n_trials=trials)
     return points
@@ -102,7 +105,7 @@ def main() -> None:
     space = SearchSpace.from_yaml(args.space)
     table = LatencyTable.load(Path(args.table))
     splits = synthetic_splits(table.input_size, n_train=64, n_val=8, n_test=8, seed=0)
-    images = torch.from_numpy(splits.train.images).permute(0, 3, 1, 2).float() / 255
+    images = torch.from_numpy(to_input(splits.train.images))
     objectives = Objectives(table, images)
     rng = random.Random(12345)
     target = statistics.median(objectives(space.sample(rng))[0] for _ in range(30))  # MnasNet's T

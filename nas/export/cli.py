@@ -120,8 +120,6 @@ def cmd_export(args: argparse.Namespace) -> None:
     )
     check_format(options)  # before anything is loaded or built
     source = _source(args)
-    if source.trained is not None and source.splits is None and (args.int8 or args.prune):
-        raise UsageError(f"--int8 and --prune of a trained model need its data ({source.data_note})")
     card = run_export(source, options)
     _print_summary(card, options.out_dir or source.default_out)
 

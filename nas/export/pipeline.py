@@ -49,6 +49,8 @@ def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:
     from nas.export import card, runtime
 
     fmt = check_format(options)
+    if source.trained is not None and source.splits is None and (options.int8 or options.prune):
+        raise UsageError(f"--int8 and --prune of a trained model need its data ({source.data_note})")
     table = predict(source, options.table, pruned=options.prune is not None)  # a bad table fails early
     target, pruning = source, None
     if options.prune is not None:

@@ -17,6 +17,7 @@ from typing import Any
 from nas.arch import ArchSpec
 from nas.export.source import Source
 from nas.latency.backends.base import Timing
+from nas.resources import find_file
 
 REFERENCE_NETS = 3  # the anchor and two calibration nets, as nas.latency.validate
 
@@ -49,7 +50,7 @@ def predict(source: Source, table_path: Path | None, pruned: bool) -> TablePredi
     from nas.latency.table import LatencyTable
     from nas.onnxrt import export_onnx
 
-    table = LatencyTable.load(table_path)
+    table = LatencyTable.load(find_file(table_path))  # a shipped table by its relative path too
     s = table.settings
     base = {"ms": None, "table": str(table_path), "device": table.provenance.get("device")}
     if pruned:

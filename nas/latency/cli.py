@@ -128,8 +128,9 @@ def cmd_latency_import(args: argparse.Namespace) -> None:
 def cmd_latency_validate(args: argparse.Namespace) -> None:
     from nas.latency.table import LatencyTable
     from nas.latency.validate import format_report, validate
+    from nas.resources import find_file
 
-    report = validate(LatencyTable.load(args.table), nets=args.nets, seed=args.seed)
+    report = validate(LatencyTable.load(find_file(args.table)), nets=args.nets, seed=args.seed)
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -152,8 +153,9 @@ def cmd_latency_show(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from nas.latency.table import LatencyTable
+    from nas.resources import find_file
 
-    table = LatencyTable.load(args.table)
+    table = LatencyTable.load(find_file(args.table))
     info = Table(show_header=False, title=str(args.table))
     for key, value in {**table.provenance, **table.settings}.items():
         if key != "space_config":

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import nas
 from nas.errors import ConfigError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 TINY = {
     "name": "tiny",
@@ -32,15 +36,17 @@ def test_load_space_and_build_model():
         assert model.eval()(torch.zeros(1, 1, 28, 28)).shape == (1, 2)
 
 
-def test_search_then_export_its_best(tmp_path):
-    summary = nas.search(TINY, trials=2, out=str(tmp_path / "run"))  # overrides replace keys
-    assert sum(summary.counts.values()) == 2 and summary.best is not None
-    recorded = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert recorded["best"]["arch"] == summary.best.arch
-    card = nas.export(summary.best.arch, tmp_path / "export", data="synthetic", int8=True, rounds=5)
-    assert card["arch"] == summary.best.arch and "int8" in card
-    written = {p.name for p in (tmp_path / "export").iterdir()}
-    assert {"model.onnx", "model.int8.onnx", "model_card.json"} <= written
+def test_readme_example(tmp_path, monkeypatch, capsys):
+    """The README's "Use from Python" block, as written, from a directory outside the checkout."""
+    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.DOTALL | re.M)
+    (code,) = [block for block in blocks if "nas.search(" in block]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README 'Use from Python'", "exec"), {})
+    summary = json.loads((tmp_path / "runs" / "notebook" / "summary.json").read_text())
+    assert sum(summary["counts"].values()) == 4
+    card = json.loads((tmp_path / "runs" / "notebook-export" / "model_card.json").read_text())
+    assert card["arch"] == summary["best"]["arch"] and "int8" in card
+    assert capsys.readouterr().out.startswith(summary["best"]["arch"])
 
 
 def test_a_bad_experiment_mapping_is_one_config_error(tmp_path):

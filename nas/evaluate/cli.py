@@ -38,7 +38,8 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     train.add_argument(
         "--data",
         metavar="NAME_OR_PATH",
-        help="a MedMNIST name (pneumoniamnist), a .npz file or an image folder",
+        help="a registered dataset name (pneumoniamnist, synthetic, a plugin's: see 'nas plugins'), a .npz "
+        "file in MedMNIST's layout or an image folder",
     )
     train.add_argument(
         "--input-size", type=positive_int, metavar="N", help="image side (default 28, or the run's)"

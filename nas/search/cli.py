@@ -17,12 +17,22 @@ if TYPE_CHECKING:
     from nas.search.summary import SearchSummary
 
 
+def registered_names() -> str:
+    """The names the registries hold now, plugins included (``nas plugins`` says where each comes from)."""
+    from nas.data import DATASETS
+    from nas.search.strategies import STRATEGIES
+
+    return f"\nRegistered strategies: {', '.join(STRATEGIES)}.\nRegistered datasets: {', '.join(DATASETS)}.\n"
+
+
 def add_search_command(commands: Any) -> None:
     search = commands.add_parser(
         "search",
         help="run (or resume) a search described by an experiment YAML file",
         description="Run a search; running the same command again resumes it.",
-        epilog="Experiment YAML keys:\n" + (config_module.__doc__ or "").split("Keys", 1)[1],
+        epilog="Experiment YAML keys:\n"
+        + (config_module.__doc__ or "").split("Keys", 1)[1]
+        + registered_names(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     search.add_argument(

@@ -6,21 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from nas.latency.table import LatencyTable
 from nas.search.config import load_experiment
+from nas.search.factory import latency_table
 from nas.space import SearchSpace
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
-def test_experiment_loads_with_a_matching_table(path, monkeypatch):
-    monkeypatch.chdir(path.parents[1])  # experiment paths are relative to the checkout
-    config = load_experiment(path)
+def test_experiment_loads_with_a_matching_table_from_any_directory(path, monkeypatch, tmp_path):
+    """By its bundled name, from a directory outside the checkout: its space and table are shipped too."""
+    monkeypatch.chdir(tmp_path)
+    config = load_experiment(path.stem)
     space = SearchSpace.from_yaml(config.space)
+    table = latency_table(config)
     if config.latency is not None:
-        table = LatencyTable.load(config.latency.table)
-        assert table.settings["space"] == space.name
+        assert table is not None and table.settings["space"] == space.name
         assert table.settings["input_size"] == config.input_size
 
 

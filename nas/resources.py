@@ -3,7 +3,8 @@
 A relative path an experiment or a command names (``experiments/quickstart.yaml``,
 ``latency_tables/dev-epyc-2core/mnasnet_small-28.json``) is read from the working directory when it is
 there, else from the shipped copy: the checkout's when the package runs from one, else the wheel's
-``nas/_bundled/`` (``pyproject.toml`` puts it there). Run outputs stay relative to the working directory.
+``nas/_bundled/`` (``pyproject.toml`` puts it there). A bare name (``mnasnet``, ``quickstart``) is a
+bundled file of that folder. Run outputs stay relative to the working directory.
 """
 
 from __future__ import annotations
@@ -34,14 +35,26 @@ def find_file(path: str | Path) -> Path:
     return shipped if shipped.is_file() else path
 
 
+def find_shipped(path_or_name: str | Path, folder: str) -> Path:
+    """A data file by path (from the working directory, else the shipped copy), or a bundled one by name
+    (``mnasnet`` in ``search_spaces``: search_spaces/mnasnet.yaml); unchanged when none matches, so the
+    reader reports it as given."""
+    path = find_file(path_or_name)
+    if path.is_file() or path.suffix or len(path.parts) != 1:
+        return path
+    named = find_file(Path(folder) / f"{path}.yaml")
+    return named if named.is_file() else path
+
+
+def bundled_names(folder: str) -> list[str]:
+    """The names :func:`find_shipped` accepts for ``folder``, for error messages and listings."""
+    return sorted(p.stem for p in bundled_dir(folder).glob("*.yaml"))
+
+
 def find_experiment(path_or_name: str | Path) -> Path:
     """An experiment file by path, or a bundled one by name (``quickstart``: experiments/quickstart.yaml)."""
-    path = find_file(path_or_name)
-    if path.exists() or path.suffix or len(path.parts) != 1:
-        return path
-    named = find_file(Path("experiments") / f"{path}.yaml")
-    return named if named.exists() else path
+    return find_shipped(path_or_name, "experiments")
 
 
 def bundled_experiments() -> list[str]:
-    return sorted(p.stem for p in bundled_dir("experiments").glob("*.yaml"))
+    return bundled_names("experiments")

@@ -24,7 +24,7 @@ from nas.arch import ArchSpec, BlockSpec, canonical_block, parse_block, parse_fi
 from nas.blocks.base import BlockType
 from nas.blocks.layers import make_divisible
 from nas.errors import ConfigError
-from nas.resources import bundled_dir
+from nas.resources import bundled_names, find_shipped
 from nas.space_config import SpaceConfig, SpaceError, StageConfig, read_space_config
 
 SKIP_OP = "skip"
@@ -326,20 +326,13 @@ def _parse_single(text: str, source: str, key: str) -> BlockSpec:
     return block
 
 
-def bundled_spaces_dir() -> Path:
-    """The shipped ``search_spaces/``: beside the package in a checkout, inside it in a wheel."""
-    return bundled_dir("search_spaces")
-
-
 def find_space_file(path_or_name: str | Path) -> Path:
-    path = Path(path_or_name)
+    """A space file by path (from the working directory, else the shipped copy) or a bundled space by name."""
+    path = find_shipped(path_or_name, "search_spaces")
     if path.is_file():
         return path
-    bundled = bundled_spaces_dir() / f"{path_or_name}.yaml"
-    if bundled.is_file():
-        return bundled
     raise SpaceError(f"{path}: no such space file (bundled spaces: {', '.join(list_bundled())})")
 
 
 def list_bundled() -> list[str]:
-    return sorted(p.stem for p in bundled_spaces_dir().glob("*.yaml"))
+    return bundled_names("search_spaces")

@@ -13,6 +13,8 @@ import pytest
 from nas import cli, resources
 from nas.search.config import load_experiment
 from nas.search.factory import latency_table
+from nas.space import SearchSpace
+from nas.space_config import SpaceError
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = "latency_tables/dev-epyc-2core/mnasnet_small-28.json"
@@ -51,6 +53,31 @@ def test_a_missing_experiment_names_the_bundled_ones(elsewhere):
     with pytest.raises(ValueError, match=r"nowhere: cannot read: .*\(bundled: demo, .*quickstart") as info:
         load_experiment("nowhere")
     assert "\n" not in str(info.value)
+
+
+def test_a_bundled_space_loads_by_name_or_relative_path_from_any_directory(elsewhere, capsys):
+    assert SearchSpace.from_yaml("search_spaces/fbnet.yaml").source == str(
+        ROOT / "search_spaces" / "fbnet.yaml"
+    )
+    assert SearchSpace.from_yaml("mnasnet").name == "mnasnet"
+    assert cli.main(["space", "sample", "search_spaces/fbnet.yaml", "-n", "2", "--seed", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_a_space_file_in_the_working_directory_wins(elsewhere):
+    mine = elsewhere / "search_spaces" / "mnasnet_small.yaml"
+    mine.parent.mkdir()
+    mine.write_text((ROOT / "search_spaces" / "mnasnet_small.yaml").read_text())
+    assert (
+        SearchSpace.from_yaml("search_spaces/mnasnet_small.yaml").source == "search_spaces/mnasnet_small.yaml"
+    )
+    (elsewhere / "quickstart").mkdir()  # a run folder named like a bundled experiment does not hide it
+    assert resources.find_experiment("quickstart") == ROOT / "experiments" / "quickstart.yaml"
+
+
+def test_a_missing_space_names_the_bundled_ones(elsewhere):
+    with pytest.raises(SpaceError, match=r"^nowhere: no such space file \(bundled spaces: fbnet, mnasnet, "):
+        SearchSpace.from_yaml("nowhere")
 
 
 def test_an_unknown_path_is_reported_as_given(elsewhere):

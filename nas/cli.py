@@ -220,9 +220,9 @@ def cmd_zoo(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv
+    debug = "--debug" in argv  # anywhere: "rerun with --debug" is appended to the command as typed
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(["--debug", *[a for a in argv if a != "--debug"]] if debug else argv)
         func: Callable[[argparse.Namespace], None] = args.func
         func(args)
     except NasError as exc:  # the user's input: arch strings, files, options, data

@@ -108,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     ]
     for title, argv in steps:
         console().rule(f"[bold]{title}:[/] nas {' '.join(argv)}")
-        code = run(argv)
+        code = run(["--debug", *argv] if args.debug else argv)  # each step as the user would type it
         if code != 0:
             raise SystemExit(code)
     console().rule("[bold]done")

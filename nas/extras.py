@@ -13,32 +13,42 @@ from types import ModuleType
 
 from nas.errors import MissingExtraError
 
-EXTRAS: dict[str, tuple[str, str]] = {
-    # extra: (the module it provides, what needs it)
-    "tvm": ("tvm", "TVM latency backends and --format tvm"),
-    "executorch": ("executorch", "--format executorch"),
-    "prune": ("torch_pruning", "nas export --prune"),
-    "postgres": ("psycopg", "PostgreSQL study storage"),
+EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
+    # extra: (the modules it installs, the first one the feature imports; what needs it)
+    "tvm": (
+        ("tvm", "tvm_ffi", "cloudpickle", "tornado", "xgboost", "psutil"),
+        "TVM latency backends and --format tvm",
+    ),
+    "executorch": (("executorch",), "--format executorch"),
+    "prune": (("torch_pruning",), "nas export --prune"),
+    "postgres": (("psycopg",), "PostgreSQL study storage"),
 }
 
 
 def install_command(extra: str) -> str:
-    return f"pip install 'nas[{extra}]'"
+    return f"pip install 'nas[{extra}]' (from a checkout: pip install '.[{extra}]')"
+
+
+def missing_extra(extra: str, used_for: str | None = None) -> MissingExtraError:
+    """The one-line error for a feature whose extra is not installed."""
+    what = used_for or EXTRAS[extra][1]
+    return MissingExtraError(
+        f"{what} needs the '{extra}' extra, which is not installed: {install_command(extra)}"
+    )
 
 
 def available(extra: str) -> bool:
-    """Whether an extra's module can be imported (without importing it)."""
-    return importlib.util.find_spec(EXTRAS[extra][0]) is not None
+    """Whether an extra's main module can be imported (without importing it)."""
+    return importlib.util.find_spec(EXTRAS[extra][0][0]) is not None
 
 
-def require(extra: str, module: str | None = None) -> ModuleType:
-    """Import ``module`` (default: the extra's own) or raise a one-line ``MissingExtraError``."""
-    name, used_for = EXTRAS[extra]
+def require(extra: str, module: str | None = None, used_for: str | None = None) -> ModuleType:
+    """Import ``module`` (default: the extra's main one) or raise a one-line ``MissingExtraError`` when it,
+    or another package of the same extra it needs (TVM's RPC needs tornado), is not installed."""
+    modules, _ = EXTRAS[extra]
     try:
-        return importlib.import_module(module or name)
+        return importlib.import_module(module or modules[0])
     except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] != (module or name).split(".")[0]:
-            raise  # a module the extra itself needs is missing: a broken install, not a missing extra
-        raise MissingExtraError(
-            f"{used_for} needs the '{extra}' extra, which is not installed: {install_command(extra)}"
-        ) from None
+        if exc.name is None or exc.name.split(".")[0] not in modules:
+            raise  # something outside the extra is missing: a broken install, not a missing extra
+        raise missing_extra(extra, used_for) from None

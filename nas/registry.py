@@ -64,15 +64,21 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def get(self, name: str) -> T:
-        """The entry called ``name``; an unknown name is a one-line ``UsageError`` listing the known."""
+        """The entry called ``name``; an unknown name is a one-line ``UsageError`` listing the known.
+
+        An entry with a ``name`` attribute (blocks, backends, formats) must carry the name it is
+        registered under: that name is what arch strings, tables and cards record and look up again."""
+        if name in self._loaded:  # the hot path: block types are looked up per block of every arch
+            return self._loaded[name]
         if name not in self.names():
             raise UsageError(f"unknown {self.kind} '{name}' (known: {', '.join(self.names())})")
-        if name not in self._loaded:
-            target = self._targets[name]
-            self._loaded[name] = (
-                _resolve(target, f"{self.kind} '{name}'") if isinstance(target, str) else target
-            )
-        return self._loaded[name]
+        target = self._targets[name]
+        found = _resolve(target, f"{self.kind} '{name}'") if isinstance(target, str) else target
+        own = getattr(found, "name", name)
+        if isinstance(own, str) and own != name:
+            raise ConfigError(f"{self.kind} '{name}' calls itself '{own}': register it under its own name")
+        self._loaded[name] = found
+        return found
 
     def refresh(self) -> None:
         """Read the ``nas.plugins`` entry points again (a plugin installed into a running process)."""

@@ -329,3 +329,10 @@ def test_version(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"nas {__version__}"
+
+
+def test_debug_works_anywhere_on_the_command_line(capsys, monkeypatch):
+    """The bug message says "rerun with --debug": appending it to the command as typed must work."""
+    monkeypatch.setattr("nas.zoo.resolve_arch", planted_bug)
+    rc, _, err = run(capsys, "arch", "info", "mobilenet_v2", "--json", "--debug")
+    assert rc == 1 and "Traceback (most recent call last)" in err

@@ -64,3 +64,33 @@ def test_postgresql_storage_names_the_extra(without, capsys, tmp_path):
     url = "postgresql://nobody@127.0.0.1:1/none"
     err = one_line_error(capsys, "search", str(experiment), "--storage", url, "--out", str(tmp_path / "run"))
     assert "needs the 'postgres' extra" in err and "pip install 'nas[postgres]'" in err
+
+
+def test_a_missing_package_of_an_extra_names_the_extra(monkeypatch):
+    """TVM installed without tornado (its RPC tracker needs it, undeclared): still the extra's message."""
+    from nas import extras
+    from nas.errors import MissingExtraError
+
+    real = extras.importlib.import_module
+
+    def without_tornado(name, *args, **kwargs):
+        if name == "tvm.rpc":
+            raise ModuleNotFoundError("No module named 'tornado'", name="tornado")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(extras.importlib, "import_module", without_tornado)
+    with pytest.raises(
+        MissingExtraError, match=r"'tvm' extra, which is not installed: pip install 'nas\[tvm\]'"
+    ):
+        extras.require("tvm", "tvm.rpc")
+
+
+def test_a_missing_package_outside_the_extra_is_a_bug_not_a_missing_extra(monkeypatch):
+    from nas import extras
+
+    def broken(name, *args, **kwargs):
+        raise ModuleNotFoundError("No module named 'numpy.core._x'", name="numpy.core._x")
+
+    monkeypatch.setattr(extras.importlib, "import_module", broken)
+    with pytest.raises(ModuleNotFoundError):
+        extras.require("prune")

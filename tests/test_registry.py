@@ -110,3 +110,13 @@ def test_no_registry_module_imports_a_heavy_optional_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_an_entry_must_carry_the_name_it_is_registered_under():
+    """Arch strings, tables and cards record an entry's own name and look it up again by it."""
+    from nas.blocks import BLOCKS
+
+    things = Registry("block type", {})
+    things.register("ghostly", BLOCKS.get("ir"))
+    with pytest.raises(ConfigError, match="block type 'ghostly' calls itself 'ir'"):
+        things.get("ghostly")

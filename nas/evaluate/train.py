@@ -17,7 +17,7 @@ import torch
 from nas.arch import ArchSpec
 from nas.builder import build_model
 from nas.data.splits import Splits
-from nas.errors import DataError
+from nas.errors import DataError, NasError
 from nas.evaluate.checkpoint import TrainedModel, is_trained_dir, load_trained, save_trained
 from nas.evaluate.config import TrainConfig
 from nas.evaluate.loop import FitResult, Teacher, fit, predict_probs, split_metrics, to_tensor
@@ -143,7 +143,7 @@ def _teacher(
         return trained
     try:
         teacher_arch = resolve_arch(str(teacher))
-    except ValueError:
+    except NasError:
         raise DataError(
             f"teacher '{teacher}' is neither a trained model directory (arch.txt, weights.pt, metrics.json) "
             f"nor a reference name or arch string"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.arch import ArchSpec
+from nas.errors import NasError
 from nas.export.source import Source
 from nas.latency.backends.base import Timing
 from nas.resources import find_file
@@ -62,7 +63,7 @@ def predict(source: Source, table_path: Path | None, pruned: bool) -> TablePredi
         )
     try:
         ms = table.predict(source.arch)
-    except ValueError as exc:
+    except NasError as exc:
         return TablePrediction({**base, "note": str(exc)})
     info = {
         **base,

@@ -17,7 +17,7 @@ from torch import nn
 
 from nas.arch import ArchSpec
 from nas.data.splits import Splits
-from nas.errors import DataError
+from nas.errors import DataError, NasError
 
 UNTRAINED_MEAN, UNTRAINED_STD = 0.5, 0.5
 UNTRAINED_SEED = 0
@@ -176,7 +176,7 @@ def _attach_data(source: Source, given: str | None, recorded: str | None) -> Non
         return
     try:
         splits = load_dataset(given or recorded, source.input_size)
-    except ValueError as exc:
+    except NasError as exc:
         if given is not None:
             raise
         source.data_note = f"dataset '{recorded}' not found ({' '.join(str(exc).split())}); pass --data"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from nas.errors import UsageError
+from nas.errors import NasError, UsageError
 from nas.search.config import ExperimentConfig
 from nas.search.summary import SearchSummary
 
@@ -80,12 +80,12 @@ def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
         arch = resolve_arch(name)
         try:
             found[name] = cheap_metrics(arch, in_chans, config.input_size, num_classes, None)
-        except ValueError:
+        except NasError:
             continue  # an input too small for the network
         if table is not None:
             try:
                 found[name]["latency_ms"] = table.predict(arch)
-            except ValueError:  # blocks outside the table's space
+            except NasError:  # blocks outside the table's space
                 unpriced[name] = arch
     if unpriced:
         for name, ms in measure_nets(table, unpriced).items():

@@ -85,6 +85,11 @@ out: runs/full
         ("trials: 0\n", "trials", "greater than or equal to 1"),
         ("workers: [1, 2]\n", "workers", "integer"),
         ("strategy: {name: annealing}\n", "strategy.name", "random"),
+        (
+            "dataset: {name: pneumoniamnsit}\n",
+            "dataset",
+            "unknown dataset 'pneumoniamnsit' (known: synthetic",
+        ),
         ("strategy: {name: random, popsize: 3}\n", "strategy.popsize", "Extra inputs"),
         (
             "mode: pareto\nobjectives: [{metric: params}]\n",

@@ -68,6 +68,22 @@ class DatasetConfig(_Strict):
     name: str = "synthetic"
     path: str | None = None
 
+    @model_validator(mode="after")
+    def _known(self) -> DatasetConfig:
+        """A misspelt name fails here, before a run directory records it (a path may stand in 'name')."""
+        from nas.data import DATASETS
+
+        if (
+            self.path is None
+            and self.name.lower() not in DATASETS
+            and not Path(self.name).expanduser().exists()
+        ):
+            raise ValueError(
+                f"unknown dataset '{self.name}' (known: {', '.join(DATASETS)}); a .npz file or an image "
+                "folder goes in 'path'"
+            )
+        return self
+
 
 class LatencyConfig(_Strict):
     table: str

@@ -36,9 +36,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Names of one kind of extension, each mapped to a ``"module:attr"`` string or the object itself."""
 
-    def __init__(self, kind: str, builtins: dict[str, str], entry_point_kind: str | None = None) -> None:
-        self.kind = kind  # as error messages name it: "unknown latency backend 'x'"
-        self._entry_point_kind = entry_point_kind or kind  # the <kind> of "<kind>.<name>" entry points
+    def __init__(self, kind: str, builtins: dict[str, str], label: str | None = None) -> None:
+        self.kind = kind  # the <kind> of "<kind>.<name>" entry points, a key of REGISTRIES
+        self.label = label or kind  # as messages name it: "unknown latency backend 'x'"
         self._targets: dict[str, str | T] = dict(builtins)
         self._loaded: dict[str, T] = {}
         self._plugins_read = False
@@ -71,12 +71,12 @@ class Registry(Generic[T]):
         if name in self._loaded:  # the hot path: block types are looked up per block of every arch
             return self._loaded[name]
         if name not in self.names():
-            raise UsageError(f"unknown {self.kind} '{name}' (known: {', '.join(self.names())})")
+            raise UsageError(f"unknown {self.label} '{name}' (known: {', '.join(self.names())})")
         target = self._targets[name]
-        found = _resolve(target, f"{self.kind} '{name}'") if isinstance(target, str) else target
+        found = _resolve(target, f"{self.label} '{name}'") if isinstance(target, str) else target
         own = getattr(found, "name", name)
         if isinstance(own, str) and own != name:
-            raise ConfigError(f"{self.kind} '{name}' calls itself '{own}': register it under its own name")
+            raise ConfigError(f"{self.label} '{name}' calls itself '{own}': register it under its own name")
         self._loaded[name] = found
         return found
 
@@ -95,7 +95,7 @@ class Registry(Generic[T]):
         self._plugins_read = True
         for point in entry_points(group=PLUGIN_GROUP):
             kind, _, name = point.name.partition(".")
-            if kind == self._entry_point_kind and name:
+            if kind == self.kind and name:
                 self._targets.setdefault(name, point.value)  # a plugin never shadows a built-in
 
 
@@ -104,7 +104,7 @@ def registry(kind: str) -> Registry:
     if kind not in REGISTRIES:
         raise UsageError(f"unknown extension kind '{kind}' (known: {', '.join(REGISTRIES)})")
     found = _resolve(REGISTRIES[kind], f"registry '{kind}'")
-    assert isinstance(found, Registry)
+    assert isinstance(found, Registry) and found.kind == kind, REGISTRIES[kind]
     return found
 
 

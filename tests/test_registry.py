@@ -116,7 +116,7 @@ def test_an_entry_must_carry_the_name_it_is_registered_under():
     """Arch strings, tables and cards record an entry's own name and look it up again by it."""
     from nas.blocks import BLOCKS
 
-    things = Registry("block type", {})
+    things = Registry("block", {}, label="block type")
     things.register("ghostly", BLOCKS.get("ir"))
     with pytest.raises(ConfigError, match="block type 'ghostly' calls itself 'ir'"):
         things.get("ghostly")

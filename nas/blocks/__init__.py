@@ -7,7 +7,7 @@ from nas.blocks.base import BlockType
 from nas.registry import Registry
 
 BLOCKS: Registry[BlockType] = Registry(
-    "block type",
+    "block",
     {
         "conv": "nas.blocks.conv:BLOCK",
         "ds": "nas.blocks.dsconv:BLOCK",
@@ -18,7 +18,7 @@ BLOCKS: Registry[BlockType] = Registry(
         "avgpool": "nas.blocks.pool:AVG_BLOCK",
         "head": "nas.blocks.head:BLOCK",
     },
-    entry_point_kind="block",
+    label="block type",
 )
 
 

@@ -12,13 +12,13 @@ from nas.latency.backends.base import Backend
 from nas.registry import Registry
 
 BACKENDS: Registry[type[Backend]] = Registry(
-    "latency backend",
+    "backend",
     {
         "ort": "nas.latency.backends.ort:OrtBackend",
         "tvm": "nas.latency.backends.tvm:TvmBackend",
         "tvm-rpc": "nas.latency.backends.rpc:TvmRpcBackend",
     },
-    entry_point_kind="backend",
+    label="latency backend",
 )
 
 

@@ -17,15 +17,13 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.config import StrategyConfig
 from nas.search.strategies import Strategy, distributions, fitness
 from nas.space import SearchSpace
 
 
 class EvolutionSampler(BaseSampler):
     def __init__(self, space: SearchSpace, population: int = 20, sample_size: int = 5, seed: int = 0) -> None:
-        if sample_size > population:
-            raise ValueError(f"evolution sample_size {sample_size} exceeds population {population}")
+        _check_sizes(population, sample_size)
         self._space = space
         self._population = population
         self._sample_size = sample_size
@@ -63,9 +61,9 @@ def _rank(value: float | None) -> float:
     return float("-inf") if value is None else value
 
 
-def _check(config: StrategyConfig) -> None:
-    if config.sample_size > config.population:
-        raise ValueError(f"sample_size {config.sample_size} exceeds population {config.population}")
+def _check_sizes(population: int, sample_size: int) -> None:
+    if sample_size > population:
+        raise ValueError(f"sample_size {sample_size} exceeds population {population}")
 
 
 STRATEGY = Strategy(
@@ -73,5 +71,5 @@ STRATEGY = Strategy(
         space, config.population, config.sample_size, seed
     ),
     ranks_by_reward=True,
-    check=_check,
+    check=lambda config: _check_sizes(config.population, config.sample_size),
 )

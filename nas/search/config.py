@@ -15,7 +15,7 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
                   pareto mode (evolution and mnasnet-rl rank by it)
     objectives    [{metric, direction}] for pareto mode
     constraints   [{metric, min|max}]: on cheap metrics they reject a candidate before training
-    strategy      {name: random|tpe|nsga2|evolution|mnasnet-rl or a plugin's, population, sample_size,
+    strategy      {name: a registered strategy (listed below), population, sample_size,
                   learning_rate, options: {a plugin strategy's own settings}}
     pruner        none | median | hyperband (reward mode only: Optuna cannot prune multi-objective studies)
     trials        total finished trials of the study (re-running finishes the remainder)

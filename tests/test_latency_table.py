@@ -184,3 +184,56 @@ def test_measured_networks_are_put_on_the_table_scale(monkeypatch):
     assert measured == {"mnasnet0_5": pytest.approx(1.5)}
     with pytest.raises(ValueError, match="no anchor"):
         validate.measure_nets(LatencyTable(table.settings, table.provenance), {})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("dtype", "bf16", r"'settings\.dtype': unknown dtype 'bf16' \(choose from fp32, fp16, int8\)"),
+        ("num_classes", 0, r"'settings\.num_classes': Input should be greater than or equal to 1"),
+        ("in_chans", 0, r"'settings\.in_chans'"),
+        ("input_size", -3, r"'settings\.input_size'"),
+        ("space_config", {"name": "x"}, r"'settings\.space_config': stem: Field required"),
+    ],
+)
+def test_bad_settings_are_one_line_config_errors(tmp_path, key, value, message):
+    """Caught on load, naming file and field, not later as a bug where the value is first used."""
+    data = make_table().to_json()
+    data["settings"][key] = value
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=message) as info:
+        LatencyTable.load(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_cli_reports_a_bad_table_as_the_users_problem(tmp_path, capsys):
+    from nas.cli import main
+
+    data = make_table().to_json()
+    data["settings"]["dtype"] = "bf16"
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    assert main(["latency", "show", str(path)]) == 2
+    assert "settings.dtype" in capsys.readouterr().err
+
+
+def test_unknown_settings_survive_load_and_save(tmp_path):
+    """A table written by a newer version keeps its extra settings when this version re-saves it."""
+    data = make_table().to_json()
+    data["settings"]["layout"] = "nhwc"
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    LatencyTable.load(path).save(path)
+    assert json.loads(path.read_text())["settings"] == data["settings"]
+
+
+def test_space_the_table_cannot_rebuild_is_a_config_error():
+    table = make_table()
+    table.settings["space_config"]["stages"][0]["ops"] = ["nope"]
+    with pytest.raises(ConfigError, match=r"^latency table settings\.space_config \(space 'mnasnet'\)"):
+        table.space()
+    table.settings["space_config"] = {}  # stored without its space: it prices archs, cannot sample them
+    assert table.predict(ARCH) > 0
+    with pytest.raises(ConfigError, match="no space stored"):
+        table.space()

@@ -18,15 +18,24 @@ import tempfile
 from dataclasses import field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Required
+from typing import Annotated, Any, Required
 
-from pydantic import ConfigDict, StrictFloat, StrictInt, TypeAdapter, ValidationError, with_config
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
 from pydantic.dataclasses import dataclass
-from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
+from typing_extensions import TypedDict  # pydantic validates only this one on Python 3.11
 
 from nas.arch import ArchSpec
 from nas.errors import ConfigError
-from nas.latency.keys import arch_keys
+from nas.latency.keys import DTYPES, arch_keys
 from nas.latency.predict import Calibration
 from nas.space import SearchSpace
 from nas.space_config import SpaceConfig
@@ -35,15 +44,40 @@ SCHEMA_VERSION = 1
 TABLES_DIR = Path("latency_tables")
 
 
+def _dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
+    return dtype
+
+
+def _space_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored space must pass the space schema on load, so ``LatencyTable.space`` cannot fail on it;
+    ``{}`` is a table kept without its space (it prices archs but cannot sample them)."""
+    try:
+        if config:
+            SpaceConfig.model_validate(config)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(map(str, error["loc"]))
+        problem = error["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{where}: {problem}" if where else problem) from None
+    return config
+
+
+Positive = Annotated[int, Field(ge=1)]
+
+
+@with_config(ConfigDict(extra="allow"))  # a newer version's settings survive a load and save
 class TableSettings(TypedDict):
     """What the blocks were measured for; a table answers only for these."""
 
     space: str
-    space_config: dict[str, Any]  # the space's YAML, so the table can rebuild its space
-    input_size: int
-    in_chans: int
-    num_classes: int
-    dtype: str
+    # the space's YAML, so the table can rebuild its space; {} when not stored
+    space_config: Annotated[dict[str, Any], AfterValidator(_space_config)]
+    input_size: Positive
+    in_chans: Positive
+    num_classes: Positive
+    dtype: Annotated[str, AfterValidator(_dtype)]
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -85,9 +119,12 @@ class LatencyTable:
         return self.settings["input_size"]
 
     def space(self) -> SearchSpace:
-        """The space the table was built for, from the copy of its YAML stored in the table."""
+        """The space the table was built for, from the copy of its YAML stored in the table (its schema
+        was checked on load; a block the space cannot use is a ``ConfigError`` naming the field)."""
+        if not self.settings["space_config"]:
+            raise ConfigError("latency table has no space stored (settings.space_config is empty)")
         config = SpaceConfig.model_validate(self.settings["space_config"])
-        return SearchSpace(config, f"<table space '{config.name}'>")
+        return SearchSpace(config, f"latency table settings.space_config (space '{config.name}')")
 
     def keys(self, arch: ArchSpec) -> list[str]:
         s = self.settings
@@ -177,7 +214,8 @@ def _problem(exc: ValidationError) -> str:
     if loc[0] == "settings" and len(loc) == 2 and first["type"] == "missing":
         missing = [e["loc"][1] for e in errors if e["loc"][0] == "settings" and e["type"] == "missing"]
         return f"settings lack {', '.join(map(str, missing))}"
-    return f"malformed latency table: missing or bad field '{'.'.join(map(str, loc))}'"
+    problem = "" if first["type"] == "missing" else f": {first['msg'].removeprefix('Value error, ')}"
+    return f"malformed latency table: missing or bad field '{'.'.join(map(str, loc))}'{problem}"
 
 
 def default_table_path(device: str, space: str, input_size: int) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from medmnist_data import tiny_splits
 
 from nas.data.splits import Split, Splits
-from nas.errors import ConfigError
+from nas.errors import ConfigError, NasError
 from nas.evaluate import TrainConfig, TrainingDiverged, evaluate_candidate, load_trained, train_final
 from nas.evaluate.loop import distillation_loss, random_shift
 from nas.metrics.clinical import clinical_metrics
@@ -175,6 +176,26 @@ def test_config_validation():
     assert TrainConfig(lr=0.1).replace(epochs=2) == TrainConfig(lr=0.1, epochs=2)
     with pytest.raises(ConfigError, match=r"^epochs must be >= 1, got 0$"):
         TrainConfig().replace(epochs=0)  # a copy is checked too
+
+
+def test_config_is_a_frozen_dataclass_as_in_earlier_releases():
+    """Users' scripts call ``dataclasses.replace``/``asdict``/``fields`` on it; replace validates too."""
+    config = TrainConfig(lr=0.1)
+    assert dataclasses.replace(config, epochs=2) == TrainConfig(lr=0.1, epochs=2)
+    assert dataclasses.asdict(config) == config.to_json() and config.to_json()["lr"] == 0.1
+    assert [f.name for f in dataclasses.fields(TrainConfig)][:3] == ["epochs", "batch_size", "lr"]
+    with pytest.raises(ConfigError, match=r"^epochs must be >= 1, got 0$"):
+        dataclasses.replace(config, epochs=0)
+    with pytest.raises(ConfigError, match=r"^unknown training setting\(s\): epochz$"):
+        dataclasses.replace(config, epochz=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.lr = 1.0  # type: ignore[misc]
+    assert hash(config) == hash(TrainConfig(lr=0.1))
+
+
+def test_divergence_is_its_own_error():
+    """One line (exit 2) since the fix is the recipe, but not a config error: every setting was valid."""
+    assert issubclass(TrainingDiverged, NasError) and not issubclass(TrainingDiverged, ConfigError)
 
 
 def test_torch_settings_are_restored(splits):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, NasError
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -16,12 +19,37 @@ SELECT_METRICS = ("auc", "accuracy", "balanced_accuracy")
 THRESHOLD_METHODS = ("youden", "sensitivity")
 
 
-class TrainingDiverged(ConfigError):
+class TrainingDiverged(NasError):
     """The loss became NaN or infinite: the recipe (lr, batch size) does not suit this network and data;
-    the message says where. The search marks the trial failed."""
+    the message says where. The search marks the trial failed.
+
+    A ``NasError`` (one line, exit 2) rather than a bug because the fix is the user's recipe: a lower lr
+    or a larger batch. Not a ``ConfigError``: every setting was valid, the run itself went wrong.
+    ``nas --debug`` shows its traceback."""
 
 
-class TrainConfig(BaseModel):
+T = TypeVar("T")
+
+
+def _config_errors(cls: type[T]) -> type[T]:
+    """pydantic validates in ``__init__`` (also under ``dataclasses.replace``) and raises its
+    ``ValidationError``; a user's bad setting is reported as a one-line ``ConfigError`` instead."""
+    validate = cls.__init__
+
+    @functools.wraps(validate)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            validate(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc)) from None
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls
+
+
+@_config_errors
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class TrainConfig:
     """How one network is trained. The defaults are a short candidate evaluation (search proxy).
 
     The binary operating threshold is chosen on validation by ``threshold_method`` (Youden's J, or the
@@ -32,10 +60,10 @@ class TrainConfig(BaseModel):
     format trains the depthwise-conv candidates about 2x faster on CPU. ``kd_*`` apply only
     when training with a teacher: loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE.
 
-    Constructing one validates it: a bad or unknown setting is a one-line ``ConfigError``.
+    A frozen pydantic dataclass, so ``dataclasses.replace``, ``asdict`` and ``fields`` keep working.
+    Constructing one (``replace`` included) validates it: a bad or unknown setting is a one-line
+    ``ConfigError``.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     epochs: int = 5
     batch_size: int = 128
@@ -58,12 +86,6 @@ class TrainConfig(BaseModel):
     channels_last: bool = True
     kd_temperature: float = 4.0
     kd_alpha: float = 0.9
-
-    def __init__(self, **settings: Any) -> None:
-        try:
-            super().__init__(**settings)
-        except ValidationError as exc:
-            raise ConfigError(_one_line(exc)) from None
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -97,11 +119,11 @@ class TrainConfig(BaseModel):
         return self
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes``, validated again (``model_copy`` would skip the checks)."""
-        return TrainConfig(**{**self.model_dump(), **changes})
+        """A copy with ``changes``, validated again (as ``dataclasses.replace`` does)."""
+        return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump()
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
@@ -111,7 +133,7 @@ class TrainConfig(BaseModel):
 def _one_line(exc: ValidationError) -> str:
     """Unknown settings all at once; else the first problem, as the check that found it words it."""
     errors = exc.errors()
-    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "unexpected_keyword_argument")
     if unknown:
         return f"unknown training setting(s): {', '.join(unknown)}"
     error = errors[0]

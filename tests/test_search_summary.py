@@ -54,3 +54,13 @@ def test_broken_summaries_are_one_line_errors(tmp_path, content, message):
     with pytest.raises(DataError) as info:
         read_summary(tmp_path)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_summary_without_best_picks_trials_and_says_best_is_missing(tmp_path):
+    """``best`` is optional: ``--trial N`` works, ``--best`` says in one line that the file has none."""
+    old = {"trials": [{"number": 3, "arch": ARCH}], "dataset": "x"}
+    (tmp_path / "summary.json").write_text(json.dumps(old))
+    assert read_summary(tmp_path).best is None
+    assert read_search_run(tmp_path, 3, False)["arch"] == ARCH
+    with pytest.raises(UsageError, match=r"no best trial \(no 'best' key\): pick one with --trial N$"):
+        read_search_run(tmp_path, None, True)

@@ -1,8 +1,8 @@
 """A search run's ``summary.json``: the record that ``nas train``, ``nas export`` and the benchmarks read.
 
 ``nas.search.report`` fills it from the study; this module alone writes and reads the file. Files from
-before ``schema_version`` (and hand-written ones with only ``best``, ``trials`` and ``dataset``) still
-load: the other keys have defaults.
+before ``schema_version`` (and hand-written ones with only ``trials`` and ``dataset``) still load: the
+other keys have defaults, and a reader that needs ``best`` says when it is missing.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class SearchSummary(BaseModel):
     strategy: str | None = None
     storage: str | None = None
     counts: dict[str, int] = {}
-    best: TrialRow | None  # None when no trial has a reward (none completed, or Pareto mode without one)
+    best: TrialRow | None = None  # None when no trial has a reward (none completed, or Pareto without one)
     pareto_axes: list[str] = []
     pareto: list[TrialRow] = []
     trials: list[TrialRow]
@@ -54,7 +54,7 @@ class SearchSummary(BaseModel):
     @classmethod
     def _from_config(cls, dataset: Any) -> Any:
         """Older runs wrote the experiment's ``{name, path}``: the path when given, else the name."""
-        return dataset.get("path") or dataset.get("name") if isinstance(dataset, dict) else dataset
+        return (dataset.get("path") or dataset.get("name")) if isinstance(dataset, dict) else dataset
 
     @field_validator("schema_version")
     @classmethod
@@ -103,6 +103,8 @@ def read_search_run(run_dir: str | Path, trial: int | None, best: bool) -> Chose
     path = Path(run_dir) / SUMMARY_FILE
     if best:
         chosen = summary.best
+        if "best" not in summary.model_fields_set:
+            raise UsageError(f"{path} records no best trial (no 'best' key): pick one with --trial N")
         if chosen is None and summary.mode == "pareto":
             raise UsageError(
                 f"{run_dir} is a Pareto search without a reward, so it has no single best: pick a "

@@ -43,3 +43,11 @@ def test_shortfall_is_the_largest_relative_excess():
     assert shortfall((-0.90, 1.5), (-0.95, 1.0)) == pytest.approx(0.5)  # AUC 0.90 vs 0.95, 1.5x latency
     assert shortfall((-0.90, 0.5), (-0.95, 1.0)) == pytest.approx(0.05 / 0.95)
     assert shortfall((-0.96, 0.5), (-0.95, 1.0)) < 0
+
+
+def test_shortfall_against_a_zero_cost_is_the_ratios_limit():
+    """A zero cost (0 ms, AUC 0 negated) never divides: equal is 0, any excess is +inf, any gain -inf."""
+    assert shortfall((0.0, 1.0), (0.0, 1.0)) == 0
+    assert shortfall((0.1, 0.5), (0.0, 1.0)) == math.inf
+    assert shortfall((-0.1, 0.5), (0.0, 1.0)) == pytest.approx(-0.5)  # the other axis decides
+    assert shortfall((-0.1,), (0.0,)) == -math.inf

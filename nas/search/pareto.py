@@ -7,6 +7,7 @@ Objectives are compared as costs (lower is better); ``costs`` turns a row of met
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -33,5 +34,15 @@ def non_dominated(items: Sequence[T], cost: Callable[[T], Sequence[float]]) -> l
 
 def shortfall(a: Sequence[float], b: Sequence[float]) -> float:
     """How far costs ``a`` are from dominating ``b``: the largest relative excess ``(a - b) / |b|`` over
-    the objectives; <= 0 when ``a`` is at least as good everywhere."""
-    return max((x - y) / abs(y) for x, y in zip(a, b, strict=True))
+    the objectives; <= 0 when ``a`` is at least as good everywhere.
+
+    Against a zero cost the ratio's limit is used: 0 when ``a`` is also 0, else +inf or -inf by the sign
+    of ``a`` (any excess over nothing is unboundedly large), so a zero never divides.
+    """
+    return max(_relative_excess(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _relative_excess(x: float, y: float) -> float:
+    if y == 0:
+        return 0.0 if x == 0 else math.copysign(math.inf, x)
+    return (x - y) / abs(y)

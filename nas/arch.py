@@ -140,7 +140,7 @@ class ArchSpec:
 
     @classmethod
     def from_str(cls, text: str) -> ArchSpec:
-        """Parse an arch string; a malformed one raises ``ValueError`` naming the bad token."""
+        """Parse an arch string; a malformed one raises ``ConfigError`` naming the bad token."""
         if not isinstance(text, str) or not text.strip():
             raise ConfigError("empty arch string")
         sections = text.strip().split(SECTION_SEP)

@@ -212,7 +212,7 @@ class SearchSpace:
         return ArchSpec(self.stem, tuple(stages), self.head)
 
     def encode(self, arch: ArchSpec) -> dict[str, Any]:
-        """A choice vector that decodes to ``arch``; ``ValueError`` if the arch is not in this space."""
+        """A choice vector that decodes to ``arch``; ``ConfigError`` if the arch is not in this space."""
         if arch.stem != self.stem or arch.head != self.head or len(arch.stages) != len(self.stages):
             raise ConfigError(f"arch is not in space '{self.name}' (stem, head or stage count differ)")
         found = {p.name: p.choices[0] for p in self.params}

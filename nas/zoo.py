@@ -75,7 +75,7 @@ REFERENCES: dict[str, Reference] = {
 
 
 def resolve_arch(name_or_arch: str) -> ArchSpec:
-    """A reference name or an arch string, as an ``ArchSpec``; unknown input raises ``ValueError``."""
+    """A reference name or an arch string, as an ``ArchSpec``; unknown input raises ``ConfigError``."""
     text = name_or_arch.strip()
     if text in REFERENCES:
         return ArchSpec.from_str(REFERENCES[text].arch)

@@ -38,7 +38,7 @@ class Option:
     minimum: float | None = None
 
     def parse(self, text: str) -> Any:
-        """Parse the value part of a token; raise ``ValueError`` on anything malformed."""
+        """Parse the value part of a token; raise ``ConfigError`` on anything malformed."""
         if self.kind == FLAG:
             if text:
                 raise ConfigError(f"flag '{self.key}' takes no value")

@@ -2,7 +2,7 @@
 
 Nothing is downloaded: a file is looked up in an explicit folder or path, ``$MEDMNIST_ROOT``,
 ``~/.medmnist/`` and the repository's CI data folder (``../shared/data`` beside the repo); a missing
-file raises a one-line ``ValueError`` naming where to put it and where to get it.
+file raises a one-line ``DataError`` naming where to put it and where to get it.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def search_dirs(root: str | Path | None = None) -> list[Path]:
 
 
 def find_file(name: str, size: int = 28, root: str | Path | None = None) -> Path:
-    """The path of a MedMNIST file, or a one-line ``ValueError`` saying where to put it."""
+    """The path of a MedMNIST file, or a one-line ``DataError`` saying where to put it."""
     name = name.lower()
     if name not in DATASETS:
         raise DataError(f"unknown MedMNIST dataset '{name}' (known: {', '.join(DATASETS)})")

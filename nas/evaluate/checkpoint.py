@@ -60,7 +60,8 @@ def is_trained_dir(path: str | Path) -> bool:
 
 
 def load_trained(run_dir: str | Path) -> TrainedModel:
-    """The model ``train_final`` wrote to ``run_dir``; a missing or broken file raises ``ValueError``."""
+    """The model ``train_final`` wrote to ``run_dir``; a missing or broken file raises ``DataError`` (a
+    malformed arch file, ``ConfigError``)."""
     run_dir = Path(run_dir)
     if not is_trained_dir(run_dir):
         raise DataError(

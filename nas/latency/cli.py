@@ -1,7 +1,7 @@
 """``nas latency build | validate | show``: thin commands over ``build_table``, ``validate`` and the table.
 
-``add_latency_commands`` adds them to the ``nas`` parser; like the rest of the CLI, bad input raises
-``ValueError``, which ``nas.cli.main`` prints as one line with exit code 2.
+``add_latency_commands`` adds them to the ``nas`` parser; like the rest of the CLI, bad input raises a
+``NasError``, which ``nas.cli.main`` prints as one line with exit code 2.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from nas.data.synthetic import synthetic_splits
 from nas.export.runtime import to_input
 from nas.latency.table import LatencyTable
 from nas.search.config import RewardConfig, StrategyConfig
-from nas.search.hypervolume import comparison_frame, hypervolume
+from nas.search.hypervolume import Comparison, compare_hypervolumes
 from nas.search.reward import reward
 from nas.search.strategies import make_sampler
 from nas.space import SearchSpace
@@ -93,6 +93,12 @@ def run(strategy: str, seed: int, trials: int, space: SearchSpace, objectives: O
     return points
 
 
+def times(comparison: Comparison, strategy: str) -> str:
+    """``strategy``'s mean hypervolume as a multiple of random search's."""
+    ratio = comparison.ratio(strategy, "random")
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="mnasnet_small")
@@ -114,25 +120,22 @@ def main() -> None:
         s: [run(s, seed, args.trials, space, objectives, target) for seed in range(args.seeds)]
         for s in STRATEGIES
     }
-    every = [p for per_seed in runs.values() for points in per_seed for p in points]
-    scale, frame = comparison_frame(every, [p for points in runs["random"] for p in points])
+    comparisons = compare_hypervolumes(runs, "random")
     labels = {"worst": "worst corner of all points", "median": "median random net"}
-    references = {labels[key]: point for key, point in frame.items()}
     print(f"space {space.name}, {args.trials} trials x {args.seeds} seeds, table {args.table}")
     print(
         f"objectives: table latency (ms, min) and NASWOT score (max); {len(objectives.cache)} distinct nets"
     )
-    for label, reference in references.items():
-        volumes = {s: [hypervolume(p, reference, scale) for p in per_seed] for s, per_seed in runs.items()}
-        base = statistics.mean(volumes["random"])
+    for key, comparison in comparisons.items():
+        reference = comparison.reference
         where = f"latency {reference[0]:.3f} ms, score {reference[1]:.1f}"
-        print(f"\nhypervolume, reference point: {label} ({where})")
+        print(f"\nhypervolume, reference point: {labels[key]} ({where})")
         print(f"{'strategy':<12} {'mean':>8} {'std':>8} {'vs random':>10}")
-        for strategy, values in volumes.items():
-            mean, std = statistics.mean(values), statistics.stdev(values) if len(values) > 1 else math.nan
-            print(f"{strategy:<12} {mean:>8.4f} {std:>8.4f} {mean / base:>9.2f}x")
-        best = max((s for s in STRATEGIES if s != "random"), key=lambda s: statistics.mean(volumes[s]))
-        print(f"best strategy: {best}, {statistics.mean(volumes[best]) / base:.2f}x random (goal >= 1.2x)")
+        for strategy, values in comparison.volumes.items():
+            mean, std = comparison.mean(strategy), statistics.stdev(values) if len(values) > 1 else math.nan
+            print(f"{strategy:<12} {mean:>8.4f} {std:>8.4f} {times(comparison, strategy):>10}")
+        best = max((s for s in STRATEGIES if s != "random"), key=comparison.mean)
+        print(f"best strategy: {best}, {times(comparison, best)} random (goal >= 1.2x)")
     print(f"wall time {time.time() - start:.0f} s")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas.search.hypervolume import comparison_frame, hypervolume
+from nas.search.hypervolume import compare_hypervolumes, comparison_frame, hypervolume
 
 
 def test_single_point_is_its_box():
@@ -49,3 +49,20 @@ def test_comparison_frame():
     assert scale == pytest.approx((2.0, 0.4))
     assert references == {"worst": (3.0, 0.5), "median": pytest.approx((3.0, 0.7))}
     assert comparison_frame([(1.0, 0.5)]) == ((1.0, 1.0), {"worst": (1.0, 0.5)})  # flat: unit scale
+
+
+def test_compare_hypervolumes_puts_every_run_in_one_frame():
+    runs = {"search": [[(1.0, 0.9)], [(2.0, 0.9)]], "random": [[(3.0, 0.5), (2.0, 0.7)]]}
+    worst, median = compare_hypervolumes(runs, "random").values()
+    assert worst.reference == (3.0, 0.5) and median.reference == pytest.approx((2.5, 0.6))
+    scale = 2.0 * 0.4  # the range of all points
+    assert worst.volumes["search"] == pytest.approx([2.0 * 0.4 / scale, 1.0 * 0.4 / scale])
+    assert worst.volumes["random"] == pytest.approx([1.0 * 0.2 / scale])
+    assert worst.ratio("search", "random") == pytest.approx(0.75 / 0.25)
+    assert median.ratio("search", "random") == pytest.approx(((1.5 * 0.3 + 0.5 * 0.3) / 2) / (0.5 * 0.1))
+
+
+def test_compare_hypervolumes_without_the_baseline():
+    (worst,) = compare_hypervolumes({"search": [[(1.0, 0.9), (2.0, 0.5)]]}, "random").values()
+    assert worst.reference == (2.0, 0.5) and worst.mean("search") == pytest.approx(1.0)
+    assert worst.ratio("search", "random") is None

@@ -9,7 +9,8 @@ candidate must beat on both, and in units of ``scale`` so that the two objective
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 Point = tuple[float, float]  # (cost, score)
 
@@ -48,3 +49,35 @@ def comparison_frame(
             statistics.median(s for _, s in baseline),
         )
     return scale, references
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Several runs' hypervolumes against one reference point: per run, one volume per repeat (seed)."""
+
+    reference: Point
+    volumes: dict[str, list[float]]
+
+    def mean(self, run: str) -> float:
+        return statistics.mean(self.volumes[run])
+
+    def ratio(self, run: str, baseline: str) -> float | None:
+        """``run``'s mean volume over ``baseline``'s; None without a baseline volume to divide by."""
+        base = self.mean(baseline) if baseline in self.volumes else 0.0
+        return self.mean(run) / base if base else None
+
+
+def compare_hypervolumes(
+    runs: Mapping[str, Sequence[Sequence[Point]]], baseline: str
+) -> dict[str, Comparison]:
+    """Every run's hypervolume (``runs``: name to repeats, each a list of points) in one
+    :func:`comparison_frame` over all their points, ``baseline``'s (when present) giving the ``median``
+    reference; keyed like the frame's references."""
+    every = [p for repeats in runs.values() for points in repeats for p in points]
+    scale, references = comparison_frame(every, [p for points in runs.get(baseline, ()) for p in points])
+    return {
+        key: Comparison(
+            ref, {run: [hypervolume(p, ref, scale) for p in repeats] for run, repeats in runs.items()}
+        )
+        for key, ref in references.items()
+    }

@@ -28,7 +28,8 @@
    latency <= 1/50 of ResNet-18) and what fails, whether each found network Pareto-dominates
    MobileNetV2-0.35 and MnasNet-A1 on (test AUC, measured latency) and which comes closest, and the
    hypervolume of the search against the random run over feasible completed trials (val AUC, table
-   latency). Written: ``--out/results.json`` (every row) and ``--out/results.md`` (the table).
+   latency). Written: ``--out/results.json`` (every row) and ``--out/results.md`` (the table). The
+   tables and verdicts are ``pneumoniamnist_report.py``'s.
 
 Smoke test (a minute or two): ``--run runs/quickstart --random-run runs/quickstart --data synthetic
 --epochs 1 --max-train-samples 64 --rounds 20``.
@@ -44,8 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from rich.table import Table
+from pneumoniamnist_report import markdown, print_hypervolume, print_table, print_verdicts
 
 from nas.arch import ArchSpec, scale_width
 from nas.argtypes import positive_int
@@ -53,19 +53,16 @@ from nas.console import console
 from nas.data import load_dataset
 from nas.data.splits import Splits
 from nas.errors import NasError
-from nas.evaluate import TrainConfig, train_final
-from nas.evaluate.cache import cached_metrics
+from nas.evaluate import TrainConfig
+from nas.evaluate.cache import train_cached
 from nas.latency.backends.base import Settings
-from nas.search.hypervolume import comparison_frame, hypervolume
-from nas.search.pareto import dominates, shortfall
-from nas.search.report import pareto_front
-from nas.search.summary import SUMMARY_FILE, read_summary
+from nas.search.config import ExperimentConfig, load_experiment
+from nas.search.hypervolume import compare_hypervolumes
+from nas.search.pareto import non_dominated
+from nas.search.summary import SUMMARY_FILE, SearchSummary, read_summary
 from nas.zoo import resolve_arch
 
 REFERENCE = "resnet18_medmnist"
-COMPARED = ("mobilenet_v2_0.35", "mnasnet_a1")  # the hand-designed baselines the goal names
-GOAL_AUC, GOAL_ACC = 0.98, 0.93
-AXES = [("val_auc", "maximize"), ("latency_ms", "minimize")]
 out = console()
 
 
@@ -110,36 +107,53 @@ def parse_args() -> argparse.Namespace:
 # ---------------------------------------------------------------- search runs
 
 
-def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A finished search run's summary (``nas.search.summary``) and resolved config.yaml."""
+@dataclass(frozen=True)
+class Trial:
+    """A feasible completed trial of a search run with both objectives: what the front and the
+    hypervolume are over."""
+
+    number: int
+    arch: str
+    val_auc: float
+    latency_ms: float  # the table's
+
+
+def read_run(run_dir: Path) -> tuple[SearchSummary, ExperimentConfig]:
+    """A finished search run's summary and resolved experiment (its ``config.yaml``)."""
     for name in (SUMMARY_FILE, "config.yaml"):
         if not (run_dir / name).is_file():
             raise SystemExit(f"{run_dir} is not a finished search run: {name} is missing")
     try:
-        summary = read_summary(run_dir).model_dump()
+        return read_summary(run_dir), load_experiment(run_dir / "config.yaml")
     except NasError as exc:
         raise SystemExit(str(exc)) from None
-    return summary, yaml.safe_load((run_dir / "config.yaml").read_text())
 
 
-def check_random_run(run_dir: Path, search_config: dict[str, Any]) -> dict[str, Any]:
+def check_random_run(run_dir: Path, search: ExperimentConfig) -> SearchSummary:
     """The random run's summary; a different table or space would make its latencies incomparable."""
     summary, config = read_run(run_dir)
     for key in ("space", "input_size", "latency"):
-        if config.get(key) != search_config.get(key):
+        if getattr(config, key) != getattr(search, key):
             raise SystemExit(f"{run_dir} differs from the search run in '{key}': hypervolumes not comparable")
-    if config["strategy"]["name"] != "random":
-        out.print(f"[yellow]note: {run_dir} used strategy {config['strategy']['name']}, not random[/yellow]")
+    if config.strategy.name != "random":
+        out.print(f"[yellow]note: {run_dir} used strategy {config.strategy.name}, not random[/yellow]")
     return summary
 
 
-def completed(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Feasible completed trials with both objectives: what the front and the hypervolume are over."""
-    return [
-        t
-        for t in summary["trials"]
-        if t["state"] == "COMPLETE" and t["feasible"] and all(t.get(m) is not None for m, _ in AXES)
-    ]
+def completed(summary: SearchSummary) -> list[Trial]:
+    trials = []
+    for t in summary.trials:
+        metrics = t.model_extra or {}
+        auc, ms = metrics.get("val_auc"), metrics.get("latency_ms")
+        if t.state == "COMPLETE" and t.feasible and auc is not None and ms is not None:
+            trials.append(Trial(t.number, t.arch, auc, ms))
+    return trials
+
+
+def pareto_front(trials: list[Trial]) -> list[Trial]:
+    """The trials no other dominates on (val AUC up, table latency down), one per arch, by val AUC."""
+    front = non_dominated(trials, lambda t: (-t.val_auc, t.latency_ms))
+    return sorted({t.arch: t for t in front}.values(), key=lambda t: t.val_auc)
 
 
 # ---------------------------------------------------------------- which networks
@@ -167,30 +181,27 @@ def screen_latency(archs: dict[str, ArchSpec], splits: Splits, rounds: int, seed
     return {name: t.median_ms for name, t in timings.items()}
 
 
-def pick_found(
-    front: list[dict[str, Any]], screened: dict[str, float], args: argparse.Namespace
-) -> list[Model]:
+def pick_found(front: list[Trial], screened: dict[str, float], args: argparse.Namespace) -> list[Model]:
     """The rule of the module docstring: within budget, fastest, best, then the rest by val AUC."""
     budget = args.max_latency_ratio * screened[REFERENCE]
-    by_auc = sorted(front, key=lambda t: -t["val_auc"])
-    within = [t for t in by_auc if screened[f"t{t['number']}"] <= budget]
+    by_auc = sorted(front, key=lambda t: -t.val_auc)
+    within = [t for t in by_auc if screened[f"t{t.number}"] <= budget]
     ranked = [
         (within[:1], f"best val AUC within 1/{1 / args.max_latency_ratio:.0f} of ResNet-18"),
-        ([min(front, key=lambda t: t["latency_ms"])], "fastest on the front"),
+        ([min(front, key=lambda t: t.latency_ms)], "fastest on the front"),
         (by_auc[:1], "best val AUC"),
         (by_auc, "Pareto front"),
     ]
     found: dict[int, Model] = {}
     for trials, role in ranked:
         for t in trials:
-            if t["number"] in found:
+            if t.number in found:
                 if role != "Pareto front":
-                    found[t["number"]].role += f"; {role}"
+                    found[t.number].role += f"; {role}"
                 continue
             if len(found) < args.found:
-                search = {"trial": t["number"], "val_auc": t["val_auc"], "table_ms": t["latency_ms"]}
-                arch = ArchSpec.from_str(t["arch"])
-                found[t["number"]] = Model(f"nas_t{t['number']}", arch, role, search)
+                search = {"trial": t.number, "val_auc": t.val_auc, "table_ms": t.latency_ms}
+                found[t.number] = Model(f"nas_t{t.number}", ArchSpec.from_str(t.arch), role, search)
     if not within:
         out.print(f"  no front member is within the budget ({budget:.3f} ms untrained, screened)")
     return list(found.values())
@@ -203,20 +214,25 @@ def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path
     """Train ``model`` into ``root/<name>`` unless a model with the same recipe is already there."""
     model.trained_dir = root / model.name
     teacher = model.teacher.trained_dir if model.teacher else None
-    if cached_metrics(model.trained_dir, model.arch, splits, config, teacher) is not None:
-        out.print(f"  {model.name}: trained, reused from {model.trained_dir}")
-        return
-    start = time.time()
+    start, started = time.time(), False
 
     def progress(phase: str, epoch: int, metrics: dict[str, float]) -> None:
+        nonlocal started
+        if not started:  # only a cache miss trains
+            out.print(f"  {model.name}: training ({model.arch.to_str()[:80]}...)")
+            started = True
         out.print(
             f"  {model.name}: epoch {epoch}/{config.epochs}  val AUC {metrics['auc']:.4f}  "
             f"loss {metrics.get('loss', float('nan')):.4f}  ({time.time() - start:.0f} s)"
         )
 
-    out.print(f"  {model.name}: training ({model.arch.to_str()[:80]}...)")
-    result = train_final(model.arch, splits, config, model.trained_dir, teacher=teacher, progress=progress)
-    out.print(f"  {model.name}: done in {time.time() - start:.0f} s, test AUC {result['test']['auc']:.4f}")
+    result, reused = train_cached(model.arch, splits, config, model.trained_dir, teacher, progress)
+    if reused:
+        out.print(f"  {model.name}: trained, reused from {model.trained_dir}")
+    else:
+        out.print(
+            f"  {model.name}: done in {time.time() - start:.0f} s, test AUC {result['test']['auc']:.4f}"
+        )
 
 
 # ---------------------------------------------------------------- measurement (one process)
@@ -273,141 +289,35 @@ def measure_all(models: list[Model], args: argparse.Namespace, table: Path | Non
     return rows
 
 
-# ---------------------------------------------------------------- verdicts
+# ---------------------------------------------------------------- search quality
 
 
-def goal_failures(row: dict[str, Any], max_ratio: float) -> list[str]:
-    """What keeps ``row`` from the issue's goal; empty when it reaches it."""
-    test, fails = row["test"], []
-    if not test["auc"] >= GOAL_AUC:
-        fails.append(f"test AUC {test['auc']:.4f} < {GOAL_AUC}")
-    if not test["accuracy"] >= GOAL_ACC:
-        fails.append(f"test ACC {test['accuracy']:.4f} < {GOAL_ACC}")
-    if not row["ratio_to_resnet18"] <= max_ratio:
-        fails.append(f"latency {ratio_text(row['ratio_to_resnet18'])} of ResNet-18 > {ratio_text(max_ratio)}")
-    return fails
-
-
-def measured(row: dict[str, Any]) -> tuple[float, float]:
-    """A row's (test AUC, measured latency) as costs (``nas.search.pareto``: lower is better)."""
-    return -row["test"]["auc"], row["measured_ms"]
-
-
-def run_hypervolume(search: dict[str, Any], random: dict[str, Any] | None) -> dict[str, Any]:
+def run_hypervolume(search: SearchSummary, random: SearchSummary | None) -> dict[str, Any]:
     """Hypervolume of both runs' feasible completed trials on (table latency down, val AUC up), scaled by
     the union's ranges, against a shared reference: the union's worst corner and the median random trial."""
-    points = {
-        name: [(t["latency_ms"], t["val_auc"]) for t in completed(s)]
+    runs = {
+        name: [[(t.latency_ms, t.val_auc) for t in completed(s)]]
         for name, s in (("search", search), ("random", random))
         if s is not None
     }
-    union = [p for ps in points.values() for p in ps]
-    scale, references = comparison_frame(union, points.get("random", []))
     labels = {"worst": "worst corner of all trials", "median": "median random trial"}
-    result: dict[str, Any] = {"trials": {k: len(v) for k, v in points.items()}, "references": {}}
-    for key, ref in references.items():
-        volumes = {k: hypervolume(v, ref, scale) for k, v in points.items()}
-        ratio = volumes["search"] / volumes["random"] if volumes.get("random") else None
-        result["references"][labels[key]] = {"point": ref, **volumes, "ratio": ratio}
+    result: dict[str, Any] = {"trials": {k: len(v[0]) for k, v in runs.items()}, "references": {}}
+    for key, c in compare_hypervolumes(runs, "random").items():
+        volumes = {run: v for run, (v,) in c.volumes.items()}
+        result["references"][labels[key]] = {
+            "point": c.reference,
+            **volumes,
+            "ratio": c.ratio("search", "random"),
+        }
     return result
-
-
-# ---------------------------------------------------------------- printing and files
-
-
-def ratio_text(ratio: float) -> str:
-    return f"1/{1 / ratio:.0f}" if ratio < 1 else f"{ratio:.2f}x"
-
-
-def predicted_text(row: dict[str, Any]) -> str:
-    """The table's (fp32) prediction, or "-" where it cannot price the arch or the row is int8."""
-    ms = row["predicted_ms"]
-    return "-" if ms is None or row["precision"] != "fp32" else f"{ms:.3f}"
-
-
-COLUMNS = [
-    ("model", lambda r: r["name"]),
-    ("prec", lambda r: r["precision"]),
-    ("params", lambda r: f"{r['params']:,}"),
-    ("MACs", lambda r: f"{r['macs'] / 1e6:.2f} M"),
-    ("peak KB", lambda r: f"{r['peak_activation_kb']:.1f}"),
-    ("pred ms", lambda r: predicted_text(r)),
-    ("ms", lambda r: f"{r['measured_ms']:.3f}"),
-    ("vs ResNet-18 fp32", lambda r: ratio_text(r["ratio_to_resnet18"])),
-    ("ACC", lambda r: f"{r['test']['accuracy']:.4f}"),
-    ("AUC", lambda r: f"{r['test']['auc']:.4f}"),
-    ("sens", lambda r: f"{r['test']['sensitivity']:.4f}"),
-    ("spec", lambda r: f"{r['test']['specificity']:.4f}"),
-    ("ECE", lambda r: f"{r['test']['ece']:.4f}"),
-]
-
-
-def print_table(rows: list[dict[str, Any]], caption: str) -> None:
-    table = Table(
-        title="PneumoniaMNIST: found networks vs same-recipe baselines (test split)", caption=caption
-    )
-    for name, _ in COLUMNS:
-        table.add_column(name, justify="left" if name in ("model", "prec") else "right")
-    for row in rows:
-        table.add_row(*(cell(row) for _, cell in COLUMNS))
-    out.print(table)
-
-
-def markdown(rows: list[dict[str, Any]], caption: str) -> str:
-    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(r) for _, cell in COLUMNS) + " |" for r in rows]
-    return "\n".join(lines) + f"\n\n{caption}\n"
-
-
-def print_verdicts(rows: list[dict[str, Any]], found: list[Model], max_ratio: float) -> dict[str, Any]:
-    """The goal per found network, and dominance over the hand-designed baselines; returned for the JSON."""
-    fp32 = {r["name"]: r for r in rows if r["precision"] == "fp32"}
-    int8 = {r["name"]: r for r in rows if r["precision"] == "int8"}
-    goal = f"test AUC >= {GOAL_AUC}, ACC >= {GOAL_ACC}, latency <= {ratio_text(max_ratio)} of ResNet-18"
-    out.print(f"\n[bold]Goal[/bold] ({goal}):")
-    verdicts: dict[str, Any] = {"goal": {}, "dominance": {}}
-    for m in found:
-        fails = {p: goal_failures(table[m.name], max_ratio) for p, table in (("fp32", fp32), ("int8", int8))}
-        verdicts["goal"][m.name] = fails
-        for precision, failing in fails.items():
-            text = "reaches it" if not failing else "fails: " + "; ".join(failing)
-            out.print(f"  {m.name} {precision} ({m.role}): {text}")
-    out.print("\n[bold]Pareto dominance[/bold] on (test AUC up, measured fp32 latency down):")
-    for base in (b for b in COMPARED if b in fp32):
-        base_costs = measured(fp32[base])
-        winners = [m.name for m in found if dominates(measured(fp32[m.name]), base_costs)]
-        closest = min(found, key=lambda m: shortfall(measured(fp32[m.name]), base_costs), default=None)
-        verdicts["dominance"][base] = {"dominated_by": winners, "closest": closest and closest.name}
-        out.print(f"  {base}: dominated by {', '.join(winners) or 'none'}")
-        if closest is not None and not winners:
-            r, b = fp32[closest.name], fp32[base]
-            out.print(
-                f"    closest: {closest.name} (AUC {r['test']['auc'] - b['test']['auc']:+.4f}, "
-                f"latency {r['measured_ms'] / b['measured_ms']:.2f}x of {base})"
-            )
-    return verdicts
-
-
-def print_hypervolume(result: dict[str, Any]) -> None:
-    counts = ", ".join(f"{k} {v}" for k, v in result["trials"].items())
-    axes = "(table latency down, val AUC up), feasible completed trials"
-    out.print(f"\n[bold]Hypervolume[/bold] on {axes} ({counts}):")
-    for label, r in result["references"].items():
-        line = (
-            f"  reference {label} ({r['point'][0]:.3f} ms, AUC {r['point'][1]:.4f}): search {r['search']:.4f}"
-        )
-        if "random" in r:
-            ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-            line += f", random {r['random']:.4f}, search/random {ratio}"
-        out.print(line)
 
 
 def main() -> None:
     args = parse_args()
     summary, config = read_run(args.run)
     random_summary = check_random_run(args.random_run, config) if args.random_run else None
-    table = args.table or (Path(config["latency"]["table"]) if config.get("latency") else None)
-    splits = load_dataset(args.data, summary.get("input_size", 28))
+    table = args.table or (Path(config.latency.table) if config.latency else None)
+    splits = load_dataset(args.data, summary.input_size)
     train_config = TrainConfig(
         epochs=args.epochs,
         lr=args.lr,
@@ -418,13 +328,13 @@ def main() -> None:
         threads=args.threads,
     )
     start = time.time()
-    front = pareto_front(completed(summary), AXES)
+    front = pareto_front(completed(summary))
     if not front:
         raise SystemExit(f"{args.run} has no feasible completed trial: nothing was found")
     out.print(f"[bold]1. Found networks[/bold]: {len(front)} on the front of {args.run}, latency screen")
     screen_archs = {
         REFERENCE: resolve_arch(REFERENCE),
-        **{f"t{t['number']}": ArchSpec.from_str(t["arch"]) for t in front},
+        **{f"t{t.number}": ArchSpec.from_str(t.arch) for t in front},
     }
     screened = screen_latency(screen_archs, splits, args.rounds, args.seed)
     found = pick_found(front, screened, args)
@@ -450,7 +360,7 @@ def main() -> None:
         f"pred ms: table {table}, drift-corrected"
     )
     print_table(rows, caption)
-    verdicts = print_verdicts(rows, found + distilled, args.max_latency_ratio)
+    verdicts = print_verdicts(rows, {m.name: m.role for m in found + distilled}, args.max_latency_ratio)
     hv = run_hypervolume(summary, random_summary)
     print_hypervolume(hv)
     args.out.mkdir(parents=True, exist_ok=True)

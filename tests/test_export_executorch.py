@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -118,3 +119,13 @@ def test_options_that_do_not_apply_are_one_line(capsys, argv, message):
 def test_missing_executorch_says_how_to_install(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "executorch", None)  # import executorch fails as if not installed
     assert "pip install 'nas[executorch]'" in one_line_error(capsys)
+
+
+def test_the_check_does_not_import_executorch():
+    """Importing ExecuTorch takes seconds: the check before anything is built only looks it up."""
+    code = (
+        "import sys; from nas.export import FORMATS; from nas.export.format import ExportOptions; "
+        "FORMATS.get('executorch').check(ExportOptions(format='executorch')); "
+        "assert 'executorch' not in sys.modules, 'imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -29,7 +29,7 @@ import torch
 
 from nas.export.format import ExportOptions, Reference
 from nas.export.onnx import PARITY_TOLERANCE, Normalized, compare_logits
-from nas.extras import require
+from nas.extras import available, missing_extra, require
 
 PTE_FILE = "model.pte"
 BATCH = 1
@@ -163,7 +163,8 @@ class ExecutorchFormat:
     options = ()
 
     def check(self, options: ExportOptions) -> None:
-        require("executorch")
+        if not available("executorch"):  # importing it takes seconds: ``lower`` does, when it runs
+            raise missing_extra("executorch")
 
     def export(
         self, model: Normalized, reference: Reference, options: ExportOptions, out_dir: Path

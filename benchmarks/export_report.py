@@ -43,15 +43,15 @@ def report(name: str, source_dir: Path, args: argparse.Namespace, trial: int | N
 
     int8 = run_export(
         from_run_dir(source_dir, trial, best, args.data), options("int8", int8=True, table=args.table)
-    )
+    ).to_json()
     pruned = run_export(
         from_run_dir(source_dir, trial, best, args.data),
         options("pruned", prune=args.prune, finetune_epochs=args.finetune_epochs),
-    )
+    ).to_json()
     tvm = run_export(
         from_run_dir(source_dir, trial, best, args.data),
         options("tvm", format="tvm", tune=args.tune_trials or None),
-    )["tvm"]
+    ).to_json()["tvm"]
     q, p = int8["int8"], pruned["pruning"]
     return {
         "name": name,

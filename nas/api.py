@@ -64,13 +64,27 @@ def export(
     from nas.export.pipeline import check_format, run_export
     from nas.export.source import from_arch, from_run_dir
 
-    settings = ExportOptions(out_dir=None if out is None else Path(out), **options)
-    check_format(settings)
+    settings = ExportOptions(out_dir=None if out is None else Path(out), **_export_options(options))
+    fmt = check_format(settings)  # before anything is loaded or built
     if Path(model).is_dir():
         source = from_run_dir(model, trial, best, data)
     else:
         source = from_arch(str(model), input_size, in_chans, num_classes, data)
-    return run_export(source, settings)
+    return run_export(source, settings, fmt).to_json()
+
+
+def _export_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` if all are ``ExportOptions`` fields (``out_dir`` is ``out`` here); else one line."""
+    from dataclasses import fields
+
+    from nas.errors import UsageError
+    from nas.export.format import ExportOptions
+
+    valid = [f.name for f in fields(ExportOptions) if f.name != "out_dir"]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UsageError(f"unknown export option(s) {', '.join(unknown)} (valid: {', '.join(valid)})")
+    return options
 
 
 class CallablePackage(ModuleType):

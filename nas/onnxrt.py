@@ -22,15 +22,20 @@ INPUT, OUTPUT = "image", "logits"  # the deployment contract's names
 
 
 def export_onnx(
-    module: torch.nn.Module, input_shape: tuple[int, ...], metadata: dict[str, Any] | None = None
+    module: torch.nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    deployable: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> bytes:
     """The module as ONNX bytes, BatchNorm folded into the convs (as any deployment would).
 
-    Without ``metadata``: the fixed ``input_shape`` graph the latency tables time. With it: a deployable
-    model, as the deployment contract says: any batch size, ``metadata`` in its ``metadata_props``, and
+    Not ``deployable``: the fixed ``input_shape`` graph the latency tables time. ``deployable``: the
+    model the deployment contract describes: any batch size, ``metadata`` in its ``metadata_props``, and
     the graph checked by ``onnx.checker``.
     """
-    deployable = metadata is not None
+    if metadata is not None and not deployable:
+        raise ValueError("metadata is written into deployable models only")
     buffer = io.BytesIO()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tracing runs the model; torch's thread pool stalls on a busy machine
@@ -49,12 +54,12 @@ def export_onnx(
             )
     finally:
         torch.set_num_threads(threads)
-    if metadata is None:
+    if not deployable:
         return buffer.getvalue()
     import onnx
 
     proto = onnx.load_from_string(buffer.getvalue())
-    set_metadata(proto, metadata)
+    set_metadata(proto, metadata or {})
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString()
 

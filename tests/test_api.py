@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import nas
-from nas.errors import ConfigError
+from nas.errors import ConfigError, UsageError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -53,6 +53,13 @@ def test_a_bad_experiment_mapping_is_one_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"^experiment: key 'trials': ") as info:
         nas.search(TINY, trials=0, out=str(tmp_path / "run"))
     assert "\n" not in str(info.value) and not (tmp_path / "run").exists()
+
+
+def test_export_names_unknown_options_in_one_line(tmp_path):
+    valid = r"\(valid: format, target, tune, int8, calibration_images, .*, seed\)$"
+    with pytest.raises(UsageError, match=r"^unknown export option\(s\) int9, out_dir " + valid):
+        nas.export("any_arch", tmp_path / "e", int9=True, out_dir=tmp_path)  # out_dir is ``out`` here
+    assert not (tmp_path / "e").exists()
 
 
 def test_search_and_export_stay_callable_after_their_modules_are_imported():

@@ -33,7 +33,7 @@ def test_trained_card_has_every_figure(tmp_path):
     source = from_run_dir(trained_run(), None, False, str(data_file()))
     expected_ms = write_table(tmp_path / "table.json", source.arch)
     out = tmp_path / "export"
-    card = run_export(source, options(out, int8=True, table=tmp_path / "table.json"))
+    card = run_export(source, options(out, int8=True, table=tmp_path / "table.json")).to_json()
     assert json.loads((out / "model_card.json").read_text()) == json.loads(json.dumps(card))
     assert read_card(out).to_json() == card and "pruning" not in card
     reference = measure(source.arch, 1, 28, 2)
@@ -59,7 +59,7 @@ def test_trained_card_has_every_figure(tmp_path):
 
 
 def test_untrained_card_says_what_is_missing(tmp_path):
-    card = run_export(from_arch(SMALL, None, None, None, None), options(tmp_path))
+    card = run_export(from_arch(SMALL, None, None, None, None), options(tmp_path)).to_json()
     assert card["clinical"] is None and "no --data" in card["clinical_note"]
     assert card["latency"]["predicted"]["ms"] is None
     assert card["latency"]["predicted"]["note"].startswith("no table")
@@ -71,7 +71,7 @@ def test_prediction_is_corrected_for_drift_since_the_table_was_built(tmp_path):
     source = from_arch(SMALL, None, None, None, None)
     anchor = {"arch": SMALL, "median_ms": 1.0, "spread_ms": 0.0, "rounds": 1}  # 1 ms "at build"
     expected_ms = write_table(tmp_path / "table.json", source.arch, anchor=anchor)
-    card = run_export(source, options(tmp_path / "out", table=tmp_path / "table.json"))
+    card = run_export(source, options(tmp_path / "out", table=tmp_path / "table.json")).to_json()
     p = card["latency"]["predicted"]
     assert p["ms"] == pytest.approx(expected_ms) and 0 < p["drift_vs_build"] < 1  # faster now than "1 ms"
     assert p["ms_drift_corrected"] == pytest.approx(expected_ms * p["drift_vs_build"])
@@ -81,7 +81,7 @@ def test_prediction_is_corrected_for_drift_since_the_table_was_built(tmp_path):
 def test_table_for_another_resolution_gives_no_prediction(tmp_path):
     source = from_arch(SMALL, None, None, None, None)
     write_table(tmp_path / "t64.json", source.arch, size=64)
-    card = run_export(source, options(tmp_path / "out", table=tmp_path / "t64.json"))
+    card = run_export(source, options(tmp_path / "out", table=tmp_path / "t64.json")).to_json()
     assert card["latency"]["predicted"]["ms"] is None and "64" in card["latency"]["predicted"]["note"]
 
 

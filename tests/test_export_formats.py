@@ -10,6 +10,7 @@ import sys
 import pytest
 from export_helpers import SMALL, options
 
+import nas
 from nas import cli
 from nas.errors import DataError, UsageError
 from nas.export import FORMATS
@@ -24,11 +25,10 @@ FAST = ("--rounds", "5")
 class Stamp:
     """A tiny third-party format: the first bytes of the ONNX model, and a work folder."""
 
-    name = "stamp"
     options = ("target",)
 
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
+    def __init__(self, name: str | None = "stamp", fail: bool = False) -> None:
+        self.name, self.fail = name, fail
 
     def check(self, options) -> None:
         if options.target not in (None, "paper"):
@@ -52,7 +52,7 @@ class Stamp:
 @pytest.fixture
 def stamp():
     FORMATS.register("stamp", Stamp())
-    FORMATS.register("broken-stamp", Stamp(fail=True))
+    FORMATS.register("broken-stamp", Stamp("broken-stamp", fail=True))
     yield
     FORMATS.unregister("stamp")
     FORMATS.unregister("broken-stamp")
@@ -93,6 +93,47 @@ def test_options_apply_to_the_formats_that_declare_them(stamp, capsys, tmp_path,
     assert not (tmp_path / "e").exists()
 
 
+def test_a_format_that_fails_to_load_does_not_break_the_option_message(stamp, capsys, tmp_path, monkeypatch):
+    (tmp_path / "exploding_format.py").write_text("raise RuntimeError('a bug in a plugin')\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    FORMATS.register("exploding", "exploding_format:FORMAT")
+    FORMATS.register("tvm", "exploding_format:FORMAT")  # so that no format that loads takes --tune
+    try:
+        rc, _, err = run(capsys, "--target", "host", "--out", tmp_path / "e")
+        assert rc == 2 and "--target applies to --format stamp or broken-stamp only, not onnx\n" in err, err
+        rc, _, err = run(capsys, "--tune", "3", "--out", tmp_path / "e")
+        assert rc == 2 and err == "error: --tune does not apply to --format onnx (no format takes it)\n", err
+    finally:
+        FORMATS.unregister("exploding")
+        FORMATS.register("tvm", "nas.export.tvm:FORMAT")
+
+
+class Counted(Stamp):
+    """A format that counts its checks."""
+
+    checks = 0
+
+    def check(self, options) -> None:
+        Counted.checks += 1
+
+
+def test_the_format_is_checked_once_and_its_section_keyed_by_its_registered_name(capsys, tmp_path):
+    FORMATS.register("counted", Counted(name=None))  # the registered name is the one the card uses
+    try:
+        rc, printed, err = run(capsys, "--format", "counted", "--out", tmp_path / "e", *FAST)
+        assert rc == 0 and Counted.checks == 1, err
+        assert (
+            json.loads((tmp_path / "e" / "model_card.json").read_text())["counted"]["file"] == "model.stamp"
+        )
+        assert (
+            "## Stamp" in (tmp_path / "e" / "model_card.md").read_text() and "stamp: model.stamp" in printed
+        )
+        card = nas.export(SMALL, tmp_path / "api", format="counted", rounds=5)
+        assert Counted.checks == 2 and card == json.loads((tmp_path / "api" / "model_card.json").read_text())
+    finally:
+        FORMATS.unregister("counted")
+
+
 def test_a_failed_format_leaves_no_output_folder(stamp, capsys, tmp_path):
     rc, _, err = run(capsys, "--format", "broken-stamp", "--out", tmp_path / "e", *FAST)
     assert rc == 2 and "the ink ran out" in err
@@ -115,7 +156,7 @@ def test_a_reexport_replaces_the_previous_files_and_keeps_the_users(stamp, tmp_p
     run_export(from_arch(SMALL, None, None, None, None), options(out, format="stamp"))
     assert {"model.stamp", "stamp_work"} <= {p.name for p in out.iterdir()}
     (out / "notes.txt").write_text("mine\n")
-    card = run_export(from_arch(SMALL, None, None, None, None), options(out, int8=True))
+    card = run_export(from_arch(SMALL, None, None, None, None), options(out, int8=True)).to_json()
     names = {p.name for p in out.iterdir()}
     assert names == {
         "model.onnx",

@@ -31,7 +31,7 @@ def test_pruning_shrinks_layers_and_still_exports(arch):
     with torch.no_grad():
         assert pruned(torch.from_numpy(x)).shape == (5, 3)
     model = Normalized(pruned, source.mean, source.std)
-    assert parity(model, export_onnx(model, source.input_shape, {}), x) < PARITY_TOLERANCE
+    assert parity(model, export_onnx(model, source.input_shape, deployable=True), x) < PARITY_TOLERANCE
 
 
 def kept_rows(original: torch.nn.Conv2d, pruned: torch.nn.Conv2d, bn) -> list[int]:
@@ -98,7 +98,7 @@ def test_ratio_must_be_a_fraction(ratio):
 
 def test_trained_prune_finetunes_and_reports_deltas(tmp_path):
     source = from_run_dir(trained_run(), None, False, str(data_file()))
-    card = run_export(source, options(tmp_path, prune=0.3))
+    card = run_export(source, options(tmp_path, prune=0.3)).to_json()
     p = card["pruning"]
     assert card["pruned"] and p["ratio"] == 0.3 and p["finetune"]["epochs"] == 1
     assert p["params"][1] < p["params"][0] and p["params_ratio"] < 0.8 and p["macs"][1] < p["macs"][0]

@@ -37,7 +37,9 @@ def test_calibration_images_are_training_images_or_smooth_generated_ones():
 
 def test_int8_model_is_smaller_runs_and_stays_close():
     source = from_arch(WIDE, None, None, None, None)
-    fp32 = export_onnx(Normalized(source.network, source.mean, source.std), source.input_shape, {})
+    fp32 = export_onnx(
+        Normalized(source.network, source.mean, source.std), source.input_shape, deployable=True
+    )
     x = calibration_images(None, 32, (1, 28, 28))
     int8 = quantize_int8(fp32, x, metadata={"precision": "int8", "threshold": 0.4})
     ops = {node.op_type for node in onnx.load_from_string(int8).graph.node}
@@ -50,14 +52,16 @@ def test_int8_model_is_smaller_runs_and_stays_close():
 
 def test_unknown_calibration_method():
     source = from_arch(SMALL, None, None, None, None)
-    fp32 = export_onnx(Normalized(source.network, source.mean, source.std), source.input_shape, {})
+    fp32 = export_onnx(
+        Normalized(source.network, source.mean, source.std), source.input_shape, deployable=True
+    )
     with pytest.raises(ValueError, match="calibration method"):
         quantize_int8(fp32, calibration_images(None, 4, (1, 28, 28)), method="magic")
 
 
 def test_trained_int8_export_reports_every_metric_delta(tmp_path):
     source = from_run_dir(trained_run(), None, False, str(data_file()))
-    card = run_export(source, options(tmp_path, int8=True))
+    card = run_export(source, options(tmp_path, int8=True)).to_json()
     assert (tmp_path / "model.int8.onnx").is_file()
     q = card["int8"]
     assert q["calibration"]["source"] == "training split" and q["calibration"]["images"] == 32

@@ -71,7 +71,7 @@ def images(n: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def host(tmp_path_factory, single_thread):
     out = tmp_path_factory.mktemp("tvm-host")
-    return out, run_export(lively_source(), options(out, format="tvm"))
+    return out, run_export(lively_source(), options(out, format="tvm")).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def aarch64(tmp_path_factory, single_thread):
     if shutil.which(CROSS_CC) is None:
         pytest.skip(f"{CROSS_CC} not installed (apt install gcc-aarch64-linux-gnu)")
     out = tmp_path_factory.mktemp("tvm-aarch64")
-    return out, run_export(lively_source(), options(out, format="tvm", target="aarch64"))
+    return out, run_export(lively_source(), options(out, format="tvm", target="aarch64")).to_json()
 
 
 def test_host_library_matches_pytorch_and_is_timed_against_onnxruntime(host):
@@ -184,7 +184,9 @@ def test_missing_emulator_is_reported_with_the_packages(monkeypatch):
 
 
 def test_tuning_with_a_few_trials_is_reported_against_untuned_and_onnxruntime(tmp_path):
-    card = run_export(from_arch(SMALL, None, None, None, None), options(tmp_path, format="tvm", tune=2))
+    card = run_export(
+        from_arch(SMALL, None, None, None, None), options(tmp_path, format="tvm", tune=2)
+    ).to_json()
     t = card["tvm"]
     tuning, lat = t["tuning"], t["latency"]
     assert t["tuned"] and tuning["trials"] == 2 and tuning["tasks"] >= 10

@@ -5,8 +5,8 @@ which licence, and what the model must not be used for.
 
 ``ModelCard`` is the record; this module is the one that builds, writes and reads it. Its JSON keys are a
 contract (scripts read ``threshold`` and ``deployment_contract``): a field not given (``int8``,
-``pruning``) is left out of the file, and every format adds its own section under its name (``tvm``,
-``executorch``), rendered by the format itself.
+``pruning``) is left out of the file, and every format adds its own section under the name it is
+registered under in ``nas.export.FORMATS`` (``tvm``, ``executorch``), rendered by the format itself.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class ModelCard(BaseModel):
 
 
 def format_sections(card: ModelCard) -> dict[str, dict[str, Any]]:
-    """The sections formats added, by format name."""
+    """The sections formats added, by the name each format is registered under."""
     return dict(card.model_extra or {})
 
 
@@ -155,7 +155,7 @@ def build_card(
     unpruned_complexity: dict[str, Any] | None,
     formats: dict[str, dict[str, Any]],
 ) -> ModelCard:
-    """Every figure of one export, ``formats`` the sections the formats returned (by format name)."""
+    """Every figure of one export, ``formats`` the sections the formats returned (by registered name)."""
     import onnxruntime
 
     from nas.latency.table import cpu_model

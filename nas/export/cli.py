@@ -11,10 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nas.argtypes import count, positive_int, ratio
 from nas.errors import UsageError
 from nas.export import FORMATS
+
+if TYPE_CHECKING:
+    from nas.export.card import ModelCard
 
 
 def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -118,33 +122,33 @@ def cmd_export(args: argparse.Namespace) -> None:
         threads=args.threads,
         seed=args.seed,
     )
-    check_format(options)  # before anything is loaded or built
+    fmt = check_format(options)  # before anything is loaded or built
     source = _source(args)
-    card = run_export(source, options)
+    card = run_export(source, options, fmt)
     _print_summary(card, options.out_dir or source.default_out)
 
 
-def _print_summary(card: dict, out: Path) -> None:
-    from nas.export.card import ModelCard, format_sections
+def _print_summary(card: ModelCard, out: Path) -> None:
+    from nas.export.card import format_sections
 
-    lat = card["latency"]["measured_ms"]
+    lat = card.latency.measured_ms
     lines = [
-        f"exported {card['arch']} ({card['complexity']['params']:,} params) to {out}",
-        f"parity vs PyTorch: max abs diff {card['parity']['fp32_max_abs_diff']:.2e}",
+        f"exported {card.arch} ({card.complexity.params:,} params) to {out}",
+        f"parity vs PyTorch: max abs diff {card.parity['fp32_max_abs_diff']:.2e}",
         "latency (ORT, 1 thread): " + ", ".join(f"{k} {v['median_ms']:.3f} ms" for k, v in lat.items()),
     ]
-    if "int8" in card:
-        q = card["int8"]
-        line = f"int8: size x{q['size_ratio']:.3f}, latency x{q['latency_ratio']:.3f}"
-        if q["metric_deltas"]:
-            line += f", test AUC {q['metric_deltas']['test']['auc']:+.4f}"
+    if card.int8 is not None:
+        q = card.int8
+        line = f"int8: size x{q.size_ratio:.3f}, latency x{q.latency_ratio:.3f}"
+        if q.metric_deltas:
+            line += f", test AUC {q.metric_deltas['test']['auc']:+.4f}"
         lines.append(line)
-    if "pruning" in card:
-        p = card["pruning"]
-        line = f"pruned: params x{p['params_ratio']:.3f}, latency x{p['latency_ratio']:.3f}"
-        if p["metric_deltas"]:
-            line += f", test AUC {p['metric_deltas']['test']['auc']:+.4f}"
+    if card.pruning is not None:
+        p = card.pruning
+        line = f"pruned: params x{p.params_ratio:.3f}, latency x{p.latency_ratio:.3f}"
+        if p.metric_deltas:
+            line += f", test AUC {p.metric_deltas['test']['auc']:+.4f}"
         lines.append(line)
-    for name, section in format_sections(ModelCard.model_validate(card)).items():
+    for name, section in format_sections(card).items():
         lines.append(FORMATS.get(name).summary(section))
     print("\n".join(line for line in lines if line), file=sys.stdout)

@@ -3,7 +3,7 @@
 The contract: the model takes raw images, float32 in [0, 1], NCHW, any batch size; it normalizes them
 itself (the training mean and std are constants in the graph), and it outputs logits. Class names, the
 operating threshold and the normalization travel in the model's ``metadata_props``, so a deployment
-needs nothing but the ``.onnx`` file. The export (``nas.onnxrt.export_onnx`` with metadata) is checked
+needs nothing but the ``.onnx`` file. The export (``nas.onnxrt.export_onnx``, ``deployable=True``) is checked
 twice: ``onnx.checker`` on the graph, and parity against PyTorch on the same images
 (``PARITY_TOLERANCE`` on the logits, fp32).
 

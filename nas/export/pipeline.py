@@ -5,14 +5,15 @@ model to the chosen format, and write the files and the model card.
 ONNX fp32 is always written: it is the reference every other figure is measured against (parity,
 INT8 deltas, pruning deltas, the latency of other formats). Formats are plugins (``nas.export.FORMATS``,
 ``nas.export.format.ExportFormat``): this module knows none by name. Everything is written into a staging
-folder beside the output folder and moved into place only once every step has succeeded.
+folder (``nas.export.staging``), made before the work starts so that an unwritable destination fails
+first, and moved into place only once every step has succeeded.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -21,12 +22,15 @@ from nas.errors import UsageError
 from nas.export import FORMATS
 from nas.export.format import FORMAT_OPTIONS, ExportFormat, ExportOptions, Reference
 from nas.export.onnx import Normalized, export_onnx, weight_bytes
-from nas.export.predicted import predict
+from nas.export.predicted import TablePrediction, predict
 from nas.export.source import Source
 from nas.export.staging import staged
 from nas.export.variants import clinical_scores, deployment_metadata, export_variants
 from nas.export.variants import model_logits as model_logits  # tests import it from here
 from nas.latency.backends.base import Settings
+
+if TYPE_CHECKING:
+    from nas.export.card import ModelCard
 
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 
@@ -37,21 +41,53 @@ def check_format(options: ExportOptions) -> ExportFormat:
     fmt = FORMATS.get(options.format)
     for name in FORMAT_OPTIONS:
         if getattr(options, name) not in (None, False) and name not in fmt.options:
-            takers = [other for other in FORMATS if name in FORMATS.get(other).options]
-            listed = " or ".join([", ".join(takers[:-1]), takers[-1]] if len(takers) > 1 else takers)
-            raise UsageError(f"--{name} applies to --format {listed} only, not {options.format}")
+            takers = _takers(name)
+            if not takers:
+                raise UsageError(f"--{name} does not apply to --format {options.format} (no format takes it)")
+            raise UsageError(f"--{name} applies to --format {_either(takers)} only, not {options.format}")
     fmt.check(options)
     return fmt
 
 
-def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:
-    """Export ``source`` as ``options`` say; returns the model card (also written beside the files)."""
-    from nas.export import card, runtime
+def _takers(option: str) -> list[str]:
+    """The registered formats that take ``option``. One that fails to load is left out: it must not turn
+    the message about a mistyped option into a crash (it fails in its own right when it is chosen)."""
+    takers = []
+    for name in FORMATS:
+        try:
+            takes = option in FORMATS.get(name).options
+        except Exception:  # a plugin's import may raise anything
+            continue
+        if takes:
+            takers.append(name)
+    return takers
 
-    fmt = check_format(options)
+
+def _either(names: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def run_export(source: Source, options: ExportOptions, fmt: ExportFormat | None = None) -> ModelCard:
+    """Export ``source`` as ``options`` say; returns the model card (also written beside the files).
+
+    ``fmt``: what ``check_format(options)`` returned, for a caller that checked before loading
+    ``source`` (the check imports the format, and TVM's starts a thread pool: once is enough); None:
+    checked here."""
+    fmt = check_format(options) if fmt is None else fmt
     if source.trained is not None and source.splits is None and (options.int8 or options.prune):
         raise UsageError(f"--int8 and --prune of a trained model need its data ({source.data_note})")
     table = predict(source, options.table, pruned=options.prune is not None)  # a bad table fails early
+    with staged(Path(options.out_dir or source.default_out)) as out:  # an unwritable --out fails here too
+        return _export(source, options, fmt, table, out)
+
+
+def _export(
+    source: Source, options: ExportOptions, fmt: ExportFormat, table: TablePrediction, out: Path
+) -> ModelCard:
+    """``run_export`` once everything is checked: the files and the card, written into ``out``."""
+    from nas.export import card, runtime
+
     target, pruning = source, None
     if options.prune is not None:
         target, pruning = _pruned(source, options)
@@ -59,8 +95,9 @@ def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:
     models = dict(variants.onnx)
     if pruning is not None:
         original = Normalized(source.network, source.mean, source.std).eval()
+        metadata = deployment_metadata(target, options.prune)
         models["unpruned_fp32"] = export_onnx(
-            original, source.input_shape, deployment_metadata(target, options.prune)
+            original, source.input_shape, deployable=True, metadata=metadata
         )
     settings = Settings(rounds=options.rounds, seed=options.seed)
     measured = runtime.time_models({**models, **table.models()}, source.input_shape, settings)
@@ -78,29 +115,28 @@ def run_export(source: Source, options: ExportOptions) -> dict[str, Any]:
     reference = Reference(
         variants.onnx["fp32"], variants.images, source.input_shape, source.class_names, source.task
     )
-    with staged(Path(options.out_dir or source.default_out)) as out:
-        for key, name in files.items():
-            (out / name).write_bytes(models[key])
-        with torch.no_grad():
-            section = fmt.export(variants.model, reference, options, out)
-        result = card.build_card(
-            source=source,
-            options=options,
-            complexity=module_complexity(target.network, source),
-            threshold=target.threshold,
-            files=files,
-            sizes=sizes,
-            timings=timings,
-            predicted=table.result(measured),
-            parity=variants.parity,
-            clinical=clinical,
-            calibration=variants.calibration,
-            pruning=pruning,
-            unpruned_complexity=module_complexity(source.network, source) if pruning is not None else None,
-            formats={fmt.name: section} if section is not None else {},
-        )
-        card.write_card(result, out)
-    return result.to_json()
+    for key, name in files.items():
+        (out / name).write_bytes(models[key])
+    with torch.no_grad():
+        section = fmt.export(variants.model, reference, options, out)
+    result = card.build_card(
+        source=source,
+        options=options,
+        complexity=module_complexity(target.network, source),
+        threshold=target.threshold,
+        files=files,
+        sizes=sizes,
+        timings=timings,
+        predicted=table.result(measured),
+        parity=variants.parity,
+        clinical=clinical,
+        calibration=variants.calibration,
+        pruning=pruning,
+        unpruned_complexity=module_complexity(source.network, source) if pruning is not None else None,
+        formats={options.format: section} if section is not None else {},
+    )
+    card.write_card(result, out)
+    return result
 
 
 def _pruned(source: Source, options: ExportOptions) -> tuple[Source, dict[str, Any]]:

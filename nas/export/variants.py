@@ -43,7 +43,7 @@ def export_variants(source: Source, options: ExportOptions) -> Variants:
 
     meta = deployment_metadata(source, options.prune)
     model = Normalized(source.network, source.mean, source.std).eval()
-    fp32 = export_onnx(model, source.input_shape, {**meta, "precision": "fp32"})
+    fp32 = export_onnx(model, source.input_shape, deployable=True, metadata={**meta, "precision": "fp32"})
     images = parity_images(source)
     parities = {"fp32_max_abs_diff": max(parity(model, fp32, images[:1]), parity(model, fp32, images))}
     onnx = {"fp32": fp32}

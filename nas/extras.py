@@ -17,7 +17,7 @@ EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
     # extra: (the modules it installs, the first one the feature imports; what needs it)
     "tvm": (
         ("tvm", "tvm_ffi", "cloudpickle", "tornado", "xgboost", "psutil"),
-        "TVM latency backends and --format tvm",
+        "TVM (its latency backends and --format tvm)",
     ),
     "executorch": (("executorch",), "--format executorch"),
     "prune": (("torch_pruning",), "nas export --prune"),

@@ -1,7 +1,8 @@
 """The ``nas`` command: a thin layer over functions the tests call directly.
 
-A ``NasError`` (the user's input) prints one line on stderr and exits with code 2; anything else is a
-bug, printed as one line that says so, exit code 1; ``nas --debug ...`` shows its traceback.
+A ``NasError`` (the user's input) or an ``OSError`` (a path, permission or full disk of the user's) prints
+one line on stderr and exits with code 2; anything else is a bug, printed as one line that says so and
+where, exit code 1; ``nas --debug ...`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from nas import __version__
@@ -233,6 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path, permission or full disk of the user's: theirs to fix, like a NasError
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:
         if debug:
             traceback.print_exc()
@@ -255,9 +263,13 @@ def _describe(exc: BaseException) -> str:
 
 
 def _where(exc: BaseException) -> str:
-    """File and line where the exception was raised: what a bug report needs first."""
+    """The innermost line of this package the exception passed through (else the innermost line): what a
+    bug report needs first, even when a library raised it."""
     frames = traceback.extract_tb(exc.__traceback__)
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+    package = str(Path(__file__).resolve().parent)
+    ours = [f for f in frames if str(Path(f.filename).resolve()).startswith(package)]
+    frame = (ours or frames)[-1] if frames else None
+    return f"{frame.filename}:{frame.lineno}" if frame else "?"
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ def missing_extra(extra: str, used_for: str | None = None) -> MissingExtraError:
 
 
 def available(extra: str) -> bool:
-    """Whether an extra's main module can be imported (without importing it)."""
-    return importlib.util.find_spec(EXTRAS[extra][0][0]) is not None
+    """Whether every package of an extra is installed (without importing any of them)."""
+    return all(importlib.util.find_spec(module) is not None for module in EXTRAS[extra][0])
 
 
 def require(extra: str, module: str | None = None, used_for: str | None = None) -> ModuleType:

@@ -293,7 +293,7 @@ def test_internal_bug_is_one_line_exit_1(capsys, monkeypatch):
     assert rc == 1 and out == ""
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith("internal error (a bug in nas or a library it calls) at ")
-    assert "test_cli.py:" in err and "KeyError: 'no such key'" in err
+    assert f"{Path(main.__code__.co_filename)}:" in err and "KeyError: 'no such key'" in err
     assert err.rstrip().endswith("rerun with --debug for the traceback")
 
 
@@ -336,3 +336,14 @@ def test_debug_works_anywhere_on_the_command_line(capsys, monkeypatch):
     monkeypatch.setattr("nas.zoo.resolve_arch", planted_bug)
     rc, _, err = run(capsys, "arch", "info", "mobilenet_v2", "--json", "--debug")
     assert rc == 1 and "Traceback (most recent call last)" in err
+
+
+def test_an_os_error_on_a_users_path_is_one_line_exit_2(capsys, monkeypatch, tmp_path):
+    """Paths, permissions and full disks are the user's to fix: one line naming the path, exit 2."""
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "out"))
+
+    monkeypatch.setattr("nas.zoo.resolve_arch", denied)
+    rc, out, err = run(capsys, "arch", "info", "mobilenet_v2")
+    assert rc == 2 and out == "" and err == f"error: {tmp_path / 'out'}: Permission denied\n"

@@ -36,20 +36,25 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Names of one kind of extension, each mapped to a ``"module:attr"`` string or the object itself."""
 
-    def __init__(self, kind: str, builtins: dict[str, str], label: str | None = None) -> None:
+    def __init__(
+        self, kind: str, builtins: dict[str, str], label: str | None = None, casefold: bool = False
+    ) -> None:
         self.kind = kind  # the <kind> of "<kind>.<name>" entry points, a key of REGISTRIES
         self.label = label or kind  # as messages name it: "unknown latency backend 'x'"
-        self._targets: dict[str, str | T] = dict(builtins)
+        self.casefold = casefold  # names match in any case (datasets: PneumoniaMNIST = pneumoniamnist)
+        self._targets: dict[str, str | T] = {self._key(name): target for name, target in builtins.items()}
         self._loaded: dict[str, T] = {}
         self._plugins_read = False
 
     def register(self, name: str, target: str | T) -> None:
         """Add (or replace) ``name``: ``"module:attr"`` is imported when first looked up."""
+        name = self._key(name)
         self._targets[name] = target
         self._loaded.pop(name, None)
 
     def unregister(self, name: str) -> None:
         """Remove ``name`` (tests that registered an example use this to clean up)."""
+        name = self._key(name)
         self._targets.pop(name, None)
         self._loaded.pop(name, None)
 
@@ -58,7 +63,7 @@ class Registry(Generic[T]):
         return tuple(self._targets)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.names()
+        return isinstance(name, str) and self._key(name) in self.names()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -68,6 +73,7 @@ class Registry(Generic[T]):
 
         An entry with a ``name`` attribute (blocks, backends, formats) must carry the name it is
         registered under: that name is what arch strings, tables and cards record and look up again."""
+        name = self._key(name)
         if name in self._loaded:  # the hot path: block types are looked up per block of every arch
             return self._loaded[name]
         if name not in self.names():
@@ -75,7 +81,7 @@ class Registry(Generic[T]):
         target = self._targets[name]
         found = _resolve(target, f"{self.label} '{name}'") if isinstance(target, str) else target
         own = getattr(found, "name", name)
-        if isinstance(own, str) and own != name:
+        if isinstance(own, str) and self._key(own) != name:
             raise ConfigError(f"{self.label} '{name}' calls itself '{own}': register it under its own name")
         self._loaded[name] = found
         return found
@@ -89,6 +95,9 @@ class Registry(Generic[T]):
         self._read_plugins()
         return {name: t if isinstance(t, str) else _where(t) for name, t in self._targets.items()}
 
+    def _key(self, name: str) -> str:
+        return name.lower() if self.casefold else name
+
     def _read_plugins(self) -> None:
         if self._plugins_read:
             return
@@ -96,7 +105,7 @@ class Registry(Generic[T]):
         for point in entry_points(group=PLUGIN_GROUP):
             kind, _, name = point.name.partition(".")
             if kind == self.kind and name:
-                self._targets.setdefault(name, point.value)  # a plugin never shadows a built-in
+                self._targets.setdefault(self._key(name), point.value)  # a plugin never shadows a built-in
 
 
 def registry(kind: str) -> Registry:

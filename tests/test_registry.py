@@ -120,3 +120,16 @@ def test_an_entry_must_carry_the_name_it_is_registered_under():
     things.register("ghostly", BLOCKS.get("ir"))
     with pytest.raises(ConfigError, match="block type 'ghostly' calls itself 'ir'"):
         things.get("ghostly")
+
+
+def test_dataset_names_match_in_any_case_plugins_too():
+    from nas.data import DATASETS, Dataset
+
+    assert "PneumoniaMNIST" in DATASETS and DATASETS.get("PneumoniaMNIST") is DATASETS.get("pneumoniamnist")
+    mine: Dataset = DATASETS.get("synthetic")
+    DATASETS.register("My-Xrays", mine)
+    try:
+        assert "my-xrays" in DATASETS and DATASETS.get("MY-XRAYS") is mine
+    finally:
+        DATASETS.unregister("my-Xrays")
+    assert "my-xrays" not in DATASETS

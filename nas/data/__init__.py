@@ -39,6 +39,7 @@ DATASETS: Registry[Dataset] = Registry(
         "synthetic": "nas.data.synthetic:DATASET",
         **{name: f"nas.data.medmnist:MEDMNIST.{name}" for name in MEDMNIST_INFO},
     },
+    casefold=True,
 )
 
 
@@ -46,8 +47,8 @@ def load_dataset(name_or_path: str | Path, size: int = 28) -> Splits:
     """A registered name (``pneumoniamnist``, ``synthetic``), a ``.npz`` file in MedMNIST's layout, or a
     folder of images with one sub-folder per class."""
     text = str(name_or_path)
-    if text.lower() in DATASETS:
-        return DATASETS.get(text.lower()).load(size)
+    if text in DATASETS:
+        return DATASETS.get(text).load(size)
     path = Path(text).expanduser()
     if path.is_dir():
         return load_folder(path, size)
@@ -66,8 +67,8 @@ def dataset_card(name: str | None) -> dict[str, Any]:
     """The model card's ``dataset`` section: name, licence and citation, as far as they are known."""
     if name is None:
         return {"name": None, "licence": "no dataset (untrained network)"}
-    if name.lower() in DATASETS:
-        return {"name": name, **DATASETS.get(name.lower()).card()}
+    if name in DATASETS:
+        return {"name": name, **DATASETS.get(name).card()}
     return {"name": name, "licence": "user-supplied data: licence not recorded, check before sharing"}
 
 

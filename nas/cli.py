@@ -20,6 +20,7 @@ from nas import __version__
 from nas.argtypes import positive_float, positive_int
 from nas.console import console
 from nas.errors import NasError, UsageError
+from nas.resources import bundled_names
 
 EXIT_USAGE = 2
 EXIT_BUG = 1
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="space_command", required=True, parser_class=_Parser
     )
     show = space.add_parser("show", help="stages, choices and size of a space")
-    show.add_argument("file", help="a space YAML file, or a bundled space name (mnasnet, fbnet, mobilenetv3)")
+    spaces = ", ".join(bundled_names("search_spaces"))
+    show.add_argument("file", help=f"a space YAML file, or a bundled space name ({spaces})")
     show.set_defaults(func=cmd_space_show)
     sample = space.add_parser("sample", help="random architectures from a space, one arch string a line")
     sample.add_argument("file")

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas.resources import bundled_names
 from nas.search import config as config_module
 from nas.search.config import ExperimentConfig, load_experiment
 
@@ -37,7 +38,7 @@ def add_search_command(commands: Any) -> None:
     )
     search.add_argument(
         "experiment",
-        help="experiment file, or a bundled experiment's name (quickstart, demo, pneumoniamnist)",
+        help=f"experiment file, or a bundled experiment's name ({', '.join(bundled_names('experiments'))})",
     )
     search.add_argument("--trials", type=int, help="total finished trials of the study")
     search.add_argument("--timeout", type=float, help="seconds for this invocation")

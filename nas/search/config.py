@@ -3,7 +3,7 @@
 Keys (see ``experiments/quickstart.yaml`` for a commented example):
 
     name          run name
-    space         search-space file or bundled name (mnasnet, fbnet, mobilenetv3)
+    space         search-space file or bundled name (``nas space show --help`` lists them)
     dataset       {name, path}: a MedMNIST name (pneumoniamnist), ``synthetic`` (generated data), or a
                   path to a MedMNIST-layout .npz file or a folder of class sub-folders
     input_size    input resolution; in_chans and classes follow the dataset
@@ -67,6 +67,11 @@ class _Strict(BaseModel):
 class DatasetConfig(_Strict):
     name: str = "synthetic"
     path: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """What ``load_dataset`` takes: the path when given, else the name."""
+        return self.path or self.name
 
     @model_validator(mode="after")
     def _known(self) -> DatasetConfig:

@@ -37,7 +37,7 @@ PUBLISHED = {"pneumoniamnist": {"auc": 0.944, "accuracy": 0.854}}  # MedMNIST v2
 def fidelity(args: argparse.Namespace) -> None:
     if args.experiment:
         experiment = load_experiment(args.experiment)
-        args.data = experiment.dataset.path or experiment.dataset.name
+        args.data = experiment.dataset.ref
         args.space, args.input_size = experiment.space, experiment.input_size
         proxy = experiment.train_config()  # exactly the search's proxy
         proxy = proxy.replace(seed=args.seed, threads=args.threads or proxy.threads)

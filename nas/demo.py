@@ -17,6 +17,7 @@ import yaml
 from nas.argtypes import positive_int
 from nas.console import console
 from nas.errors import DataError
+from nas.outdir import writable_dir
 
 REAL_DATA = "pneumoniamnist"
 
@@ -68,9 +69,11 @@ def write_experiment(experiment: str, dataset: dict[str, str], out: Path) -> Pat
 
     data = yaml.safe_load(find_experiment(experiment).read_text())
     data.update({"dataset": dataset, "out": str(out / "search")})
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "experiment.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path = writable_dir(out, "the demo") / "experiment.yaml"
+    try:
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -64,3 +64,12 @@ def test_bad_input_is_one_line_and_exit_2(argv, tmp_path, capsys):
     assert cli.main([*argv, "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_an_out_that_is_a_file_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(DataError, match=r"cannot write the demo to .*afile: it is a file"):
+        demo.write_experiment("demo", {"name": "synthetic"}, tmp_path / "afile")
+    assert cli.main(["demo", "--data", "synthetic", "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write the demo") and err.count("\n") == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.search.config import ExperimentConfig, load_experiment
+from nas.search.config import DatasetConfig, ExperimentConfig, load_experiment
 
 CHEAP = """\
 name: cheap
@@ -162,3 +162,9 @@ def test_cli_overrides_apply_and_none_leaves_the_file_value(tmp_path):
 def test_overrides_are_validated_too(tmp_path):
     message = load_error(write(tmp_path, CHEAP), {"trials": 0})
     assert "key 'trials'" in message
+
+
+def test_a_dataset_is_referred_to_by_its_path_else_its_name(tmp_path):
+    assert DatasetConfig().ref == "synthetic"
+    assert DatasetConfig(name="pneumoniamnist").ref == "pneumoniamnist"
+    assert DatasetConfig(path=str(tmp_path)).ref == str(tmp_path)

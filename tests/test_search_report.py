@@ -260,6 +260,51 @@ def test_cli_refuses_an_out_dir_holding_another_experiment(tmp_path, capsys):
     }  # the first experiment's record stays
 
 
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [("a: [\n", "is not a readable experiment record"), ("- a\n", "is not an experiment record")],
+)
+def test_cli_run_dir_with_a_broken_record_is_one_line(tmp_path, capsys, record, message):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(record)
+    rc, _, err = cli(capsys, str(write_experiment(tmp_path, trials=1)))
+    assert f"{tmp_path / 'run' / 'config.yaml'} {message}" in one_line_error(rc, err)
+
+
+def test_cli_run_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    rc, _, err = cli(capsys, str(write_experiment(tmp_path, trials=1)), "--out", str(tmp_path / "afile"))
+    assert f"run directory {tmp_path / 'afile'} is a file" in one_line_error(rc, err)
+
+
+def test_cli_a_typo_is_checked_before_the_run_is_recorded(tmp_path, capsys):
+    """A wrong table path fails in one line and records nothing, so the corrected rerun is not refused."""
+    typo = write_experiment(tmp_path, latency={"table": str(tmp_path / "no-such-table.json")})
+    rc, _, err = cli(capsys, str(typo))
+    assert "no-such-table.json" in one_line_error(rc, err)
+    assert not (tmp_path / "run").exists()
+    rc, _, err = cli(capsys, str(write_experiment(tmp_path, trials=1)))  # the table left out
+    assert rc == 0, err
+
+
+def test_references_the_table_cannot_measure_never_cost_the_report(tmp_path, capsys):
+    """An imported table has no anchor: references outside its space get no latency, with a note."""
+    data = json.loads((ROOT / "latency_tables" / "dev-epyc-2core" / "mnasnet_small-28.json").read_text())
+    data["anchor"] = None
+    (tmp_path / "table.json").write_text(json.dumps(data))
+    path = write_experiment(
+        tmp_path,
+        latency={"table": str(tmp_path / "table.json")},
+        reward={"type": "weighted_sum", "weights": {"latency_ms": -1.0}},
+        trials=1,
+    )
+    rc, stdout, err = cli(capsys, str(path))
+    assert rc == 0, err
+    assert "have no latency in the report" in stdout and "no anchor" in stdout
+    for name in ("trials.csv", "pareto.csv", "pareto.png", "summary.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+
+
 def test_cli_help_lists_the_yaml_keys(capsys):
     with pytest.raises(SystemExit) as info:
         main(["search", "--help"])

@@ -36,6 +36,9 @@ def test_an_old_summary_loads(tmp_path):
     }
     with pytest.raises(UsageError, match="no best trial"):
         read_search_run(tmp_path, None, True)
+    old["dataset"] = {"name": "pneumoniamnist", "path": None}  # the name where no path was given
+    (tmp_path / "summary.json").write_text(json.dumps(old))
+    assert read_search_run(tmp_path, 0, False)["dataset"] == "pneumoniamnist"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import torch
 from medmnist_data import tiny_splits
 
 from nas.data.splits import Split, Splits
-from nas.errors import ConfigError, NasError
+from nas.errors import ConfigError, DataError, NasError
 from nas.evaluate import TrainConfig, TrainingDiverged, evaluate_candidate, load_trained, train_final
 from nas.evaluate.loop import distillation_loss, random_shift
 from nas.metrics.clinical import clinical_metrics
@@ -143,6 +143,17 @@ def test_bad_teacher_and_arch(splits, tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match="neither a reference network"):
         evaluate_candidate("resnet_huge", splits, FAST)
+
+
+def test_an_output_folder_that_cannot_be_written_fails_before_training(splits, tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("trained although the output folder cannot be written")
+
+    monkeypatch.setattr("nas.evaluate.train.fit", never)
+    (tmp_path / "afile").write_text("")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "run"):
+        with pytest.raises(DataError, match=r"cannot write the trained model to .*afile"):
+            train_final(ARCH, splits, FAST, out)
 
 
 def test_distillation_loss():

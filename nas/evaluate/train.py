@@ -22,6 +22,7 @@ from nas.evaluate.checkpoint import TrainedModel, is_trained_dir, load_trained, 
 from nas.evaluate.config import TrainConfig
 from nas.evaluate.loop import FitResult, Teacher, fit, predict_probs, split_metrics, to_tensor
 from nas.metrics.clinical import clinical_metrics
+from nas.outdir import writable_dir
 from nas.zoo import resolve_arch
 
 Report = Callable[[int, dict[str, float]], None]
@@ -97,7 +98,8 @@ def train_final(
     with KD into ``out_dir``, and both are compared in ``kd_report.json`` and ``metrics["kd"]``.
     ``progress(phase, epoch, val_metrics)`` is called after every epoch.
     """
-    arch, out_dir = _arch(arch), Path(out_dir)
+    arch = _arch(arch)
+    out_dir = writable_dir(out_dir, "the trained model")  # a bad --out fails now, not after the training
     if teacher is None:
         return _train_one(arch, splits, config, out_dir, None, _phase(progress, "train"))
     trained_teacher = _teacher(teacher, splits, config, out_dir, progress)

@@ -17,7 +17,7 @@ def load_splits(config: ExperimentConfig):
     loaded as ``nas train`` loads it, so a final training sees the data the search saw."""
     from nas.data import load_dataset
 
-    return load_dataset(config.dataset.path or config.dataset.name, config.input_size)
+    return load_dataset(config.dataset.ref, config.input_size)
 
 
 class TrainingEvaluator:

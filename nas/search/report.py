@@ -117,7 +117,7 @@ def write_report(
     summary = SearchSummary(
         name=config.name,
         space=config.space,
-        dataset=config.dataset.path or config.dataset.name,
+        dataset=config.dataset.ref,
         input_size=config.input_size,
         mode=config.mode,
         strategy=config.strategy.name,

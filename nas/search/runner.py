@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from nas.errors import NasError, UsageError
+from nas.errors import DataError, NasError, UsageError
+from nas.outdir import writable_dir
 from nas.search.config import ExperimentConfig
 from nas.search.summary import SearchSummary
 
@@ -31,6 +32,7 @@ IDENTITY_KEYS = (
     "constraints",
 )
 PLOT_REFERENCES = ("mnasnet_a1", "mobilenet_v2", "mnasnet0_5")
+CONFIG_FILE = "config.yaml"
 
 Monitor = Callable[[ExperimentConfig], AbstractContextManager[list["TrialCallback"]]]
 
@@ -43,31 +45,50 @@ def run_experiment(config: ExperimentConfig, monitor: Monitor | None = None) -> 
     from nas.search.run import run_search
 
     out = Path(config.out)
-    record_config(config, out)
-    default_objective(config)  # fail here, in the parent, on a bad table or missing data
+    check_run_dir(config, out)
+    default_objective(config)  # fail here, in the parent, on a bad table or missing data ...
+    record_config(config, out)  # ... so a typo leaves no record that would refuse the corrected rerun
     with monitor(config) if monitor is not None else nullcontext([]) as callbacks:
         study = run_search(config, default_objective, callbacks)
     return write_report(study, config, out, reference_metrics(config))
 
 
-def record_config(config: ExperimentConfig, out: Path) -> None:
-    """Write the resolved config; refuse a run directory that holds a different experiment."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.yaml"
+def check_run_dir(config: ExperimentConfig, out: Path) -> None:
+    """Refuse a run directory that is a file, or holds a different experiment (or an unreadable
+    record of one); writes nothing."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"run directory {out} is a file; use another --out")
+    path = out / CONFIG_FILE
+    if not path.exists():
+        return
+    try:
+        previous = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise DataError(f"{path} is not a readable experiment record; use another --out") from None
+    if not isinstance(previous, dict | None):
+        raise DataError(f"{path} is not an experiment record (not a mapping); use another --out")
     resolved = config.model_dump(mode="json")
-    if path.exists():
-        previous = yaml.safe_load(path.read_text()) or {}
-        changed = [k for k in IDENTITY_KEYS if previous.get(k) != resolved.get(k)]
-        if changed:
-            raise UsageError(
-                f"{out} holds another experiment ({', '.join(changed)} differ); use another --out"
-            )
-    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    changed = [k for k in IDENTITY_KEYS if (previous or {}).get(k) != resolved.get(k)]
+    if changed:
+        raise UsageError(f"{out} holds another experiment ({', '.join(changed)} differ); use another --out")
+
+
+def record_config(config: ExperimentConfig, out: Path) -> None:
+    """Write the resolved config to ``out/config.yaml``; refuse a run directory that holds a different
+    experiment (``check_run_dir``)."""
+    check_run_dir(config, out)
+    writable_dir(out, "the search run")
+    try:
+        (out / CONFIG_FILE).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    except OSError as exc:
+        raise DataError(f"cannot write {out / CONFIG_FILE}: {exc.strerror or exc}") from None
 
 
 def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
     """Cheap metrics of a few reference networks, for the plot. Their latency is the table's prediction
-    where it can price them, else measured here on the table's scale (see ``measure_nets``)."""
+    where it can price them, else measured here on the table's scale (see ``measure_nets``), else left
+    out with a printed note: a reference never costs the run its report."""
+    from nas.console import console
     from nas.latency.validate import measure_nets
     from nas.search.factory import dataset_shape, latency_table
     from nas.search.objective import cheap_metrics
@@ -88,6 +109,12 @@ def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
             except NasError:  # blocks outside the table's space
                 unpriced[name] = arch
     if unpriced:
-        for name, ms in measure_nets(table, unpriced).items():
+        try:
+            measured = measure_nets(table, unpriced)
+        except NasError as exc:  # an imported table (no anchor), a board out of reach: keep the report
+            names = ", ".join(unpriced)
+            console().print(f"note: reference networks {names} have no latency in the report: {exc}")
+            return found
+        for name, ms in measured.items():
             found[f"{name} (measured)"] = {**found.pop(name), "latency_ms": ms}
     return found

@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from nas.errors import DataError, UsageError
+from nas.search.config import DatasetConfig
 
 SUMMARY_FILE = "summary.json"
 SCHEMA_VERSION = 1
@@ -54,7 +55,7 @@ class SearchSummary(BaseModel):
     @classmethod
     def _from_config(cls, dataset: Any) -> Any:
         """Older runs wrote the experiment's ``{name, path}``: the path when given, else the name."""
-        return (dataset.get("path") or dataset.get("name")) if isinstance(dataset, dict) else dataset
+        return DatasetConfig.model_construct(**dataset).ref if isinstance(dataset, dict) else dataset
 
     @field_validator("schema_version")
     @classmethod

@@ -8,6 +8,7 @@ import zlib
 import pytest
 
 from nas.arch import ArchSpec
+from nas.errors import DataError, UsageError
 from nas.latency.backends.base import Item, Settings, Timing
 from nas.latency.build import ANCHOR, SENTINEL, build_table
 from nas.latency.keys import arch_keys
@@ -118,11 +119,33 @@ def test_killed_build_resumes_with_the_missing_keys_only(space, tmp_path):
 
 def test_a_table_for_other_settings_is_not_resumed(space, tmp_path):
     path = tmp_path / "t.json"
-    with pytest.raises(ValueError, match="measures fp32, not int8"):
+    with pytest.raises(UsageError, match="measures fp32, not int8"):
         build(space, FakeBackend(), path, dtype="int8")
     build(space, FakeBackend(), path, calibration_nets=4)
     with pytest.raises(ValueError, match="other settings"):
         build_table(space, SIZE * 2, CHANS, CLASSES, FakeBackend(), "test-device", path, calibration_nets=4)
+
+
+def test_an_out_path_that_cannot_be_written_fails_before_any_timing(space, tmp_path):
+    (tmp_path / "afile").write_text("")
+    backend = FakeBackend()
+    with pytest.raises(DataError, match=r"cannot write the latency table to .*afile"):
+        build(space, backend, tmp_path / "afile" / "t.json")
+    assert backend.calls == []
+
+
+def test_the_table_records_the_backends_name_and_threads_itself(space, tmp_path):
+    """A plugin's provenance() may leave them out: the table still says how to rebuild the backend."""
+
+    class Terse(FakeBackend):
+        name, threads = "terse", 2
+
+        def provenance(self) -> dict:
+            return {"backend_version": self.version}
+
+    table = build(space, Terse(), tmp_path / "t.json", calibration_nets=4)
+    assert (table.provenance["backend"], table.provenance["threads"]) == ("terse", 2)
+    build(space, Terse(fail_after=0), tmp_path / "t.json", calibration_nets=4)  # done: resumes, times nothing
 
 
 def test_validate_reports_drift_corrected_and_absolute_figures(space, tmp_path):

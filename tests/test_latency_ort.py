@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
+from nas.errors import ConfigError
 from nas.latency.backends import make_backend
 from nas.latency.backends.base import Item, Settings, summarize
 
@@ -38,7 +39,7 @@ def test_exported_model_is_valid_onnx():
 def test_backend_registry_errors():
     with pytest.raises(ValueError, match="unknown latency backend 'cuda'"):
         make_backend("cuda")
-    with pytest.raises(ValueError, match="threads"):
+    with pytest.raises(ConfigError, match="threads"):
         make_backend("ort", threads=0)
 
 

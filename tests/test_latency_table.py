@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from nas.arch import ArchSpec
-from nas.errors import ConfigError
+from nas.errors import ConfigError, DataError
 from nas.latency.keys import arch_keys
 from nas.latency.predict import Calibration, fit
 from nas.latency.table import SCHEMA_VERSION, TABLES_DIR, LatencyTable, default_table_path, safe_name
@@ -74,6 +75,84 @@ def test_bad_files_give_one_line_errors(tmp_path, content, message):
     with pytest.raises(ValueError, match=message) as info:
         LatencyTable.load(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_binary_file_is_a_one_line_config_error(tmp_path, capsys):
+    from nas.cli import main
+
+    path = tmp_path / "t.json"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: not JSON"):
+        LatencyTable.load(path)
+    assert main(["latency", "show", str(path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_saving_where_no_file_can_go_is_a_one_line_data_error(tmp_path):
+    (tmp_path / "afile").write_text("")
+    for path in (tmp_path / "afile" / "t.json", tmp_path):  # under a file; a folder in the table's place
+        with pytest.raises(DataError, match=f"^cannot write latency table {re.escape(str(path))}: ") as info:
+            make_table().save(path)
+        assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no temporary left behind
+
+
+def test_committed_tables_name_their_backend():
+    """Every table this package wrote names its backend, so validation never has to guess one."""
+    for path in sorted(TABLES_DIR.glob("*/*.json")):
+        assert LatencyTable.load(path).provenance["backend"] == "ort", path
+
+
+def test_a_table_without_a_backend_cannot_be_rebuilt():
+    from nas.latency.validate import backend_from_provenance
+
+    with pytest.raises(ConfigError, match="does not name its backend"):
+        backend_from_provenance({"threads": 1})
+
+
+def test_a_plugin_backend_needs_no_options_from_provenance():
+    from nas.latency.backends import BACKENDS
+    from nas.latency.validate import backend_from_provenance
+
+    class Plain:
+        name, options, version = "plain-test", (), "0"
+
+        def __init__(self, threads: int = 1) -> None:
+            self.threads = threads
+
+    BACKENDS.register("plain-test", Plain)
+    try:
+        rebuilt = backend_from_provenance({"backend": "plain-test", "threads": 3})
+    finally:
+        BACKENDS.unregister("plain-test")
+    assert isinstance(rebuilt, Plain) and rebuilt.threads == 3
+
+
+def test_a_backend_must_carry_its_registered_name_and_threads():
+    from nas.latency.backends import BACKENDS, make_backend
+
+    class Nameless:
+        options = ()
+
+        def __init__(self, threads: int = 1) -> None:
+            self.threads = threads
+
+    class Threadless:
+        name, options = "threadless-test", ()
+
+        def __init__(self, threads: int = 1) -> None:
+            pass
+
+    BACKENDS.register("nameless-test", Nameless)
+    BACKENDS.register("threadless-test", Threadless)
+    try:
+        with pytest.raises(ConfigError, match="'nameless-test' must have name = 'nameless-test'"):
+            make_backend("nameless-test")
+        with pytest.raises(ConfigError, match=r"'threadless-test' .* keep its threads"):
+            make_backend("threadless-test")
+    finally:
+        BACKENDS.unregister("nameless-test")
+        BACKENDS.unregister("threadless-test")
 
 
 def test_committed_tables_load_and_save_unchanged(tmp_path):

@@ -28,12 +28,13 @@ from typing import Any
 
 from nas.arch import ArchSpec, BlockSite
 from nas.builder import build_model
-from nas.errors import DataError
+from nas.errors import DataError, UsageError
 from nas.latency.backends.base import Backend, Item, Settings, Timing, backend_dtypes
 from nas.latency.keys import block_module, input_shape
 from nas.latency.predict import fit
 from nas.latency.space_keys import space_keys
 from nas.latency.table import LatencyTable, host_provenance
+from nas.outdir import writable_dir
 from nas.space import SearchSpace
 
 ANCHOR = "anchor"
@@ -89,7 +90,7 @@ def build_table(
     measure = measure or Settings()
     if dtype not in backend_dtypes(backend):
         measured = ", ".join(backend_dtypes(backend))
-        raise ValueError(f"backend '{backend.name}' measures {measured}, not {dtype}")
+        raise UsageError(f"latency backend '{backend.name}' measures {measured}, not {dtype}")
     settings = {
         "space": space.name,
         "space_config": space.config.model_dump(mode="json"),
@@ -99,6 +100,7 @@ def build_table(
         "dtype": dtype,
     }
     keys = space_keys(space, in_chans, input_size, num_classes, dtype)
+    writable_dir(Path(out_path).parent, "the latency table")  # before minutes of timing, not after
     table = _open(Path(out_path), settings, backend, device, measure)
     report = progress or (lambda phase, done, total: None)
 
@@ -180,8 +182,16 @@ def _time_blocks(
 def _open(
     path: Path, settings: dict[str, Any], backend: Backend, device: str, measure: Settings
 ) -> LatencyTable:
-    """The partial table at ``path`` to resume, or a new one; a table for other settings is an error."""
-    provenance = {**host_provenance(device), **backend.provenance(), "measure": dataclasses.asdict(measure)}
+    """The partial table at ``path`` to resume, or a new one; a table for other settings is an error.
+    The backend's registered name and threads are recorded from the backend itself, whatever its
+    ``provenance()`` says: validation rebuilds the backend from them."""
+    provenance = {
+        **host_provenance(device),
+        **backend.provenance(),
+        "backend": backend.name,
+        "threads": backend.threads,
+        "measure": dataclasses.asdict(measure),
+    }
     if not path.exists():
         return LatencyTable(settings, provenance)
     table = LatencyTable.load(path)

@@ -14,10 +14,17 @@ KEY_SEP = "|"
 DTYPES = ("fp32", "fp16", "int8")
 
 
-def block_key(site: BlockSite, dtype: str = "fp32", num_classes: int | None = None) -> str:
-    """``<block>|in<C>|<H>x<W>|<dtype>``; a head also carries ``n<classes>`` (its classifier's width)."""
+def check_dtype(dtype: str) -> str:
+    """``dtype`` if it is one of ``DTYPES``; a ``ValueError`` (wrapped by pydantic where a table file is
+    validated) otherwise."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
+    return dtype
+
+
+def block_key(site: BlockSite, dtype: str = "fp32", num_classes: int | None = None) -> str:
+    """``<block>|in<C>|<H>x<W>|<dtype>``; a head also carries ``n<classes>`` (its classifier's width)."""
+    check_dtype(dtype)
     parts = [site.block.to_str(), f"in{site.in_channels}", f"{site.in_size}x{site.in_size}"]
     if site.block.kind.is_head:
         if num_classes is None or num_classes < 1:

@@ -34,20 +34,14 @@ from pydantic.dataclasses import dataclass
 from typing_extensions import TypedDict  # pydantic validates only this one on Python 3.11
 
 from nas.arch import ArchSpec
-from nas.errors import ConfigError
-from nas.latency.keys import DTYPES, arch_keys
+from nas.errors import ConfigError, DataError
+from nas.latency.keys import arch_keys, check_dtype
 from nas.latency.predict import Calibration
 from nas.space import SearchSpace
 from nas.space_config import SpaceConfig
 
 SCHEMA_VERSION = 1
 TABLES_DIR = Path("latency_tables")
-
-
-def _dtype(dtype: str) -> str:
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
-    return dtype
 
 
 def _space_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +71,7 @@ class TableSettings(TypedDict):
     input_size: Positive
     in_chans: Positive
     num_classes: Positive
-    dtype: Annotated[str, AfterValidator(_dtype)]
+    dtype: Annotated[str, AfterValidator(check_dtype)]
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -172,19 +166,23 @@ class LatencyTable:
             raise ConfigError(_problem(exc)) from None
 
     def save(self, path: str | Path) -> None:
-        """Write atomically: a temporary file in the same folder, then ``os.replace``."""
+        """Write atomically: a temporary file in the same folder, then ``os.replace``. A path that cannot
+        be written (a folder, read-only, a full disk) is a one-line ``DataError``."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a table is meant to be shared
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_json(), f, indent=1)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a table is meant to be shared
+                with os.fdopen(fd, "w") as f:
+                    json.dump(self.to_json(), f, indent=1)
+                    f.write("\n")
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise DataError(f"cannot write latency table {path}: {exc.strerror or exc}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
@@ -195,6 +193,8 @@ class LatencyTable:
             raise ConfigError(f"{path}: cannot read latency table: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not JSON (line {exc.lineno})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not JSON (not UTF-8 text)") from None
         try:
             return cls.from_json(data)
         except ConfigError as exc:

@@ -26,9 +26,13 @@ TOLERANCE = 0.10
 
 
 def backend_from_provenance(provenance: dict[str, Any]) -> Backend:
-    """The backend that built a table, set up as it was (a TVM target, a board's RPC address)."""
-    name = provenance.get("backend", "ort")
-    options = BACKENDS.get(name).options_from_provenance(provenance)
+    """The backend that built a table, set up as it was (a TVM target, a board's RPC address). Every
+    table this package ever wrote names its backend; one that does not cannot be re-measured."""
+    name = provenance.get("backend")
+    if not isinstance(name, str) or not name:
+        raise ConfigError("latency table does not name its backend (provenance.backend)")
+    rebuild = getattr(BACKENDS.get(name), "options_from_provenance", None)  # optional for a plugin
+    options = rebuild(provenance) if rebuild is not None else {}
     given = {key: value for key, value in options.items() if value is not None}
     return make_backend(name, threads=provenance.get("threads", 1), **given)
 

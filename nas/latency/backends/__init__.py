@@ -7,7 +7,7 @@ from another package, an entry point ``backend.<name>`` in the group ``nas.plugi
 
 from __future__ import annotations
 
-from nas.errors import UsageError
+from nas.errors import ConfigError, UsageError
 from nas.latency.backends.base import Backend
 from nas.registry import Registry
 
@@ -36,4 +36,10 @@ def make_backend(name: str, threads: int = 1, **options: object) -> Backend:
         raise UsageError(
             f"option(s) {', '.join(extra)} do not apply to latency backend '{name}' (its options: {takes})"
         )
-    return backend(threads=threads, **given)
+    made = backend(threads=threads, **given)
+    if getattr(made, "name", None) != name or getattr(made, "threads", None) != threads:
+        raise ConfigError(
+            f"latency backend '{name}' must have name = '{name}' and keep its threads in .threads "
+            "(tables record both)"
+        )
+    return made

@@ -53,17 +53,18 @@ class Settings:
 
 
 class Backend(Protocol):
-    """What the table builder and the validator need from a backend."""
+    """What the table builder and the validator need from a backend, made as ``cls(threads, **options)``.
+
+    ``name`` is the name it is registered under and ``threads`` the constructor's: the table records
+    both, whatever ``provenance()`` says. Optional: ``dtypes`` (the number types it measures, default
+    fp32) and a static ``options_from_provenance(provenance) -> dict``, the constructor options that
+    rebuild it from a table's provenance for validation (default: none).
+    """
 
     name: str
     version: str
     threads: int
     options: tuple[str, ...]  # the keyword options the constructor takes besides ``threads``
-
-    @staticmethod
-    def options_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
-        """The constructor options that rebuild the backend a table was built with, from its provenance."""
-        ...
 
     def measure(self, items: list[Item], settings: Settings) -> dict[str, Timing]:
         """Time ``items`` interleaved; a result per item name."""

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.errors import ConfigError
 from nas.latency.backends.base import Item, Settings, Timing
 from nas.latency.backends.timing import interleave
 from nas.onnxrt import OPSET, export_onnx, runner, session
@@ -25,15 +26,11 @@ class OrtBackend:
     dtypes = ("fp32",)
     options: tuple[str, ...] = ()
 
-    @staticmethod
-    def options_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
     def __init__(self, threads: int = 1) -> None:
         import onnxruntime
 
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise ConfigError(f"threads must be >= 1, got {threads}")
         self.threads = threads
         self.version = onnxruntime.__version__
 

@@ -23,7 +23,8 @@ import torch
 from nas.data import load_dataset
 from nas.evaluate import TrainConfig
 from nas.evaluate.cache import train_cached
-from nas.export.pipeline import ExportOptions, run_export
+from nas.export.format import ExportOptions
+from nas.export.pipeline import run_export
 from nas.export.source import from_run_dir
 
 

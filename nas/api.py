@@ -57,20 +57,28 @@ def export(
 
     ``model``: a trained run directory (``nas train`` output), a search run directory with ``trial=N``
     or ``best=True``, or else an arch string or reference name (untrained; ``input_size``, ``in_chans``,
-    ``num_classes`` apply to it). ``options`` are ``ExportOptions`` fields: ``format``, ``int8``,
-    ``prune``, ``table``, ``target``, ...
+    ``num_classes`` apply to it only). A ``Path`` or a string with a ``/`` is always a directory, and a
+    reference name always the network (``"./mobilenet_v2"`` is the folder). ``options`` are
+    ``ExportOptions`` fields: ``format``, ``int8``, ``prune``, ``table``, ``target``, ...
     """
     from nas.export.format import ExportOptions
     from nas.export.pipeline import check_format, run_export
-    from nas.export.source import from_arch, from_run_dir
+    from nas.export.source import SourceRequest, run_dir_or_arch
 
+    run_dir, arch = run_dir_or_arch(model)
+    request = SourceRequest(
+        run_dir=run_dir,
+        arch=arch,
+        trial=trial,
+        best=best,
+        data=data,
+        input_size=input_size,
+        in_chans=in_chans,
+        num_classes=num_classes,
+    )
     settings = ExportOptions(out_dir=None if out is None else Path(out), **_export_options(options))
     fmt = check_format(settings)  # before anything is loaded or built
-    if Path(model).is_dir():
-        source = from_run_dir(model, trial, best, data)
-    else:
-        source = from_arch(str(model), input_size, in_chans, num_classes, data)
-    return run_export(source, settings, fmt).to_json()
+    return run_export(request.load(), settings, fmt).to_json()
 
 
 def _export_options(options: dict[str, Any]) -> dict[str, Any]:

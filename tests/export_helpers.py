@@ -11,7 +11,7 @@ from pathlib import Path
 
 from medmnist_data import write_npz
 
-from nas.export.pipeline import ExportOptions
+from nas.export.format import ExportOptions
 
 SMALL = "conv_k3_s2_c8:ir_k3_e3_c16_se0.25:ir_k3_s2_e3_c24:head_c64"
 # residuals, SE, hard-SE, a hidden head layer: what pruning must keep consistent

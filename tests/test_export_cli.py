@@ -51,7 +51,10 @@ def search_run(tmp_path):
 
 
 def test_export_untrained_arch(capsys, tmp_path):
-    rc, out, err = run(capsys, "export", "--arch", SMALL, "--int8", "--out", tmp_path, *FAST)
+    # --target host (this machine) is what every format builds for: ONNX accepts it, as it always did
+    rc, out, err = run(
+        capsys, "export", "--arch", SMALL, "--int8", "--target", "host", "--out", tmp_path, *FAST
+    )
     assert rc == 0, err
     names = {"model.onnx", "model.int8.onnx", "model_card.md", "model_card.json"}
     assert names <= {p.name for p in tmp_path.iterdir()}
@@ -113,4 +116,39 @@ def test_untrained_arch_on_data_takes_the_data_shape(capsys, tmp_path):
     assert card["deployment_contract"]["normalization"]["mean"] != [0.5]
     err = one_line_error(capsys, "export", "--arch", SMALL, "--data", data_file(), "--num-classes", "3")
     assert "contradicts" in err
-    assert "apply to --arch only" in one_line_error(capsys, "export", trained_run(), "--input-size", "64")
+    assert "applies to --arch only" in one_line_error(capsys, "export", trained_run(), "--input-size", "64")
+
+
+def _metrics(**changes):
+    """metrics.json with keys changed (None: removed)."""
+
+    def change(data: bytes) -> bytes:
+        metrics = {**json.loads(data), **changes}
+        return json.dumps({k: v for k, v in metrics.items() if v is not None}).encode()
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "message"),
+    [
+        ("metrics.json", _metrics(task=None, class_names=None), "no 'task', 'class_names'"),
+        ("metrics.json", _metrics(in_chans="1"), "'in_chans' must be a positive integer"),
+        ("metrics.json", _metrics(normalization={}), "'normalization' must have 'mean' and 'std'"),
+        ("metrics.json", lambda _: b"\xff\xfe not utf-8", "codec can't decode"),
+        ("metrics.json", lambda _: b"{", "not JSON"),
+        ("metrics.json", lambda _: b"[]", "not a JSON object"),
+        ("weights.pt", lambda _: b"", "the file is empty or cut short"),
+        ("weights.pt", lambda _: b"garbage", "not a plain state dict of tensors"),
+        ("weights.pt", lambda data: data[:200], "PytorchStreamReader"),
+        ("weights.pt", lambda data: data[:-30], "Invalid argument"),  # cut short another way
+        ("arch.txt", lambda _: b"\xff\xfe", "codec can't decode"),
+    ],
+)
+def test_a_damaged_trained_run_is_one_data_error_naming_the_file(capsys, tmp_path, name, damage, message):
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(trained_run(), run_dir)
+    (run_dir / name).write_bytes(damage((run_dir / name).read_bytes()))
+    err = one_line_error(capsys, "export", run_dir, "--out", tmp_path / "e", *FAST)
+    assert f"{run_dir / name}: " in err and message in err, err
+    assert not (tmp_path / "e").exists()

@@ -107,7 +107,7 @@ def one_line_error(capsys, *argv) -> str:
     ("argv", "message"),
     [
         (("--int8",), "--int8 applies to --format onnx only"),
-        (("--target", "host"), "--target applies to --format tvm only"),
+        (("--target", "aarch64"), "--target applies to --format tvm only"),
         (("--target", "aarch64"), "--target applies to --format tvm only"),
         (("--tune", "8"), "--tune applies to --format tvm only, not executorch"),
     ],

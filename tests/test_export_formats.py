@@ -80,7 +80,7 @@ def test_a_registered_format_exports_through_the_cli(stamp, capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("--target", "host"), "--target applies to --format tvm, stamp or broken-stamp only, not onnx"),
+        (("--target", "paper"), "--target applies to --format tvm, stamp or broken-stamp only, not onnx"),
         (("--format", "stamp", "--tune", "3"), "--tune applies to --format tvm only, not stamp"),
         (("--format", "stamp", "--int8"), "--int8 applies to --format onnx only, not stamp"),
         (("--format", "stamp", "--target", "slate"), "stamp: unknown target 'slate' (paper)"),
@@ -99,7 +99,7 @@ def test_a_format_that_fails_to_load_does_not_break_the_option_message(stamp, ca
     FORMATS.register("exploding", "exploding_format:FORMAT")
     FORMATS.register("tvm", "exploding_format:FORMAT")  # so that no format that loads takes --tune
     try:
-        rc, _, err = run(capsys, "--target", "host", "--out", tmp_path / "e")
+        rc, _, err = run(capsys, "--target", "paper", "--out", tmp_path / "e")
         assert rc == 2 and "--target applies to --format stamp or broken-stamp only, not onnx\n" in err, err
         rc, _, err = run(capsys, "--tune", "3", "--out", tmp_path / "e")
         assert rc == 2 and err == "error: --tune does not apply to --format onnx (no format takes it)\n", err

@@ -10,10 +10,11 @@ import pytest
 import torch
 from export_helpers import SMALL, data_file, options, trained_run
 
-from nas.export.onnx import PARITY_TOLERANCE, Normalized, ParityError, export_onnx, parity, read_metadata
+from nas.export.onnx import PARITY_TOLERANCE, Normalized, ParityError, parity, read_metadata
 from nas.export.pipeline import run_export
-from nas.export.runtime import logits, session
+from nas.export.runtime import logits
 from nas.export.source import from_arch, from_run_dir
+from nas.onnxrt import export_onnx, session
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

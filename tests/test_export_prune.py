@@ -7,11 +7,12 @@ import pytest
 import torch
 from export_helpers import COUPLED, SHUFFLED, SMALL, data_file, options, trained_run
 
-from nas.export.onnx import PARITY_TOLERANCE, Normalized, export_onnx, parity
+from nas.export.onnx import PARITY_TOLERANCE, Normalized, parity
 from nas.export.pipeline import run_export
 from nas.export.prune import classifier, prune_channels
 from nas.export.source import from_arch, from_run_dir
 from nas.metrics import count_params
+from nas.onnxrt import export_onnx
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.extra("prune")]
 

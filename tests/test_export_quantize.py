@@ -7,11 +7,12 @@ import onnx
 import pytest
 from export_helpers import SMALL, data_file, options, trained_run
 
-from nas.export.onnx import Normalized, export_onnx, read_metadata
+from nas.export.onnx import Normalized, read_metadata
 from nas.export.pipeline import run_export
 from nas.export.quantize import ImageReader, calibration_images, quantize_int8
-from nas.export.runtime import logits, session
+from nas.export.runtime import logits
 from nas.export.source import from_arch, from_run_dir
+from nas.onnxrt import export_onnx, session
 
 # big enough that weights, not quantization parameters, dominate the file
 WIDE = "conv_k3_s2_c16:ir_k3_e6_c64:ir_k3_s2_e6_c96:head_c256"

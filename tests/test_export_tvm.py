@@ -23,9 +23,10 @@ from export_helpers import SMALL, options
 from nas import cli
 from nas.export import tvm_replay
 from nas.export.onnx import PARITY_TOLERANCE, Normalized
-from nas.export.pipeline import model_logits, run_export
+from nas.export.pipeline import run_export
 from nas.export.source import from_arch
 from nas.export.tvm import build, check, prepare, target_spec
+from nas.export.variants import model_logits
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.extra("tvm")]
 CROSS_CC, QEMU = "aarch64-linux-gnu-gcc", "qemu-aarch64"

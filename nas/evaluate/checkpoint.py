@@ -5,6 +5,7 @@ the weights: input shape, classes, the normalization that export puts inside the
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from nas.evaluate.loop import predict_probs, to_tensor
 ARCH_FILE = "arch.txt"
 WEIGHTS_FILE = "weights.pt"
 METRICS_FILE = "metrics.json"
+REQUIRED_METRICS = ("in_chans", "num_classes", "input_size", "task", "class_names", "normalization")
 
 
 @dataclass
@@ -60,18 +62,50 @@ def is_trained_dir(path: str | Path) -> bool:
 
 
 def load_trained(run_dir: str | Path) -> TrainedModel:
-    """The model ``train_final`` wrote to ``run_dir``; a missing or broken file raises ``DataError`` (a
-    malformed arch file, ``ConfigError``)."""
+    """The model ``train_final`` wrote to ``run_dir``; a missing, unreadable or inconsistent file raises a
+    one-line ``DataError`` naming it (a malformed arch string, ``ConfigError``)."""
     run_dir = Path(run_dir)
     if not is_trained_dir(run_dir):
         raise DataError(
             f"{run_dir} is not a trained model directory ({ARCH_FILE}, {WEIGHTS_FILE}, {METRICS_FILE})"
         )
-    arch = ArchSpec.from_str((run_dir / ARCH_FILE).read_text().strip())
+    arch = ArchSpec.from_str(_read_text(run_dir / ARCH_FILE).strip())
+    metrics = _read_metrics(run_dir / METRICS_FILE)
+    model = build_model(arch, metrics["in_chans"], metrics["num_classes"], metrics["input_size"])
+    path = run_dir / WEIGHTS_FILE
     try:
-        metrics = json.loads((run_dir / METRICS_FILE).read_text())
-        model = build_model(arch, metrics["in_chans"], metrics["num_classes"], metrics["input_size"])
-        model.load_state_dict(torch.load(run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True))
-    except (json.JSONDecodeError, KeyError, RuntimeError) as exc:
-        raise DataError(f"cannot load the model in {run_dir}: {' '.join(str(exc).split())}") from None
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except pickle.UnpicklingError:
+        raise DataError(f"cannot load {path}: not a plain state dict of tensors") from None
+    except EOFError:
+        raise DataError(f"cannot load {path}: the file is empty or cut short") from None
+    except (OSError, RuntimeError, TypeError) as exc:  # a damaged archive, or weights of another network
+        raise DataError(f"cannot load {path}: {' '.join(str(exc).split())}") from None
     return TrainedModel(arch, model.eval(), metrics)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    """``metrics.json``, with every key a reloaded model is used by (shape, task, classes, normalization)."""
+    try:
+        metrics = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"cannot read {path}: not JSON ({exc})") from None
+    if not isinstance(metrics, dict):
+        raise DataError(f"cannot read {path}: not a JSON object")
+    missing = [key for key in REQUIRED_METRICS if key not in metrics]
+    if missing:
+        raise DataError(f"cannot read {path}: no {', '.join(repr(k) for k in missing)}")
+    for key in ("in_chans", "num_classes", "input_size"):
+        if not isinstance(metrics[key], int) or isinstance(metrics[key], bool) or metrics[key] < 1:
+            raise DataError(f"cannot read {path}: '{key}' must be a positive integer, got {metrics[key]!r}")
+    normalization = metrics["normalization"]
+    if not isinstance(normalization, dict) or not {"mean", "std"} <= normalization.keys():
+        raise DataError(f"cannot read {path}: 'normalization' must have 'mean' and 'std'")
+    return metrics

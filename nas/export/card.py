@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from nas.data import dataset_card
 from nas.errors import DataError
 from nas.export import FORMATS
+from nas.export.format import ExportOptions
 from nas.export.source import Source
 
 SCHEMA = "nas-model-card/1"
@@ -141,7 +142,7 @@ def format_sections(card: ModelCard) -> dict[str, dict[str, Any]]:
 def build_card(
     *,
     source: Source,
-    options: Any,
+    options: ExportOptions,
     complexity: dict[str, Any],
     threshold: float | None,
     files: dict[str, str],

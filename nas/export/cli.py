@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.argtypes import count, positive_int, ratio
-from nas.errors import UsageError
 from nas.export import FORMATS
+from nas.export.format import CALIBRATION_METHODS
 
 if TYPE_CHECKING:
     from nas.export.card import ModelCard
@@ -32,6 +32,7 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
     export.add_argument(
         "run_dir",
         nargs="?",
+        type=Path,
         metavar="RUN_DIR",
         help="a 'nas train' output directory, or a search run directory (with summary.json)",
     )
@@ -61,7 +62,7 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
     export.add_argument(
         "--calibration-method",
         default="minmax",
-        choices=("minmax", "entropy", "percentile"),
+        choices=CALIBRATION_METHODS,
         help="activation range calibration (default minmax)",
     )
     export.add_argument("--prune", type=ratio, metavar="RATIO", help="remove this share of channels")
@@ -84,28 +85,21 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
     return export
 
 
-def _source(args: argparse.Namespace):
-    from nas.export.source import from_arch, from_run_dir
-
-    if args.run_dir is not None:
-        if args.arch is not None:
-            raise UsageError("give either RUN_DIR or --arch, not both")
-        given = [
-            f"--{n.replace('_', '-')}" for n in ("input_size", "in_chans", "num_classes") if getattr(args, n)
-        ]
-        if given:
-            raise UsageError(f"{', '.join(given)} apply to --arch only; a run's model has its own")
-        return from_run_dir(args.run_dir, args.trial, args.best, args.data)
-    if args.trial is not None or args.best:
-        raise UsageError("--trial and --best need a search RUN_DIR")
-    if args.arch is None:
-        raise UsageError("give RUN_DIR (a trained run, or a search run with --trial N/--best) or --arch")
-    return from_arch(args.arch, args.input_size, args.in_chans, args.num_classes, args.data)
-
-
 def cmd_export(args: argparse.Namespace) -> None:
-    from nas.export.pipeline import ExportOptions, check_format, run_export
+    from nas.export.format import ExportOptions
+    from nas.export.pipeline import check_format, run_export
+    from nas.export.source import SourceRequest
 
+    request = SourceRequest(  # cheap checks first: nothing is imported for the format or loaded yet
+        run_dir=args.run_dir,
+        arch=args.arch,
+        trial=args.trial,
+        best=args.best,
+        data=args.data,
+        input_size=args.input_size,
+        in_chans=args.in_chans,
+        num_classes=args.num_classes,
+    )
     options = ExportOptions(
         out_dir=args.out,
         format=args.format,
@@ -123,7 +117,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         seed=args.seed,
     )
     fmt = check_format(options)  # before anything is loaded or built
-    source = _source(args)
+    source = request.load()
     card = run_export(source, options, fmt)
     _print_summary(card, options.out_dir or source.default_out)
 

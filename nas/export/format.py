@@ -23,13 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from nas.errors import UsageError
+
 if TYPE_CHECKING:
     import numpy as np
     from torch import nn
 
 FORMAT_OPTIONS = ("target", "tune", "int8")
 """Options that only some formats take (each is the ``--`` flag of the same name); a format lists the ones
-it takes in its ``options``, and giving one to another format is a one-line error."""
+it takes in its ``options``, and giving one to another format is a one-line error. Unset is None or False,
+or the value in ``FORMAT_OPTION_DEFAULTS``."""
+FORMAT_OPTION_DEFAULTS = {"target": "host"}
+"""Values that say what leaving the option out says, for every format: ``--target host`` is this machine."""
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")  # of INT8 activation ranges
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,36 @@ class ExportOptions:
     rounds: int = 100
     threads: int | None = None  # torch threads for fine-tuning; ONNX Runtime always runs on 1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """The checks ``nas export``'s argument types make, for options built in Python (``nas.export``):
+        one-line ``UsageError``s in the CLI's flag names."""
+        for name, low in (("calibration_images", 1), ("finetune_epochs", 0), ("rounds", 1)):
+            _check_int(name, getattr(self, name), low)
+        for name in ("tune", "round_to", "threads"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        if not isinstance(self.int8, bool):
+            raise UsageError(f"--int8 must be True or False, got {self.int8!r}")
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise UsageError(
+                f"--calibration-method must be one of {', '.join(CALIBRATION_METHODS)}, "
+                f"got {self.calibration_method!r}"
+            )
+        if self.prune is not None and not (_is_number(self.prune) and 0 < self.prune < 1):
+            raise UsageError(f"--prune must be between 0 and 1 (exclusive), got {self.prune!r}")
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    flag = f"--{name.replace('_', '-')}"
+    if not (_is_number(value) and isinstance(value, int)):
+        raise UsageError(f"{flag} must be an integer, got {value!r}")
+    if value < low:
+        raise UsageError(f"{flag} must be >= {low}, got {value}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

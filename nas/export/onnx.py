@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from nas.export.format import ExportOptions, Reference
-from nas.export.runtime import logits, session
-from nas.onnxrt import export_onnx as export_onnx  # one exporter for tables and deployment
+from nas.export.runtime import logits
+from nas.onnxrt import session
 
 PARITY_TOLERANCE = 1e-4
 

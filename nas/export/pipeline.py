@@ -18,16 +18,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from nas import extras
 from nas.errors import UsageError
 from nas.export import FORMATS
-from nas.export.format import FORMAT_OPTIONS, ExportFormat, ExportOptions, Reference
-from nas.export.onnx import Normalized, export_onnx, weight_bytes
+from nas.export.format import FORMAT_OPTION_DEFAULTS, FORMAT_OPTIONS, ExportFormat, ExportOptions, Reference
+from nas.export.onnx import Normalized, weight_bytes
 from nas.export.predicted import TablePrediction, predict
 from nas.export.source import Source
 from nas.export.staging import staged
 from nas.export.variants import clinical_scores, deployment_metadata, export_variants
-from nas.export.variants import model_logits as model_logits  # tests import it from here
 from nas.latency.backends.base import Settings
+from nas.onnxrt import export_onnx
 
 if TYPE_CHECKING:
     from nas.export.card import ModelCard
@@ -37,16 +38,26 @@ FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 
 def check_format(options: ExportOptions) -> ExportFormat:
     """The format ``options`` name, once it has accepted them: one-line ``NasError``s for an unknown
-    format, an option it does not take, or one it cannot use (before anything is loaded or built)."""
+    format, an option it does not take, one it cannot use, or a missing extra that ``--prune`` needs
+    (before anything is loaded or built)."""
     fmt = FORMATS.get(options.format)
     for name in FORMAT_OPTIONS:
-        if getattr(options, name) not in (None, False) and name not in fmt.options:
+        if _given(options, name) and name not in fmt.options:
             takers = _takers(name)
             if not takers:
                 raise UsageError(f"--{name} does not apply to --format {options.format} (no format takes it)")
             raise UsageError(f"--{name} applies to --format {_either(takers)} only, not {options.format}")
+    if options.prune is not None and not extras.available("prune"):
+        raise extras.missing_extra("prune")
     fmt.check(options)
     return fmt
+
+
+def _given(options: ExportOptions, name: str) -> bool:
+    """Whether a format option is set: not None or False, nor the value that means the same as leaving it
+    out (``--target host``)."""
+    value = getattr(options, name)
+    return value is not None and value is not False and value != FORMAT_OPTION_DEFAULTS.get(name)
 
 
 def _takers(option: str) -> list[str]:

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from nas.errors import UsageError
-from nas.export.runtime import INPUT
+from nas.onnxrt import INPUT
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 CALIBRATION_BATCH = 32
 
 

@@ -1,4 +1,5 @@
-"""What is being exported: a trained run (directly, or a trial of a search run) or an untrained arch.
+"""What is being exported: a trained run (directly, or a trial of a search run) or an untrained arch,
+named by a ``SourceRequest`` (checked before anything is loaded) and loaded as a ``Source``.
 
 Everything downstream (ONNX, INT8, pruning, the model card) reads this one value: the network, its
 input shape, the normalization that goes inside the graph, class names, the operating threshold and,
@@ -8,6 +9,7 @@ when it can be loaded, the dataset (for calibration, fine-tuning and clinical me
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,11 @@ from torch import nn
 
 from nas.arch import ArchSpec
 from nas.data.splits import Splits
-from nas.errors import DataError, NasError
+from nas.errors import DataError, NasError, UsageError
 
 UNTRAINED_MEAN, UNTRAINED_STD = 0.5, 0.5
 UNTRAINED_SEED = 0
+SHAPE_OPTIONS = ("input_size", "in_chans", "num_classes")  # an untrained arch's; a run has its own
 
 
 @dataclass
@@ -48,14 +51,77 @@ class Source:
         return (1, self.in_chans, self.input_size, self.input_size)
 
 
+@dataclass(frozen=True)
+class SourceRequest:
+    """Which network to export, as ``nas export`` and ``nas.export`` name it: a run directory (a trained
+    model, or a search run with ``trial``/``best``) or an untrained ``arch`` (with its shape). Building it
+    checks the combination (one-line ``UsageError``s, in the CLI's words) and that the directory exists,
+    reading nothing, so that a wrong call fails before the format is checked and anything is loaded."""
+
+    run_dir: Path | None = None
+    arch: str | None = None
+    trial: int | None = None
+    best: bool = False
+    data: str | None = None
+    input_size: int | None = None
+    in_chans: int | None = None
+    num_classes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.run_dir is None:
+            if self.trial is not None or self.best:
+                raise UsageError("--trial and --best need a search RUN_DIR")
+            if self.arch is None:
+                raise UsageError(
+                    "give RUN_DIR (a trained run, or a search run with --trial N/--best) or --arch"
+                )
+            return
+        if self.arch is not None:
+            raise UsageError("give either RUN_DIR or --arch, not both")
+        shape = [f"--{n.replace('_', '-')}" for n in SHAPE_OPTIONS if getattr(self, n) is not None]
+        if shape:
+            verb = "applies" if len(shape) == 1 else "apply"
+            raise UsageError(f"{', '.join(shape)} {verb} to --arch only; a run's model has its own")
+        if self.trial is not None and self.best:
+            raise UsageError("give either --trial N or --best, not both")
+        _existing_dir(self.run_dir)
+
+    def load(self) -> Source:
+        """The network, its weights (or seeded init) and its data."""
+        if self.run_dir is not None:
+            return from_run_dir(self.run_dir, self.trial, self.best, self.data)
+        assert self.arch is not None  # __post_init__
+        return from_arch(self.arch, self.input_size, self.in_chans, self.num_classes, self.data)
+
+
+def run_dir_or_arch(model: str | Path) -> tuple[Path | None, str | None]:
+    """``nas.export``'s one positional as ``(run_dir, arch)``. A ``Path``, or a string with a path separator
+    (arch strings have none), is a directory, and one that does not exist is said to be missing, not taken
+    for an arch; a reference name is the network even if a folder of that name is in the working directory;
+    any other string is a directory if one of that name exists, else an arch string."""
+    from nas.zoo import REFERENCES
+
+    if isinstance(model, Path) or any(sep and sep in model for sep in (os.sep, os.altsep)):
+        return Path(model), None
+    if model.strip() not in REFERENCES and Path(model).is_dir():
+        return Path(model), None
+    return None, model
+
+
+def _existing_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a ``Path``; a one-line ``DataError`` if there is no such directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"no such run directory: {run_dir}")
+    return run_dir
+
+
 def from_run_dir(run_dir: str | Path, trial: int | None, best: bool, data: str | None) -> Source:
     """A trained model directory (``nas train --out DIR``), or trial N / the best trial of a search run,
     whose weights ``nas train RUN_DIR --trial N`` wrote to ``RUN_DIR/final/trial_N``."""
     from nas.evaluate.checkpoint import is_trained_dir, load_trained
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError(f"no such run directory: {run_dir}")
+    run_dir = _existing_dir(run_dir)
     summary_data = None
     if is_trained_dir(run_dir):
         if trial is not None or best:
@@ -73,7 +139,7 @@ def from_run_dir(run_dir: str | Path, trial: int | None, best: bool, data: str |
                 f"trial {run['number']} of {run_dir} has no trained weights in {trained_dir}: "
                 f"run 'nas train {run_dir} --trial {run['number']}' first"
             )
-        summary_data = _data_ref(run["dataset"])
+        summary_data = run["dataset"]
         origin = f"trial {run['number']} of search run {run_dir}, trained in {trained_dir}"
     else:
         raise DataError(
@@ -157,13 +223,6 @@ def from_arch(
     if splits is not None:
         source.splits, source.data_note = splits, f"'{data}'"
     return source
-
-
-def _data_ref(dataset: str | dict[str, Any] | None) -> str | None:
-    """A search summary's dataset, ``{"name", "path"}`` (the search config) or a plain string."""
-    if isinstance(dataset, dict):
-        return dataset.get("path") or dataset.get("name")
-    return dataset
 
 
 def _attach_data(source: Source, given: str | None, recorded: str | None) -> None:

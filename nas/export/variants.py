@@ -17,8 +17,9 @@ from torch import nn
 
 from nas.data.splits import Splits
 from nas.export.format import ExportOptions
-from nas.export.onnx import Normalized, export_onnx, parity
+from nas.export.onnx import Normalized, parity
 from nas.export.source import Source
+from nas.onnxrt import export_onnx, session
 
 PARITY_IMAGES = 5
 SPLITS = ("val", "test")
@@ -39,7 +40,7 @@ def export_variants(source: Source, options: ExportOptions) -> Variants:
     """``source``'s fp32 ONNX model and, with ``options.int8``, its INT8 one, each with the deployment
     metadata (``options.prune``: the pruned channel ratio it records); raises ``ParityError`` when the
     fp32 model differs from PyTorch."""
-    from nas.export.runtime import logits, session
+    from nas.export.runtime import logits
 
     meta = deployment_metadata(source, options.prune)
     model = Normalized(source.network, source.mean, source.std).eval()
@@ -77,7 +78,7 @@ def clinical_scores(
 ) -> dict[str, dict[str, Any]]:
     """Every clinical metric of an exported model on the splits ``names``, run through ONNX Runtime at
     ``threshold`` (the operating point chosen on val)."""
-    from nas.export.runtime import session, split_probs
+    from nas.export.runtime import split_probs
     from nas.metrics.clinical import clinical_metrics
 
     sess = session(onnx_bytes)

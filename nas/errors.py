@@ -30,3 +30,11 @@ class DataError(NasError):
 
 class MissingExtraError(NasError):
     """An optional dependency is not installed; the message names the ``pip install`` that adds it."""
+
+
+def first_problem(exc: Exception) -> tuple[str, str]:
+    """The first problem of a pydantic ``ValidationError``: its dotted location (``settings.dtype``, empty
+    for the whole object) and its message without pydantic's "Value error, " prefix, for one-line errors
+    that name the file and the field."""
+    error = exc.errors()[0]  # type: ignore[attr-defined]
+    return ".".join(str(part) for part in error["loc"]), error["msg"].removeprefix("Value error, ")

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nas.data import dataset_card
-from nas.errors import DataError
+from nas.errors import DataError, first_problem
 from nas.export import FORMATS
 from nas.export.format import ExportOptions
 from nas.export.source import Source
@@ -260,9 +260,8 @@ def read_card(path: Path) -> ModelCard:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"cannot read model card {path}: {exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise DataError(f"{path} is not a model card ({where}: {first['msg']})") from None
+        where, problem = first_problem(exc)
+        raise DataError(f"{path} is not a model card ({where}: {problem})") from None
 
 
 def _num(value: Any, digits: int = 4) -> str:

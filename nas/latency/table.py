@@ -34,7 +34,7 @@ from pydantic.dataclasses import dataclass
 from typing_extensions import TypedDict  # pydantic validates only this one on Python 3.11
 
 from nas.arch import ArchSpec
-from nas.errors import ConfigError, DataError
+from nas.errors import ConfigError, DataError, first_problem
 from nas.latency.keys import arch_keys, check_dtype
 from nas.latency.predict import Calibration
 from nas.space import SearchSpace
@@ -51,9 +51,7 @@ def _space_config(config: dict[str, Any]) -> dict[str, Any]:
         if config:
             SpaceConfig.model_validate(config)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(map(str, error["loc"]))
-        problem = error["msg"].removeprefix("Value error, ")
+        where, problem = first_problem(exc)
         raise ValueError(f"{where}: {problem}" if where else problem) from None
     return config
 

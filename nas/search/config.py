@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, first_problem
 from nas.resources import bundled_experiments, find_experiment
 
 if TYPE_CHECKING:
@@ -261,7 +261,6 @@ def experiment_from(
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        keys = ".".join(str(p) for p in error["loc"])
+        keys, problem = first_problem(exc)
         where = f"key '{keys}': " if keys else ""
-        raise ConfigError(f"{source}: {where}{error['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(f"{source}: {where}{problem}") from None

@@ -3,6 +3,7 @@ the reports. ``nas search`` adds a progress bar and the printed front; ``nas.sea
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -35,6 +36,8 @@ PLOT_REFERENCES = ("mnasnet_a1", "mobilenet_v2", "mnasnet0_5")
 CONFIG_FILE = "config.yaml"
 
 Monitor = Callable[[ExperimentConfig], AbstractContextManager[list["TrialCallback"]]]
+
+log = logging.getLogger(__name__)
 
 
 def run_experiment(config: ExperimentConfig, monitor: Monitor | None = None) -> SearchSummary:
@@ -87,8 +90,7 @@ def record_config(config: ExperimentConfig, out: Path) -> None:
 def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
     """Cheap metrics of a few reference networks, for the plot. Their latency is the table's prediction
     where it can price them, else measured here on the table's scale (see ``measure_nets``), else left
-    out with a printed note: a reference never costs the run its report."""
-    from nas.console import console
+    out with a logged warning: a reference never costs the run its report."""
     from nas.latency.validate import measure_nets
     from nas.search.factory import dataset_shape, latency_table
     from nas.search.objective import cheap_metrics
@@ -113,7 +115,7 @@ def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
             measured = measure_nets(table, unpriced)
         except NasError as exc:  # an imported table (no anchor), a board out of reach: keep the report
             names = ", ".join(unpriced)
-            console().print(f"note: reference networks {names} have no latency in the report: {exc}")
+            log.warning("note: reference networks %s have no latency in the report: %s", names, exc)
             return found
         for name, ms in measured.items():
             found[f"{name} (measured)"] = {**found.pop(name), "latency_ms": ms}

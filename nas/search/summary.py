@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from nas.errors import DataError, UsageError
+from nas.errors import DataError, UsageError, first_problem
 from nas.search.config import DatasetConfig
 
 SUMMARY_FILE = "summary.json"
@@ -92,9 +92,7 @@ def read_summary(run_dir: str | Path) -> SearchSummary:
     try:
         return SearchSummary.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        problem = error["msg"].removeprefix("Value error, ")
+        where, problem = first_problem(exc)
         raise DataError(f"{path} is not a search summary: {where + ': ' if where else ''}{problem}") from None
 
 

@@ -298,7 +298,7 @@ def test_references_the_table_cannot_measure_never_cost_the_report(tmp_path, cap
         reward={"type": "weighted_sum", "weights": {"latency_ms": -1.0}},
         trials=1,
     )
-    rc, stdout, err = cli(capsys, str(path))
+    rc, _, err = cli(capsys, str(path))
     assert rc == 0, err
     assert "have no latency in the report" in caplog.text and "no anchor" in caplog.text
     for name in ("trials.csv", "pareto.csv", "pareto.png", "summary.json"):

@@ -4,6 +4,11 @@ ROC AUC is the Mann-Whitney statistic with average ranks for ties (equal to the 
 Sensitivity and specificity are taken at an operating threshold chosen on the validation split
 (``choose_threshold``) and then applied unchanged to the test split, as a deployed model would be.
 ECE is Guo et al. (2017): 15 equal-width confidence bins, top-label confidence.
+Log loss and the Brier score are proper scoring rules (lower is better) that keep separating models
+after AUC saturates near 1: binary ``logloss = -mean(y log p + (1-y) log(1-p))`` and
+``brier = mean((p - y)^2)`` on the positive-class probability (scikit-learn's forms); multi-class
+``logloss = -mean(log p[y])`` and ``brier = mean(sum_k (p_k - [y = k])^2)`` (Brier 1950); multi-label the
+binary forms averaged over every label. Probabilities are clipped to ``[1e-15, 1 - 1e-15]`` for the log.
 
 Shapes: binary ``y_true (N,)`` 0/1 with ``probs (N,)`` for the positive class or ``(N, 2)``; multi-class
 ``y_true (N,)`` with ``probs (N, K)``; multi-label ``y_true (N, K)`` 0/1 with ``probs (N, K)``.
@@ -18,6 +23,7 @@ import numpy as np
 from nas.errors import DataError
 
 ECE_BINS = 15
+LOG_EPS = 1e-15
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -60,6 +66,30 @@ def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins
         if members.any():
             ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
     return float(ece)
+
+
+def log_loss(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean negative log-likelihood of the labels (shapes as ``clinical_metrics``); ``nan`` when empty."""
+    y, p = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
+    if len(y) == 0:
+        return math.nan
+    if y.ndim == 2 or p.ndim == 1 or p.shape[1] == 2:  # binary or per-label binary
+        p = np.clip(positive_scores(p) if y.ndim == 1 else p, LOG_EPS, 1 - LOG_EPS)
+        y = y.astype(np.float64).reshape(p.shape)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y.astype(np.int64)], LOG_EPS, 1.0))))
+
+
+def brier_score(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean squared error of the probabilities (shapes and forms as ``log_loss``); ``nan`` when empty."""
+    y, p = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
+    if len(y) == 0:
+        return math.nan
+    if y.ndim == 2 or p.ndim == 1 or p.shape[1] == 2:
+        p = positive_scores(p) if y.ndim == 1 else p
+        return float(np.mean((p - y.astype(np.float64).reshape(p.shape)) ** 2))
+    onehot = y.astype(np.int64)[:, None] == np.arange(p.shape[1])[None, :]
+    return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
 
 
 def positive_scores(probs: np.ndarray) -> np.ndarray:
@@ -140,6 +170,8 @@ def _binary(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
         "ppv": _ratio((at & y).sum(), at.sum()),
         "npv": _ratio((~at & ~y).sum(), (~at).sum()),
         "ece": expected_calibration_error(predicted == y, np.maximum(p, 1 - p)),
+        "logloss": log_loss(y, p),
+        "brier": brier_score(y, p),
     }
 
 
@@ -155,6 +187,8 @@ def _multi_class(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
         "specificity": float(np.nanmean(specificity)),
         "balanced_accuracy": float(np.nanmean(recall)),
         "ece": expected_calibration_error(predicted == y, probs.max(axis=1)),
+        "logloss": log_loss(y, probs),
+        "brier": brier_score(y, probs),
     }
 
 
@@ -171,6 +205,8 @@ def _multi_label(y: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str
         "specificity": float(specificity),
         "balanced_accuracy": float((sensitivity + specificity) / 2),
         "ece": expected_calibration_error(predicted == y, np.maximum(probs, 1 - probs)),
+        "logloss": log_loss(y, probs),
+        "brier": brier_score(y, probs),
     }
 
 

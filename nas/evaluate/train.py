@@ -67,19 +67,31 @@ def _summary(result: FitResult) -> dict[str, Any]:
 
 
 def evaluate_candidate(
-    arch: ArchSpec | str, splits: Splits, config: TrainConfig, report: Report | None = None
+    arch: ArchSpec | str,
+    splits: Splits,
+    config: TrainConfig,
+    report: Report | None = None,
+    val_probs: bool = False,
 ) -> dict[str, Any]:
     """Short training of a candidate, scored on validation only.
 
     ``report(epoch, val_metrics)`` is called after every epoch (the search reports to Optuna there and
     raises ``optuna.TrialPruned``; the exception propagates). ``score`` is the best epoch's
-    ``config.select_metric``; ``val`` all metrics of that epoch. Raises ``TrainingDiverged`` on NaN/inf.
+    ``config.select_metric``; ``val`` all metrics of that epoch. With ``val_probs`` the best epoch's
+    validation probabilities are returned too (``val_probs``, for out-of-fold pooling). Raises
+    ``TrainingDiverged`` on NaN/inf.
     """
     arch = _arch(arch)
     with torch_settings(config):
-        result = fit(_model(arch, splits, config.seed), splits, config, report)
+        model = _model(arch, splits, config.seed)
+        result = fit(model, splits, config, report)
+        if val_probs:
+            model.load_state_dict(result.best_state)
+            x = to_tensor(splits.val, config.device)
+            probs = predict_probs(model, x, result.mean, result.std, splits.task, config.channels_last)
     best = result.history[result.best_epoch - 1]
-    return {"arch": arch.to_str(), "score": best[config.select_metric], "val": best, **_summary(result)}
+    found = {"arch": arch.to_str(), "score": best[config.select_metric], "val": best, **_summary(result)}
+    return found | ({"val_probs": probs} if val_probs else {})
 
 
 def train_final(

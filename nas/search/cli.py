@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 def registered_names() -> str:
     """The names the registries hold now, plugins included (``nas plugins`` says where each comes from)."""
     from nas.data import DATASETS
+    from nas.evaluate.protocols import PROTOCOLS
     from nas.search.strategies import STRATEGIES
 
-    return f"\nRegistered strategies: {', '.join(STRATEGIES)}.\nRegistered datasets: {', '.join(DATASETS)}.\n"
+    return (
+        f"\nRegistered strategies: {', '.join(STRATEGIES)}.\nRegistered evaluation protocols: "
+        f"{', '.join(PROTOCOLS)}.\nRegistered datasets: {', '.join(DATASETS)}.\n"
+    )
 
 
 def add_search_command(commands: Any) -> None:

@@ -9,6 +9,8 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
     input_size    input resolution; in_chans and classes follow the dataset
     latency       {table: PATH} a latency table for the space at input_size (enables ``latency_ms``)
     training      short candidate training: any ``nas.evaluate.config.TrainConfig`` field (epochs, lr, ...)
+    evaluation    {protocol: holdout | kfold, folds: K, repeats: R}: how a candidate's validation score is
+                  measured (``nas.evaluate.protocols``); default holdout, kfold's folds default 5
     mode          ``reward`` (one scalar, maximized) or ``pareto`` (the ``objectives``, jointly)
     reward        {type: mnasnet_soft|mnasnet_hard|weighted_sum, accuracy, latency, target, w, weights};
                   default in reward mode {type: weighted_sum, weights: {val_auc: 1}}; optional in
@@ -27,7 +29,8 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
 
 Metrics: ``params``, ``macs``, ``peak_activation_kb``, ``energy_mj``, ``latency_ms`` (cheap, known
 before training) and ``val_auc``, ``val_accuracy``, ``val_sensitivity``, ``val_specificity``,
-``val_balanced_accuracy``, ``val_ece`` (need training).
+``val_balanced_accuracy``, ``val_ece``, ``val_logloss``, ``val_brier`` (need training; ece, logloss and
+brier are lower-is-better). With kfold or repeats each is the mean over the runs.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas.errors import ConfigError, first_problem
+from nas.evaluate.protocols import EvaluationConfig
 from nas.resources import bundled_experiments, find_experiment
 
 if TYPE_CHECKING:
@@ -53,9 +57,11 @@ TRAINED_METRICS = (
     "val_specificity",
     "val_balanced_accuracy",
     "val_ece",
+    "val_logloss",
+    "val_brier",
 )
 METRICS = CHEAP_METRICS + TRAINED_METRICS
-LOWER_IS_BETTER = {*CHEAP_METRICS, "val_ece"}
+LOWER_IS_BETTER = {*CHEAP_METRICS, "val_ece", "val_logloss", "val_brier"}
 
 Metric = Literal[METRICS]  # type: ignore[valid-type]
 
@@ -181,6 +187,7 @@ class ExperimentConfig(_Strict):
     input_size: int = Field(default=28, ge=8)
     latency: LatencyConfig | None = None
     training: dict[str, Any] = Field(default_factory=dict)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     mode: Literal["reward", "pareto"] = "reward"
     reward: RewardConfig | None = None
     objectives: list[ObjectiveConfig] = Field(default_factory=list)
@@ -231,6 +238,11 @@ class ExperimentConfig(_Strict):
         from nas.evaluate.config import TrainConfig
 
         return TrainConfig.from_json({"seed": self.seed, **self.training})
+
+    def fidelity(self) -> dict[str, Any]:
+        """What the trained metrics of this experiment's trials are measured at (``trials.csv`` columns)."""
+        train = self.train_config()
+        return self.evaluation.fidelity(train.epochs, train.seed)
 
     def needs_training(self) -> bool:
         return any(m in TRAINED_METRICS for m in self.metrics_used())

@@ -21,24 +21,29 @@ def load_splits(config: ExperimentConfig):
 
 
 class TrainingEvaluator:
-    """Short training on train, scored on validation only (the test split is never touched here)."""
+    """Short training scored on validation by the experiment's evaluation protocol (holdout: train ->
+    val; kfold: folds of train + val); the test split is never touched here."""
 
     def __init__(self, config: ExperimentConfig) -> None:
+        from nas.evaluate.protocols import check_data
+
         self.splits = load_splits(config)
         self.train_config = config.train_config()
+        self.evaluation = config.evaluation
+        check_data(self.splits, self.evaluation)  # data the protocol cannot use fails before any trial
 
     def __call__(self, arch: ArchSpec, report: Report) -> dict[str, float]:
         from nas.evaluate.config import TrainingDiverged
-        from nas.evaluate.train import evaluate_candidate
+        from nas.evaluate.protocols import run_protocol
 
-        def report_val(epoch: int, metrics: dict[str, float]) -> None:
-            report(epoch, _val(metrics))
+        def report_val(step: int, metrics: dict[str, float]) -> None:
+            report(step, _val(metrics))
 
         try:
-            result = evaluate_candidate(arch, self.splits, self.train_config, report=report_val)
+            metrics = run_protocol(arch, self.splits, self.train_config, self.evaluation, report_val)
         except TrainingDiverged as exc:
             raise CandidateFailed(str(exc)) from None
-        return _val(result["val"])
+        return _val(metrics)
 
 
 def _val(metrics: dict[str, float]) -> dict[str, float]:

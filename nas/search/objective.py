@@ -79,6 +79,8 @@ class CandidateObjective:
         if cached is not None:
             trial.set_user_attr("cached_from", cached.number)
             metrics = dict(cached.user_attrs["metrics"])
+            if "fidelity" in cached.user_attrs:
+                trial.set_user_attr("fidelity", cached.user_attrs["fidelity"])
         else:
             try:
                 metrics = self.evaluate(trial, arch)
@@ -101,11 +103,13 @@ class CandidateObjective:
         if self.config.needs_training():
             if self.evaluator is None:
                 raise ValueError("this experiment needs an accuracy evaluator (training)")
+            trial.set_user_attr("fidelity", self.config.fidelity())  # before training: a pruned trial has it
             metrics.update(self.evaluator(arch, self._reporter(trial)))
         return metrics
 
     def _reporter(self, trial: Trial) -> Report:
-        """Per-epoch intermediate values for the pruner (single-objective studies only: Optuna's rule)."""
+        """Intermediate values for the pruner (single-objective studies only: Optuna's rule): per epoch,
+        and with kfold or repeats the running mean after each later run (``nas.evaluate.protocols``)."""
         rewarded = self.config.reward
         metric = rewarded.accuracy if rewarded is not None and rewarded.type != "weighted_sum" else None
         if self.config.mode == "pareto" or self.config.pruner.name == "none" or metric is None:

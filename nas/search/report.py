@@ -42,6 +42,7 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
         "rejected": attrs.get("rejected"),
         "fail_reason": attrs.get("fail_reason"),
         "cached_from": attrs.get("cached_from"),
+        **attrs.get("fidelity", {}),
         **attrs.get("metrics", {}),
         **{f"constraint_{i}": v for i, v in enumerate(violations or [])},
     }

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from nas.errors import DataError, NasError, UsageError
+from nas.evaluate.protocols import EvaluationConfig
 from nas.outdir import writable_dir
 from nas.search.config import ExperimentConfig
 from nas.search.summary import SearchSummary
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 # What must not change between a run and its resumption (trials, timeout and workers may).
 IDENTITY_KEYS = (
     "training",
+    "evaluation",
     "name",
     "space",
     "dataset",
@@ -71,7 +73,8 @@ def check_run_dir(config: ExperimentConfig, out: Path) -> None:
     if not isinstance(previous, dict | None):
         raise DataError(f"{path} is not an experiment record (not a mapping); use another --out")
     resolved = config.model_dump(mode="json")
-    changed = [k for k in IDENTITY_KEYS if (previous or {}).get(k) != resolved.get(k)]
+    previous = {"evaluation": EvaluationConfig().model_dump(mode="json")} | (previous or {})  # older runs
+    changed = [k for k in IDENTITY_KEYS if previous.get(k) != resolved.get(k)]
     if changed:
         raise UsageError(f"{out} holds another experiment ({', '.join(changed)} differ); use another --out")
 

@@ -265,3 +265,19 @@ def _objective(config):
     from nas.search.factory import default_objective
 
     return default_objective(config)
+
+
+def test_a_changed_evaluation_is_another_experiment(tmp_path):
+    import yaml
+
+    from nas.errors import UsageError
+    from nas.search.runner import CONFIG_FILE, check_run_dir
+
+    config = experiment_from(BASE | {"reward": {"type": "weighted_sum", "weights": {"params": -1.0}}})
+    older = config.model_dump(mode="json")
+    del older["evaluation"]  # a run recorded before the key existed: holdout, as it was run
+    (tmp_path / CONFIG_FILE).write_text(yaml.safe_dump(older))
+    check_run_dir(config, tmp_path)
+    kfold = config.model_copy(update={"evaluation": EvaluationConfig(protocol="kfold")})
+    with pytest.raises(UsageError, match=r"\(evaluation differ\)"):
+        check_run_dir(kfold, tmp_path)

@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_command(commands)
 
     plugins = commands.add_parser(
-        "plugins", help="every registered block, strategy, latency backend, dataset and export format"
+        "plugins",
+        help="every registered extension: blocks, strategies, evaluation protocols, latency backends, "
+        "datasets, export formats",
     )
     plugins.add_argument("--json", action="store_true", help="print one JSON object")
     plugins.set_defaults(func=cmd_plugins)

@@ -57,7 +57,84 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     overrides = {k: getattr(args, k) for k in ("trials", "timeout", "storage", "workers", "out")}
     config = load_experiment(args.experiment, overrides)
-    _print_results(Path(config.out), run_experiment(config, monitor=_progress))
+    out = Path(config.out)
+    _print_results(out, run_experiment(config, monitor=_progress, finalize_progress=_final_progress))
+    if config.finalize is not None:
+        from nas.search.final import read_final
+
+        record = read_final(out)
+        if record is not None:
+            _print_final(out, record)
+
+
+def add_finalize_command(commands: Any) -> None:
+    from nas.search.finalize import DEFAULTS
+
+    finalize = commands.add_parser(
+        "finalize",
+        help="train a search run's best candidates with the full recipe on several seeds, rank them again",
+        description="Train the top N of RUN's Pareto front (pareto mode) or of its reward (reward mode) with "
+        "the experiment's training settings for --epochs epochs on --seeds seeds, score them on val (and "
+        "test, for the report only) and rank them again by the mean val figure. Writes RUN/final.json, "
+        "final_* columns in pareto.csv and summary.json's final_best, which 'nas train RUN --best' then "
+        "uses. Trained directories are reused: running it again trains nothing twice.",
+    )
+    finalize.add_argument("run_dir", metavar="RUN", help="a search run directory (with summary.json)")
+    finalize.add_argument(
+        "--top", type=int, default=DEFAULTS.top, metavar="N", help=f"candidates (default {DEFAULTS.top})"
+    )
+    finalize.add_argument(
+        "--seeds", type=int, default=DEFAULTS.seeds, metavar="R", help=f"seeds (default {DEFAULTS.seeds})"
+    )
+    finalize.add_argument(
+        "--epochs",
+        type=int,
+        default=DEFAULTS.epochs,
+        metavar="E",
+        help=f"final training epochs (default {DEFAULTS.epochs})",
+    )
+    finalize.set_defaults(func=cmd_finalize)
+
+
+def cmd_finalize(args: argparse.Namespace) -> None:
+    from nas.search.finalize import finalize_run
+
+    record = finalize_run(args.run_dir, args.top, args.seeds, args.epochs, progress=_final_progress)
+    _print_final(Path(args.run_dir), record)
+
+
+def _final_progress(number: int, seed: int, reused: bool) -> None:
+    from nas.console import console
+
+    console().print(f"final training: trial {number}, seed {seed}" + (" (reused)" if reused else ""))
+
+
+def _print_final(out: Path, record: Any) -> None:
+    from rich.table import Table
+
+    from nas.console import console
+
+    def pm(mean: float | None, std: float | None) -> str:
+        return "-" if mean is None else f"{mean:.4f}" + ("" if std is None else f" ± {std:.4f}")
+
+    table = Table(
+        title=f"finalized: {record.epochs} epochs x {record.seeds} seed(s), ranked by final {record.rank_by}"
+    )
+    for column in ("rank", "search rank", "trial", record.rank_by, "val_auc", "test_auc", "arch"):
+        table.add_column(column, overflow="fold")
+    for t in record.trials:
+        table.add_row(
+            str(t.final_rank),
+            str(t.search_rank),
+            str(t.number),
+            "-" if t.score is None else f"{t.score:.4f}",
+            pm(t.val.get("val_auc"), t.val_std.get("val_auc")),
+            pm(t.test.get("test_auc"), t.test_std.get("test_auc")),
+            t.arch,
+        )
+    shown = console()
+    shown.print(table)
+    shown.print(f"  {out / 'final.json'}  (test figures are reported only; the ranking uses val)")
 
 
 @contextmanager

@@ -26,6 +26,9 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
     workers       processes sharing the study
     seed          base seed (worker k uses seed + k)
     out           run directory
+    finalize      {top: N, seeds: R, epochs: E}: at the end, train the top N of the front (pareto mode) or
+                  of the reward with the full recipe on R seeds, as ``nas finalize`` does (default: off;
+                  top 3, seeds 3, epochs 50 when given)
 
 Metrics: ``params``, ``macs``, ``peak_activation_kb``, ``energy_mj``, ``latency_ms`` (cheap, known
 before training) and ``val_auc``, ``val_accuracy``, ``val_sensitivity``, ``val_specificity``,
@@ -180,6 +183,14 @@ class PrunerConfig(_Strict):
     name: Literal["none", "median", "hyperband"] = "median"
 
 
+class FinalizeConfig(_Strict):
+    """The ``finalize`` key: what ``nas search`` finalizes at its end (``nas.search.finalize``)."""
+
+    top: int = Field(default=3, ge=1)
+    seeds: int = Field(default=3, ge=1)
+    epochs: int = Field(default=50, ge=1)  # the final recipe's epochs (``nas train``'s default)
+
+
 class ExperimentConfig(_Strict):
     name: str
     space: str
@@ -200,6 +211,7 @@ class ExperimentConfig(_Strict):
     workers: int = Field(default=1, ge=1)
     seed: int = 0
     out: str = "runs/experiment"
+    finalize: FinalizeConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:

@@ -15,8 +15,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from nas.search.config import LOWER_IS_BETTER, ExperimentConfig
+from nas.search.final import COLUMN_PREFIX, FinalRecord, final_columns, read_final
 from nas.search.pareto import costs, non_dominated
-from nas.search.summary import SearchSummary, write_summary
+from nas.search.summary import SearchSummary, TrialRow, read_summary, write_summary
 
 BASE_COLUMNS = ["number", "state", "arch", "reward", "feasible", "rejected", "fail_reason", "cached_from"]
 
@@ -109,6 +110,8 @@ def write_report(
     rows = [trial_row(t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
     axes = front_axes(config)
     front = pareto_front(rows, axes)
+    final = read_final(out)
+    merge_final(front, final)
     write_csv(out / "trials.csv", rows)
     write_csv(out / "pareto.csv", front)
     plot_front(out / "pareto.png", rows, front, axes, references)
@@ -129,5 +132,45 @@ def write_report(
         pareto=front,
         trials=rows,
     )
+    if final is not None:
+        summary.final_best = final_best(rows, final)
+        summary.final_rank_by = final.rank_by
+    write_summary(summary, out)
+    return summary
+
+
+def merge_final(rows: list[dict[str, Any]], record: FinalRecord | None) -> None:
+    """Give the finalized ``rows`` their final-fidelity columns (``final_val_auc``, ...), in place; stale
+    final columns of the others are dropped."""
+    trials = {t.number: t for t in record.trials} if record is not None else {}
+    for row in rows:
+        for key in [k for k in row if k.startswith(COLUMN_PREFIX)]:
+            del row[key]
+        trial = trials.get(row["number"])
+        if trial is not None and trial.arch == row["arch"] and record is not None:
+            row.update(final_columns(trial, record))
+
+
+def final_best(rows: list[dict[str, Any]], record: FinalRecord) -> dict[str, Any] | None:
+    """The trial row ``record`` ranks first by its final validation figures, with its final columns."""
+    best = record.best
+    row = next((r for r in rows if best is not None and r["number"] == best.number), None)
+    if best is None or row is None or row["arch"] != best.arch:
+        return None
+    return {k: v for k, v in row.items() if not k.startswith(COLUMN_PREFIX)} | final_columns(best, record)
+
+
+def write_final_report(out: Path, record: FinalRecord) -> SearchSummary:
+    """Rewrite ``pareto.csv`` and ``summary.json`` of the run in ``out`` with ``record``'s final figures
+    (``summary.json`` gains ``final_best`` and ``final_rank_by``; its other keys are kept)."""
+    summary = read_summary(out)
+    front = [row.model_dump() for row in summary.pareto]
+    merge_final(front, record)
+    write_csv(out / "pareto.csv", front)
+    rows = [row.model_dump() for row in summary.trials]
+    best = final_best(rows, record)
+    summary.pareto = [TrialRow.model_validate(row) for row in front]
+    summary.final_best = None if best is None else TrialRow.model_validate(best)
+    summary.final_rank_by = record.rank_by
     write_summary(summary, out)
     return summary

@@ -15,7 +15,7 @@ from nas.errors import DataError, NasError, UsageError
 from nas.evaluate.protocols import EvaluationConfig
 from nas.outdir import writable_dir
 from nas.search.config import ExperimentConfig
-from nas.search.summary import SearchSummary
+from nas.search.summary import SearchSummary, read_summary
 
 if TYPE_CHECKING:
     from nas.search.run import TrialCallback
@@ -42,9 +42,15 @@ Monitor = Callable[[ExperimentConfig], AbstractContextManager[list["TrialCallbac
 log = logging.getLogger(__name__)
 
 
-def run_experiment(config: ExperimentConfig, monitor: Monitor | None = None) -> SearchSummary:
+def run_experiment(
+    config: ExperimentConfig,
+    monitor: Monitor | None = None,
+    finalize_progress: Callable[[int, int, bool], None] | None = None,
+) -> SearchSummary:
     """Run ``config`` to its ``trials`` (or timeout) and return the summary written to ``summary.json``.
-    ``monitor(config)`` (the CLI's progress bar) is entered around the trials and gives their callbacks."""
+    ``monitor(config)`` (the CLI's progress bar) is entered around the trials and gives their callbacks.
+    With a ``finalize`` key the run is then finalized (``nas.search.finalize``; ``finalize_progress`` is
+    called after each final training) and the summary carries the final figures."""
     from nas.search.factory import default_objective
     from nas.search.report import write_report
     from nas.search.run import run_search
@@ -55,7 +61,13 @@ def run_experiment(config: ExperimentConfig, monitor: Monitor | None = None) -> 
     record_config(config, out)  # ... so a typo leaves no record that would refuse the corrected rerun
     with monitor(config) if monitor is not None else nullcontext([]) as callbacks:
         study = run_search(config, default_objective, callbacks)
-    return write_report(study, config, out, reference_metrics(config))
+    summary = write_report(study, config, out, reference_metrics(config))
+    if config.finalize is None:
+        return summary
+    from nas.search.finalize import finalize_run
+
+    finalize_run(out, **config.finalize.model_dump(), progress=finalize_progress)
+    return read_summary(out)
 
 
 def check_run_dir(config: ExperimentConfig, out: Path) -> None:

@@ -50,6 +50,10 @@ class SearchSummary(BaseModel):
     pareto_axes: list[str] = []
     pareto: list[TrialRow] = []
     trials: list[TrialRow]
+    # After ``nas finalize`` (``final.json``): the trial ranked first by its final-fidelity validation
+    # figures, with its ``final_*`` columns, and what it was ranked by ("reward" or a metric).
+    final_best: TrialRow | None = None
+    final_rank_by: str | None = None
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -97,10 +101,13 @@ def read_summary(run_dir: str | Path) -> SearchSummary:
 
 
 def read_search_run(run_dir: str | Path, trial: int | None, best: bool) -> ChosenTrial:
-    """Trial ``trial`` of a search run, or its best trial: its arch, and the run's dataset and input size."""
+    """Trial ``trial`` of a search run, or its best trial (by the final validation figures once the run is
+    finalized, else by the search's reward): its arch, and the run's dataset and input size."""
     summary = read_summary(run_dir)
     path = Path(run_dir) / SUMMARY_FILE
-    if best:
+    if best and summary.final_best is not None:  # a finalized run: the best by the final val figures
+        chosen = summary.final_best
+    elif best:
         chosen = summary.best
         if "best" not in summary.model_fields_set:
             raise UsageError(f"{path} records no best trial (no 'best' key): pick one with --trial N")

@@ -1,0 +1,213 @@
+"""Finalize a search run: its best candidates trained again with the full recipe on several seeds, then
+ranked again by those final-fidelity validation figures (``nas finalize RUN``, and ``nas search`` at its
+end when the experiment has a ``finalize`` key).
+
+Who is finalized: the top ``top`` of the Pareto front (pareto mode) or of the completed trials (reward
+mode, one trial per arch), ranked at search fidelity by the reward when the experiment has one, else by
+the front's first trained metric (``val_auc``, ...). Each is trained by ``train_final`` with the
+experiment's ``training`` settings and ``epochs`` final epochs, on seeds ``seed .. seed + seeds - 1``
+(``seed`` the experiment's training seed), into ``RUN/finalize/trial_<n>/e<epochs>_seed<s>``; a directory
+already trained with that recipe is reused (``nas.evaluate.cache``), so a rerun trains nothing again.
+
+The final ranking uses the mean over seeds of the validation figures only (the reward recomputed with
+them, or the metric itself); the test figures are measured once per training and only reported. The
+results go to ``final.json`` (``nas.search.final``), the ``final_*`` columns of ``pareto.csv`` and
+``summary.json``'s ``final_best``, which ``nas train RUN --best`` then trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import ConfigError, DataError, UsageError
+from nas.search.config import TRAINED_METRICS, ExperimentConfig, FinalizeConfig, experiment_from
+from nas.search.final import FinalRecord, FinalTrial, write_final
+from nas.search.pareto import costs, non_dominated
+from nas.search.summary import SearchSummary, read_summary
+
+FINAL_DIR = "finalize"
+DEFAULTS = FinalizeConfig()
+Progress = Callable[[int, int, bool], None]  # (trial number, seed, reused) after each training
+Row = dict[str, Any]
+
+
+def finalize_run(
+    run_dir: str | Path,
+    top: int = DEFAULTS.top,
+    seeds: int = DEFAULTS.seeds,
+    epochs: int = DEFAULTS.epochs,
+    progress: Progress | None = None,
+) -> FinalRecord:
+    """Finalize the search run in ``run_dir`` (see the module docstring); return what ``final.json`` holds."""
+    from nas.evaluate.cache import train_cached
+    from nas.search.factory import load_splits
+    from nas.search.report import front_axes, write_final_report
+
+    for name, value in (("top", top), ("seeds", seeds), ("epochs", epochs)):
+        if value < 1:
+            raise UsageError(f"--{name} must be >= 1, got {value}")
+    run_dir = Path(run_dir)
+    summary = read_summary(run_dir)
+    config = run_config(run_dir)
+    axes = front_axes(config)
+    rank_by, descending = ranking(config, axes)
+    chosen = candidates(summary, config, rank_by, descending)[:top]
+    if not chosen:
+        raise UsageError(f"{run_dir} has no completed trial with a {rank_by} to finalize")
+    splits = load_splits(config)
+    base = dataclasses.replace(config.train_config(), epochs=epochs)
+    finals: list[tuple[FinalTrial, Row]] = []
+    for search_rank, row in enumerate(chosen, 1):
+        runs, dirs, used = [], [], []
+        for seed in range(base.seed, base.seed + seeds):
+            out = run_dir / FINAL_DIR / f"trial_{row['number']}" / f"e{epochs}_seed{seed}"
+            metrics, reused = train_cached(row["arch"], splits, dataclasses.replace(base, seed=seed), out)
+            runs.append(metrics)
+            dirs.append(str(out.relative_to(run_dir)))
+            used.append(seed)
+            if progress is not None:
+                progress(row["number"], seed, reused)
+        val, val_std = mean_std([_prefixed(m["val"], "val_") for m in runs])
+        test, test_std = mean_std([_prefixed(m["test"], "test_") for m in runs])
+        final_row = row | {k: v for k, v in val.items() if k in TRAINED_METRICS}
+        trial = FinalTrial(
+            number=row["number"],
+            arch=row["arch"],
+            search_rank=search_rank,
+            final_rank=0,
+            search_score=score(row, config, rank_by),
+            score=score(final_row, config, rank_by),
+            seeds=used,
+            dirs=dirs,
+            val=val,
+            val_std=val_std,
+            test=test,
+            test_std=test_std,
+        )
+        finals.append((trial, final_row))
+    _rank(finals, descending)
+    if config.mode == "pareto":
+        _mark_front(finals, axes)
+    record = FinalRecord(
+        top=top,
+        seeds=seeds,
+        epochs=epochs,
+        rank_by=rank_by,
+        train_config=base.to_json(),
+        trials=sorted((t for t, _ in finals), key=lambda t: t.final_rank),
+    )
+    write_final(record, run_dir)
+    write_final_report(run_dir, record)
+    return record
+
+
+def run_config(run_dir: Path) -> ExperimentConfig:
+    """The experiment recorded in ``run_dir/config.yaml`` (what ``nas search`` wrote)."""
+    from nas.search.runner import CONFIG_FILE
+
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise UsageError(f"{run_dir} has no experiment record ({path}): finalize a run made by nas search")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise DataError(f"{path} is not a readable experiment record") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} is not an experiment record (not a mapping)")
+    try:
+        return experiment_from(data, source=str(path))
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+
+
+def ranking(config: ExperimentConfig, axes: list[tuple[str, str]]) -> tuple[str, bool]:
+    """What the candidates are ranked by, and whether higher is better: the reward when the experiment
+    has one, else the front's first trained metric."""
+    if config.reward is not None:
+        return "reward", True
+    trained = [(m, d) for m, d in axes if m in TRAINED_METRICS]
+    if not trained:
+        raise UsageError(
+            f"the front ({', '.join(m for m, _ in axes)}) has no trained metric and the experiment no "
+            "reward: final training would change nothing it is ranked by"
+        )
+    metric, direction = trained[0]
+    return metric, direction == "maximize"
+
+
+def score(row: Mapping[str, Any], config: ExperimentConfig, rank_by: str) -> float | None:
+    """``row``'s ranking key: its reward recomputed from its metrics, or the metric; None when missing."""
+    from nas.search.reward import reward
+
+    try:
+        value = reward(row, config.reward) if rank_by == "reward" and config.reward else row[rank_by]
+    except (KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def candidates(summary: SearchSummary, config: ExperimentConfig, rank_by: str, descending: bool) -> list[Row]:
+    """The pool, best first at search fidelity: the front (pareto mode) or every completed, feasible
+    trial (reward mode), one per arch; a trial without a ranking key is left out."""
+    if config.mode == "pareto":
+        pool = [r.model_dump() for r in summary.pareto]
+    else:
+        pool = [
+            r.model_dump()
+            for r in summary.trials
+            if r.state == "COMPLETE" and r.feasible is not False and r.reward is not None
+        ]
+    scored = [(score(r, config, rank_by), r) for r in pool]
+    ordered = sorted(
+        ((s, r) for s, r in scored if s is not None), key=lambda p: p[0], reverse=descending
+    )  # a stable sort: ties keep trial order
+    unique: dict[str, Row] = {}
+    for _, row in ordered:
+        unique.setdefault(row["arch"], row)
+    return list(unique.values())
+
+
+def mean_std(runs: list[dict[str, float]]) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Per metric present in every run: the mean and the sample standard deviation (None for one run);
+    a non-finite value anywhere makes both None."""
+    means: dict[str, float | None] = {}
+    stds: dict[str, float | None] = {}
+    for name in [k for k in runs[0] if all(k in r for r in runs)]:
+        values = [r[name] for r in runs]
+        finite = all(math.isfinite(v) for v in values)
+        means[name] = statistics.fmean(values) if finite else None
+        stds[name] = statistics.stdev(values) if finite and len(values) > 1 else None
+    return means, stds
+
+
+def _prefixed(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    return {
+        f"{prefix}{k}": float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and v is not None
+    }
+
+
+def _rank(finals: list[tuple[FinalTrial, Row]], descending: bool) -> None:
+    """``final_rank`` 1 for the best final score; trials without one last, ties in search order."""
+    scored = [t for t, _ in finals if t.score is not None]
+    order = sorted(scored, key=lambda t: t.score if descending else -t.score, reverse=True)  # type: ignore[operator]
+    order += [t for t, _ in finals if t.score is None]
+    for rank, trial in enumerate(order, 1):
+        trial.final_rank = rank
+
+
+def _mark_front(finals: list[tuple[FinalTrial, Row]], axes: list[tuple[str, str]]) -> None:
+    """Pareto mode: which finalized trials no other dominates on the final figures (None: a figure is
+    missing)."""
+    complete = [(t, r) for t, r in finals if all(isinstance(r.get(m), int | float) for m, _ in axes)]
+    front = {id(t) for t, _ in non_dominated(complete, lambda pair: costs(pair[1], axes))}
+    for trial, _ in complete:
+        trial.pareto = id(trial) in front

@@ -1,0 +1,202 @@
+"""``nas finalize``: the front (or the reward's top) trained again on several seeds and ranked again by the
+final validation figures; reruns reuse the trained directories; ``nas train --best`` follows the final
+ranking; ``nas search`` finalizes at its end when the experiment says so."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+from medmnist_data import write_npz
+
+from nas import cli
+from nas.errors import ConfigError, UsageError
+from nas.evaluate import cache
+from nas.search import factory
+from nas.search.config import ExperimentConfig, experiment_from
+from nas.search.final import read_final
+from nas.search.finalize import finalize_run
+from nas.search.runner import run_experiment
+from nas.search.summary import read_search_run, read_summary
+
+ARCH = "conv_k3_s2_c8:ir_k3_e2_c16:head"
+ARCHS = [ARCH, "conv_k3_s2_c8:ir_k3_e3_c16:head", "conv_k3_s2_c8:ir_k5_e2_c16:head"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def experiment(tmp_path, **keys) -> ExperimentConfig:
+    data = {
+        "name": "finalize-test",
+        "space": "mnasnet_small",
+        "dataset": {"name": "tiny", "path": str(write_npz(tmp_path / "tiny.npz"))},
+        "training": {"batch_size": 16, "threads": 1, "epochs": 1},
+        "out": str(tmp_path / "run"),
+        "seed": 7,
+    }
+    return ExperimentConfig.model_validate(data | keys)
+
+
+def fake_run(tmp_path, config: ExperimentConfig, search_auc: list[float]):
+    """A run directory as ``nas search`` leaves it: config.yaml and summary.json, trial i with arch i."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    rows = [
+        {
+            "number": i,
+            "state": "COMPLETE",
+            "arch": arch,
+            "reward": auc,
+            "feasible": True,
+            "val_auc": auc,
+            "params": 1000.0 * (3 - i),  # a front: more AUC, more params
+        }
+        for i, (arch, auc) in enumerate(zip(ARCHS, search_auc, strict=True))
+    ]
+    summary = {
+        "dataset": config.dataset.ref,
+        "mode": config.mode,
+        "best": max(rows, key=lambda r: r["reward"]),
+        "pareto_axes": ["val_auc", "params"],
+        "pareto": rows,
+        "trials": rows,
+    }
+    (out / "summary.json").write_text(json.dumps(summary))
+    return out
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """The trainer replaced by final figures per arch (val AUC: arch 0 < 1 < 2), seed-dependent by 0.01;
+    records every call."""
+    final_auc = dict(zip(ARCHS, [0.70, 0.80, 0.90], strict=True))
+    calls = []
+
+    def train_cached(arch, splits, config, out_dir, teacher=None, progress=None):
+        calls.append((arch, config.seed, config.epochs, str(out_dir)))
+        auc = final_auc[arch] + 0.01 * (config.seed % 2)
+        return {"val": {"auc": auc, "accuracy": 0.5}, "test": {"auc": auc - 0.1, "accuracy": 0.4}}, False
+
+    monkeypatch.setattr(cache, "train_cached", train_cached)
+    monkeypatch.setattr(factory, "load_splits", lambda config: None)
+    return calls
+
+
+def test_finalize_reranks_the_reward_top_by_the_final_val_figures(tmp_path, scripted):
+    config = experiment(tmp_path)
+    run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])  # search order 0, 1, 2; final order 2, 1, 0
+    record = finalize_run(run, top=3, seeds=2, epochs=4)
+    assert [t.number for t in record.trials] == [2, 1, 0]
+    assert [(t.number, t.search_rank, t.final_rank) for t in record.trials] == [
+        (2, 3, 1),
+        (1, 2, 2),
+        (0, 1, 3),
+    ]
+    assert {(seed, epochs) for _, seed, epochs, _ in scripted} == {(7, 4), (8, 4)}  # seed, seed + 1
+    best = record.trials[0]
+    assert best.val["val_auc"] == pytest.approx(0.905) and best.val_std["val_auc"] == pytest.approx(
+        0.00707, 1e-2
+    )
+    assert best.test["test_auc"] == pytest.approx(0.805) and best.score == pytest.approx(0.905)
+    assert read_final(run) == record
+    rows = {int(r["number"]): r for r in csv.DictReader((run / "pareto.csv").open())}
+    assert float(rows[2]["final_val_auc"]) == pytest.approx(0.905) and rows[2]["final_seeds"] == "2"
+    assert rows[0]["final_rank"] == "3" and "final_val_auc_std" in rows[0]
+    summary = read_summary(run)
+    assert summary.best.number == 0  # the search's own best is kept
+    assert summary.final_best.number == 2 and summary.final_rank_by == "reward"
+    assert read_search_run(run, None, best=True)["number"] == 2  # nas train --best follows the final ranking
+
+
+def test_top_n_of_the_pareto_front_and_who_stays_on_it(tmp_path, scripted):
+    objectives = [{"metric": "val_auc"}, {"metric": "params"}]
+    config = experiment(tmp_path, mode="pareto", objectives=objectives, strategy={"name": "nsga2"})
+    run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
+    record = finalize_run(run, top=2, seeds=1, epochs=1)
+    assert record.rank_by == "val_auc" and {a for a, *_ in scripted} == set(ARCHS[:2])  # the search's top 2
+    assert [(t.number, t.final_rank) for t in record.trials] == [(1, 1), (0, 2)]
+    assert record.trials[0].val_std["val_auc"] is None  # one seed: no std
+    assert [t.pareto for t in record.trials] == [
+        True,
+        False,
+    ]  # trial 0 is now dominated (lower AUC, more params)
+    assert read_search_run(run, None, best=True)["number"] == 1
+
+
+def run_cli(capsys, *argv):
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_finalize_cli_trains_reuses_and_train_best_follows(tmp_path, capsys):
+    config = experiment(tmp_path)
+    run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
+    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1)
+    assert rc == 0, err
+    assert "final.json" in out and out.count("(reused)") == 0
+    record = read_final(run)
+    assert (run / record.trials[0].dirs[0] / "metrics.json").is_file()
+    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1)
+    assert rc == 0, err
+    assert out.count("(reused)") == 2 and read_final(run) == record  # a rerun trains nothing
+    best = record.trials[0].number
+    rc, out, err = run_cli(capsys, "train", run, "--best", "--epochs", 1, "--batch-size", 16, "--threads", 1)
+    assert rc == 0, err
+    assert (run / "final" / f"trial_{best}" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), "no search run at"),
+        (("--top", "0"), "--top must be >= 1, got 0"),
+        (("--seeds", "0"), "--seeds must be >= 1, got 0"),
+    ],
+)
+def test_one_line_errors(tmp_path, capsys, argv, message):
+    run = tmp_path / "run"
+    if argv:
+        fake_run(tmp_path, experiment(tmp_path), [0.99, 0.95, 0.90])
+    else:
+        run.mkdir()
+    rc, _, err = run_cli(capsys, "finalize", run, *argv)
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
+def test_a_run_without_its_experiment_record(tmp_path):
+    run = fake_run(tmp_path, experiment(tmp_path), [0.99, 0.95, 0.90])
+    (run / "config.yaml").unlink()
+    with pytest.raises(UsageError, match="no experiment record"):
+        finalize_run(run, top=1, seeds=1, epochs=1)
+
+
+def test_the_finalize_key(tmp_path):
+    with pytest.raises(ConfigError, match="finalize"):
+        experiment_from(experiment(tmp_path).model_dump() | {"finalize": {"top": 0}})
+    assert experiment(tmp_path).finalize is None  # off by default
+
+
+def test_search_finalizes_at_its_end(tmp_path):
+    config = experiment(
+        tmp_path,
+        reward={"type": "weighted_sum", "weights": {"params": -1.0e-6}},  # cheap: the search trains nothing
+        strategy={"name": "random"},
+        trials=2,
+        finalize={"top": 1, "seeds": 1, "epochs": 1},
+    )
+    summary = run_experiment(config)
+    record = read_final(config.out)
+    assert record is not None and len(record.trials) == 1 and record.epochs == 1
+    assert summary.final_best is not None and summary.final_best.number == record.trials[0].number
+    assert summary.best is not None  # the search's keys are kept

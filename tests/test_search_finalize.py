@@ -113,6 +113,8 @@ def test_finalize_reranks_the_reward_top_by_the_final_val_figures(tmp_path, scri
     assert float(rows[2]["final_val_auc"]) == pytest.approx(0.905) and rows[2]["final_seeds"] == "2"
     assert rows[0]["final_rank"] == "3" and "final_val_auc_std" in rows[0]
     summary = read_summary(run)
+    saved = list(json.loads((run / "summary.json").read_text()))
+    assert saved[-2:] == ["final_best", "final_rank_by"] and "best" in saved  # keys only added
     assert summary.best.number == 0  # the search's own best is kept
     assert summary.final_best.number == 2 and summary.final_rank_by == "reward"
     assert read_search_run(run, None, best=True)["number"] == 2  # nas train --best follows the final ranking

@@ -83,7 +83,8 @@ def write_summary(summary: SearchSummary, run_dir: Path) -> Path:
     infinities are written as null: the file is strict JSON for any parser."""
     path = run_dir / SUMMARY_FILE
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(summary.model_dump_json(indent=2))
+    unfinalized = {"final_best", "final_rank_by"} if summary.final_rank_by is None else set()
+    tmp.write_text(summary.model_dump_json(indent=2, exclude=unfinalized))  # a search alone: keys as before
     tmp.replace(path)
     return path
 

@@ -31,7 +31,11 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     pick = train.add_mutually_exclusive_group()
     pick.add_argument("--trial", type=int, metavar="N", help="the trial number to train from RUN_DIR")
-    pick.add_argument("--best", action="store_true", help="train RUN_DIR's best trial")
+    pick.add_argument(
+        "--best",
+        action="store_true",
+        help="train RUN_DIR's best trial (by the final val figures once 'nas finalize' ran)",
+    )
     train.add_argument(
         "--arch", metavar="ARCH_OR_NAME", help="a reference network name (see 'nas zoo') or an arch string"
     )

@@ -202,3 +202,6 @@ def test_search_finalizes_at_its_end(tmp_path):
     assert record is not None and len(record.trials) == 1 and record.epochs == 1
     assert summary.final_best is not None and summary.final_best.number == record.trials[0].number
     assert summary.best is not None  # the search's keys are kept
+    resumed = run_experiment(config.model_copy(update={"finalize": None}))  # a resume keeps the final figures
+    assert resumed.final_best == summary.final_best and resumed.final_rank_by == "reward"
+    assert "final_val_auc" in next(iter(csv.DictReader((tmp_path / "run" / "pareto.csv").open())))

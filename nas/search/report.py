@@ -132,8 +132,9 @@ def write_report(
         pareto=front,
         trials=rows,
     )
-    if final is not None:
-        summary.final_best = final_best(rows, final)
+    if final is not None:  # a resumed run keeps its final figures (rerun nas finalize for a new front)
+        best = final_best(rows, final)
+        summary.final_best = None if best is None else TrialRow.model_validate(best)
         summary.final_rank_by = final.rank_by
     write_summary(summary, out)
     return summary

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 
+import optuna
 import pytest
 import torch
 import yaml
@@ -15,7 +16,7 @@ from medmnist_data import write_npz
 from nas import cli
 from nas.errors import ConfigError, UsageError
 from nas.evaluate import cache
-from nas.search import factory
+from nas.search import factory, report
 from nas.search.config import ExperimentConfig, experiment_from
 from nas.search.final import read_final
 from nas.search.finalize import finalize_run
@@ -205,3 +206,57 @@ def test_search_finalizes_at_its_end(tmp_path):
     resumed = run_experiment(config.model_copy(update={"finalize": None}))  # a resume keeps the final figures
     assert resumed.final_best == summary.final_best and resumed.final_rank_by == "reward"
     assert "final_val_auc" in next(iter(csv.DictReader((tmp_path / "run" / "pareto.csv").open())))
+
+
+def test_the_plot_shows_the_final_points(tmp_path, scripted, monkeypatch):
+    objectives = [{"metric": "val_auc"}, {"metric": "params"}]
+    config = experiment(tmp_path, mode="pareto", objectives=objectives, strategy={"name": "nsga2"})
+    run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
+    (run / "references.json").write_text(json.dumps({"ref": {"params": 500.0}}))
+    drawn, plot_front = [], report.plot_front
+
+    def spy(*args):
+        drawn.append((args[4], args[5], plot_front(*args)))
+        return drawn[-1][2]
+
+    monkeypatch.setattr(report, "plot_front", spy)
+    record = finalize_run(run, top=2, seeds=2, epochs=3)
+    assert (run / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # redrawn by finalize
+    (references, final, points) = drawn[-1]
+    assert references == {"ref": {"params": 500.0}} and final == record
+    assert [p["number"] for p in points] == [1, 0]  # best by final val first
+    one = points[0]  # trial 1: search AUC 0.95; final 0.80 and 0.81 on seeds 7 and 8; params unchanged
+    assert (one["x"], one["y"], one["final_x"]) == (2000.0, 0.95, 2000.0)
+    assert one["final_y"] == pytest.approx(0.805) and one["final_yerr"] == pytest.approx(0.00707, 1e-2)
+    assert one["final_xerr"] is None
+
+
+def test_final_points_only_for_a_trained_y_axis(tmp_path, scripted):
+    config = experiment(tmp_path)
+    run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
+    record = finalize_run(run, top=3, seeds=1, epochs=1)
+    rows = [row.model_dump() for row in read_summary(run).trials]
+    assert report.plot_metrics([("val_auc", "maximize"), ("params", "minimize")]) == ("params", "val_auc")
+    points = report.final_points(rows, record, "params", "val_auc")
+    assert [p["number"] for p in points] == [2, 1, 0] and all(p["final_yerr"] is None for p in points)
+    assert report.final_points(rows, None, "params", "val_auc") == []  # not finalized
+    assert report.final_points(rows, record, "val_auc", "params") == []  # y is not a trained figure
+    other = [row | {"arch": "conv_k3_s2_c8:ir_k3_e6_c16:head"} if row["number"] == 2 else row for row in rows]
+    assert [p["number"] for p in report.final_points(other, record, "params", "val_auc")] == [1, 0]
+
+
+def test_a_resumed_run_redraws_the_final_points(tmp_path, scripted, monkeypatch):
+    objectives = [{"metric": "val_auc"}, {"metric": "params"}]
+    config = experiment(tmp_path, mode="pareto", objectives=objectives, strategy={"name": "nsga2"})
+    run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
+    record = finalize_run(run, top=2, seeds=1, epochs=1)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for i, arch in enumerate(ARCHS):
+        metrics = {"val_auc": [0.99, 0.95, 0.90][i], "params": 1000.0 * (3 - i)}
+        attrs = {"arch": arch, "metrics": metrics, "constraints": []}
+        study.add_trial(optuna.trial.create_trial(values=list(metrics.values()), user_attrs=attrs))
+    drawn = []
+    monkeypatch.setattr(report, "plot_front", lambda *args: drawn.append(args))
+    report.write_report(study, config, run, {"ref": {"params": 500.0}})
+    assert drawn[-1][4:] == ({"ref": {"params": 500.0}}, record)
+    assert json.loads((run / "references.json").read_text()) == {"ref": {"params": 500.0}}

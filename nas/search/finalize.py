@@ -104,7 +104,7 @@ def finalize_run(
         trials=sorted((t for t, _ in finals), key=lambda t: t.final_rank),
     )
     write_final(record, run_dir)
-    write_final_report(run_dir, record)
+    write_final_report(run_dir, record, axes)
     return record
 
 

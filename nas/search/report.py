@@ -1,6 +1,8 @@
-"""What a search leaves in its run directory: trials.csv, pareto.csv, pareto.png, summary.json.
+"""What a search leaves in its run directory: trials.csv, pareto.csv, pareto.png, summary.json (and
+references.json, the reference networks' metrics the plot shows, so ``nas finalize`` can redraw it).
 
 Written from the study alone, so it can be rewritten at any time (after a crash, by another worker).
+After ``nas finalize`` the plot also shows each finalized trial at final fidelity (``final_points``).
 The Pareto front is over the trade-off the experiment is about: its objectives in pareto mode, the
 reward's accuracy and latency metrics for a MnasNet reward, the weighted metrics for a weighted sum.
 """
@@ -8,6 +10,7 @@ reward's accuracy and latency metrics for a MnasNet reward, the weighted metrics
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from nas.search.pareto import costs, non_dominated
 from nas.search.summary import SearchSummary, TrialRow, read_summary, write_summary
 
 BASE_COLUMNS = ["number", "state", "arch", "reward", "feasible", "rejected", "fail_reason", "cached_from"]
+REFERENCES_FILE = "references.json"
 
 
 def front_axes(config: ExperimentConfig) -> list[tuple[str, str]]:
@@ -67,27 +71,94 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
+def plot_metrics(axes: list[tuple[str, str]]) -> tuple[str, str]:
+    """The plot's (x, y) metrics: the first cost (minimized) against the first other maximized metric."""
+    x_metric = next((m for m, d in axes if d == "minimize"), axes[0][0])
+    y_metric = next((m for m, d in axes if d == "maximize" and m != x_metric), axes[-1][0])
+    return x_metric, y_metric
+
+
+def final_points(
+    rows: list[dict[str, Any]], record: FinalRecord | None, x_metric: str, y_metric: str
+) -> list[dict[str, Any]]:
+    """Each finalized trial of ``rows`` at search fidelity (``x``, ``y``) and at final fidelity (``final_x``,
+    ``final_y``: the mean over seeds; ``final_xerr``, ``final_yerr``: the std, None under 2 seeds), best
+    (by final val) first. Empty unless the run is finalized and ``y_metric`` is a figure the final training
+    measured (``val_auc``, ...); a cost on x (params, latency) is the same at both fidelities."""
+    if record is None:
+        return []
+    by_number = {r["number"]: r for r in rows}
+    points = []
+    for trial in record.trials:
+        row = by_number.get(trial.number)
+        if row is None or row["arch"] != trial.arch or row.get(x_metric) is None or row.get(y_metric) is None:
+            continue
+        columns = final_columns(trial, record)
+        final_y = columns.get(COLUMN_PREFIX + y_metric)
+        if final_y is None:  # not a trained metric, or not finite at final fidelity
+            continue
+        final_x = columns.get(COLUMN_PREFIX + x_metric)
+        points.append(
+            {
+                "number": trial.number,
+                "x": row[x_metric],
+                "y": row[y_metric],
+                "final_x": row[x_metric] if final_x is None else final_x,
+                "final_y": final_y,
+                "final_xerr": None if final_x is None else columns.get(f"{COLUMN_PREFIX}{x_metric}_std"),
+                "final_yerr": columns.get(f"{COLUMN_PREFIX}{y_metric}_std"),
+            }
+        )
+    return points
+
+
 def plot_front(
     path: Path,
     rows: list[dict[str, Any]],
     front: list[dict[str, Any]],
     axes: list[tuple[str, str]],
     references,
-) -> None:
-    """Accuracy (y) against cost (x): every evaluated candidate, the front, and reference networks."""
+    final: FinalRecord | None = None,
+) -> list[dict[str, Any]]:
+    """Accuracy (y) against cost (x): every evaluated candidate, the front, and reference networks; after
+    ``nas finalize``, each finalized trial's final-fidelity point too, with its std over seeds as an error
+    bar, joined to its search-fidelity point. Returns those final points (``final_points``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x_metric = next((m for m, d in axes if d == "minimize"), axes[0][0])
-    y_metric = next((m for m, d in axes if d == "maximize" and m != x_metric), axes[-1][0])
+    x_metric, y_metric = plot_metrics(axes)
+    finals = final_points(rows, final, x_metric, y_metric)
+    search = " (search fidelity)" if finals else ""
     done = [r for r in rows if r["state"] == "COMPLETE" and x_metric in r and y_metric in r]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.scatter([r[x_metric] for r in done], [r[y_metric] for r in done], s=14, c="0.65", label="candidates")
-    ax.plot(
-        [r[x_metric] for r in front], [r[y_metric] for r in front], "o-", c="tab:red", label="Pareto front"
+    ax.scatter(
+        [r[x_metric] for r in done], [r[y_metric] for r in done], s=14, c="0.65", label="candidates" + search
     )
+    ax.plot(
+        [r[x_metric] for r in front],
+        [r[y_metric] for r in front],
+        "o-",
+        c="tab:red",
+        label="Pareto front" + search,
+    )
+    if finals and final is not None:
+        arrow = {"arrowstyle": "->", "lw": 0.8, "ls": ":", "color": "0.35", "shrinkA": 4, "shrinkB": 6}
+        for p in finals:  # search fidelity -> final fidelity
+            ax.annotate("", xy=(p["final_x"], p["final_y"]), xytext=(p["x"], p["y"]), arrowprops=arrow)
+        ax.errorbar(
+            [p["final_x"] for p in finals],
+            [p["final_y"] for p in finals],
+            xerr=[p["final_xerr"] or 0.0 for p in finals],
+            yerr=[p["final_yerr"] or 0.0 for p in finals],
+            fmt="D",
+            ms=6,
+            c="tab:blue",
+            capsize=3,
+            lw=0.9,
+            label=f"final, {final.seeds} seeds x {final.epochs} epochs",
+        )
     for name, value in (references or {}).items():
         if x_metric in value and y_metric in value:
             ax.scatter([value[x_metric]], [value[y_metric]], marker="*", s=120, label=name)
@@ -101,6 +172,23 @@ def plot_front(
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+    return finals
+
+
+def write_references(out: Path, references: dict | None) -> None:
+    """Keep the plot's reference metrics, so ``nas finalize`` redraws the plot without measuring them."""
+    tmp = out / (REFERENCES_FILE + ".tmp")
+    tmp.write_text(json.dumps(references or {}, indent=2))
+    tmp.replace(out / REFERENCES_FILE)
+
+
+def read_references(out: Path) -> dict:
+    """The reference metrics ``write_report`` kept; none for an older run (or an unreadable file)."""
+    try:
+        data = json.loads((out / REFERENCES_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_report(
@@ -114,7 +202,8 @@ def write_report(
     merge_final(front, final)
     write_csv(out / "trials.csv", rows)
     write_csv(out / "pareto.csv", front)
-    plot_front(out / "pareto.png", rows, front, axes, references)
+    write_references(out, references)
+    plot_front(out / "pareto.png", rows, front, axes, references, final)
     scored = [r for r in rows if r["state"] == "COMPLETE" and r["reward"] is not None]
     best = max(scored, key=lambda r: r["reward"], default=None)
     states = [r["state"] for r in rows]
@@ -161,9 +250,12 @@ def final_best(rows: list[dict[str, Any]], record: FinalRecord) -> dict[str, Any
     return {k: v for k, v in row.items() if not k.startswith(COLUMN_PREFIX)} | final_columns(best, record)
 
 
-def write_final_report(out: Path, record: FinalRecord) -> SearchSummary:
+def write_final_report(
+    out: Path, record: FinalRecord, axes: list[tuple[str, str]] | None = None
+) -> SearchSummary:
     """Rewrite ``pareto.csv`` and ``summary.json`` of the run in ``out`` with ``record``'s final figures
-    (``summary.json`` gains ``final_best`` and ``final_rank_by``; its other keys are kept)."""
+    (``summary.json`` gains ``final_best`` and ``final_rank_by``; its other keys are kept), and, given the
+    front's ``axes``, redraw ``pareto.png`` with the final-fidelity points."""
     summary = read_summary(out)
     front = [row.model_dump() for row in summary.pareto]
     merge_final(front, record)
@@ -174,4 +266,6 @@ def write_final_report(out: Path, record: FinalRecord) -> SearchSummary:
     summary.final_best = None if best is None else TrialRow.model_validate(best)
     summary.final_rank_by = record.rank_by
     write_summary(summary, out)
+    if axes:
+        plot_front(out / "pareto.png", rows, front, axes, read_references(out), record)
     return summary

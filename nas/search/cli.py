@@ -120,14 +120,19 @@ def _print_final(out: Path, record: Any) -> None:
     table = Table(
         title=f"finalized: {record.epochs} epochs x {record.seeds} seed(s), ranked by final {record.rank_by}"
     )
-    for column in ("rank", "search rank", "trial", record.rank_by, "val_auc", "test_auc", "arch"):
+    own_score = record.rank_by != "val_auc"  # a reward: its final value gets a column of its own
+    columns = ["rank", "search rank", "trial", f"search {record.rank_by}"]
+    columns += [f"final {record.rank_by}"] if own_score else []
+    for column in (*columns, "final val_auc", "final test_auc", "arch"):
         table.add_column(column, overflow="fold")
     for t in record.trials:
+        score = ["-" if t.score is None else f"{t.score:.4f}"] if own_score else []
         table.add_row(
             str(t.final_rank),
             str(t.search_rank),
             str(t.number),
-            "-" if t.score is None else f"{t.score:.4f}",
+            "-" if t.search_score is None else f"{t.search_score:.4f}",
+            *score,
             pm(t.val.get("val_auc"), t.val_std.get("val_auc")),
             pm(t.test.get("test_auc"), t.test_std.get("test_auc")),
             t.arch,

@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel
 
-from nas.errors import DataError, first_problem
+from nas.search.records import read_record, version_type, write_record
 
 FINAL_FILE = "final.json"
 SCHEMA_VERSION = 1
 COLUMN_PREFIX = "final_"
+FinalVersion = version_type(SCHEMA_VERSION)
 
 
 class FinalTrial(BaseModel):
@@ -42,20 +43,13 @@ class FinalTrial(BaseModel):
 class FinalRecord(BaseModel):
     """What ``nas finalize`` found: its settings and the finalized trials, best (by final val) first."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: FinalVersion = SCHEMA_VERSION
     top: int
     seeds: int
     epochs: int
     rank_by: str  # "reward", or the front's trained metric (maximized) the trials are ranked by
     train_config: dict[str, Any]  # the recipe of seed 0 (the others differ only in seed)
     trials: list[FinalTrial]
-
-    @field_validator("schema_version")
-    @classmethod
-    def _known(cls, version: int) -> int:
-        if version > SCHEMA_VERSION:
-            raise ValueError(f"schema_version {version} is newer than this nas reads ({SCHEMA_VERSION})")
-        return version
 
     @property
     def best(self) -> FinalTrial | None:
@@ -64,11 +58,7 @@ class FinalRecord(BaseModel):
 
 def write_final(record: FinalRecord, run_dir: str | Path) -> Path:
     """Write atomically; NaN and infinities become null."""
-    path = Path(run_dir) / FINAL_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(record.model_dump_json(indent=2))
-    tmp.replace(path)
-    return path
+    return write_record(Path(run_dir) / FINAL_FILE, record.model_dump_json(indent=2))
 
 
 def read_final(run_dir: str | Path) -> FinalRecord | None:
@@ -76,11 +66,7 @@ def read_final(run_dir: str | Path) -> FinalRecord | None:
     path = Path(run_dir) / FINAL_FILE
     if not path.is_file():
         return None
-    try:
-        return FinalRecord.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        where, problem = first_problem(exc)
-        raise DataError(f"{path} is not a final record: {where + ': ' if where else ''}{problem}") from None
+    return read_record(FinalRecord, path, "a final record")
 
 
 def final_columns(trial: FinalTrial, record: FinalRecord) -> dict[str, Any]:

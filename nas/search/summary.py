@@ -10,13 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypedDict
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from nas.errors import DataError, UsageError, first_problem
+from nas.errors import UsageError
 from nas.search.config import DatasetConfig
+from nas.search.records import read_record, version_type, write_record
 
 SUMMARY_FILE = "summary.json"
 SCHEMA_VERSION = 1
+SummaryVersion = version_type(SCHEMA_VERSION)
 
 
 class TrialRow(BaseModel):
@@ -37,7 +39,7 @@ class TrialRow(BaseModel):
 class SearchSummary(BaseModel):
     """What a search found: trial counts, the best trial by reward, the Pareto front, every trial."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: SummaryVersion = SCHEMA_VERSION
     name: str | None = None
     space: str | None = None
     dataset: str  # a dataset name or path
@@ -61,13 +63,6 @@ class SearchSummary(BaseModel):
         """Older runs wrote the experiment's ``{name, path}``: the path when given, else the name."""
         return DatasetConfig.model_construct(**dataset).ref if isinstance(dataset, dict) else dataset
 
-    @field_validator("schema_version")
-    @classmethod
-    def _known(cls, version: int) -> int:
-        if version > SCHEMA_VERSION:
-            raise ValueError(f"schema_version {version} is newer than this nas reads ({SCHEMA_VERSION})")
-        return version
-
 
 class ChosenTrial(TypedDict):
     """What ``nas train`` and ``nas export`` need of one trial of a search run."""
@@ -81,12 +76,9 @@ class ChosenTrial(TypedDict):
 def write_summary(summary: SearchSummary, run_dir: Path) -> Path:
     """Write atomically, so a reader (``nas train``, another worker) never sees half a file. NaN and
     infinities are written as null: the file is strict JSON for any parser."""
-    path = run_dir / SUMMARY_FILE
-    tmp = path.with_name(path.name + ".tmp")
     unfinalized = {"final_best", "final_rank_by"} if summary.final_rank_by is None else set()
-    tmp.write_text(summary.model_dump_json(indent=2, exclude=unfinalized))  # a search alone: keys as before
-    tmp.replace(path)
-    return path
+    text = summary.model_dump_json(indent=2, exclude=unfinalized)  # a search alone: keys as before
+    return write_record(run_dir / SUMMARY_FILE, text)
 
 
 def read_summary(run_dir: str | Path) -> SearchSummary:
@@ -94,11 +86,7 @@ def read_summary(run_dir: str | Path) -> SearchSummary:
     path = Path(run_dir) / SUMMARY_FILE
     if not path.is_file():
         raise UsageError(f"no search run at {run_dir} (expected {path})")
-    try:
-        return SearchSummary.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        where, problem = first_problem(exc)
-        raise DataError(f"{path} is not a search summary: {where + ': ' if where else ''}{problem}") from None
+    return read_record(SearchSummary, path, "a search summary")
 
 
 def read_search_run(run_dir: str | Path, trial: int | None, best: bool) -> ChosenTrial:

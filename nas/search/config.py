@@ -162,8 +162,7 @@ class StrategyConfig(_Strict):
     def _known(cls, name: str) -> str:
         from nas.search.strategies import STRATEGIES
 
-        if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
+        STRATEGIES.get(name)  # an unknown name: the registry's one-line error, listing the known ones
         return name
 
     @model_validator(mode="after")

@@ -153,6 +153,7 @@ def test_write_report_after_a_small_run(tmp_path):
         "pareto_axes",
         "pareto",
         "trials",
+        "rungs",
     ]
     assert list(saved["trials"][0])[:8] == BASE_COLUMNS and "params" in saved["trials"][0]
     assert saved["counts"] == {s: states.count(s) for s in set(states)}

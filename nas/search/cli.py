@@ -184,6 +184,9 @@ def _print_results(out: Path, summary: SearchSummary) -> None:
     console = Console()
     console.print(table)
     console.print(f"trials: {json.dumps(summary.counts)}")
+    if summary.rungs:  # the last key is the last step: trained to the end
+        steps = [f"step {step}: {n}" for step, n in summary.rungs.items()]
+        console.print(f"candidates trained to (multi-fidelity rungs, then complete): {', '.join(steps)}")
     for name in ("trials.csv", "pareto.csv", "pareto.png", "summary.json", "config.yaml"):
         console.print(f"  {out / name}")
     console.print(f"storage: {summary.storage}  (optuna-dashboard {summary.storage})")

@@ -19,7 +19,11 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
     constraints   [{metric, min|max}]: on cheap metrics they reject a candidate before training
     strategy      {name: a registered strategy (listed below), population, sample_size,
                   learning_rate, options: {a plugin strategy's own settings}}
-    pruner        none | median | hyperband (reward mode only: Optuna cannot prune multi-objective studies)
+    pruner        {name: none | median | hyperband | successive_halving, min_epochs, reduction_factor,
+                  startup_trials}: multi-fidelity (``nas.search.rungs``). Reward mode: Optuna's pruner of
+                  that name on the reward; pareto mode: successive halving (hyperband: in brackets)
+                  promoting by non-dominated rank at each rung. Default: median (reward), none (pareto).
+                  No candidate is judged before ``min_epochs`` (default half the epochs, rounded up)
     trials        total finished trials of the study (re-running finishes the remainder)
     timeout       seconds for this invocation (optional)
     storage       Optuna storage URL (default sqlite:///<out>/study.db)
@@ -38,6 +42,7 @@ brier are lower-is-better). With kfold or repeats each is the mean over the runs
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -179,7 +184,12 @@ class StrategyConfig(_Strict):
 
 
 class PrunerConfig(_Strict):
-    name: Literal["none", "median", "hyperband"] = "median"
+    """The ``pruner`` key: which multi-fidelity rule stops candidates early, and how cautiously."""
+
+    name: Literal["none", "median", "hyperband", "successive_halving"] | None = None  # None: by mode
+    min_epochs: int | None = Field(default=None, ge=1)  # None: half the training epochs, rounded up
+    reduction_factor: int = Field(default=3, ge=2)  # 1 in reduction_factor goes on at each rung
+    startup_trials: int = Field(default=5, ge=1)  # trials that reach a step before any is stopped there
 
 
 class FinalizeConfig(_Strict):
@@ -223,6 +233,13 @@ class ExperimentConfig(_Strict):
             raise ValueError("key 'objectives': pareto mode needs at least two objectives")
         if self.reward is None and self.mode == "reward":
             self.reward = RewardConfig(type="weighted_sum", weights={"val_auc": 1.0})
+        if self.pruner.name is None:
+            self.pruner.name = "median" if self.mode == "reward" else "none"
+        if self.mode == "pareto" and self.pruner.name == "median":
+            raise ValueError(
+                "key 'pruner.name': median compares one value per trial (reward mode); pareto mode "
+                "promotes by non-dominated rank with successive_halving or hyperband"
+            )
         strategy = self.strategy.strategy()
         if self.reward is None and strategy.ranks_by_reward:
             raise ValueError(
@@ -254,6 +271,11 @@ class ExperimentConfig(_Strict):
         """What the trained metrics of this experiment's trials are measured at (``trials.csv`` columns)."""
         train = self.train_config()
         return self.evaluation.fidelity(train.epochs, train.seed)
+
+    def min_epochs(self) -> int:
+        """The first step at which a candidate may be stopped (``pruner.min_epochs``, else half the
+        training epochs rounded up): a small, noisy validation split is not judged on one epoch."""
+        return self.pruner.min_epochs or math.ceil(self.train_config().epochs / 2)
 
     def needs_training(self) -> bool:
         return any(m in TRAINED_METRICS for m in self.metrics_used())

@@ -23,6 +23,7 @@ from nas.latency.table import LatencyTable
 from nas.metrics import measure
 from nas.search.config import CHEAP_METRICS, ExperimentConfig
 from nas.search.reward import reward
+from nas.search.rungs import ParetoPromotion
 from nas.space import SearchSpace
 
 Report = Callable[[int, dict[str, float]], None]
@@ -104,22 +105,41 @@ class CandidateObjective:
             if self.evaluator is None:
                 raise ValueError("this experiment needs an accuracy evaluator (training)")
             trial.set_user_attr("fidelity", self.config.fidelity())  # before training: a pruned trial has it
-            metrics.update(self.evaluator(arch, self._reporter(trial)))
+            metrics.update(self.evaluator(arch, self._reporter(trial, dict(metrics))))
         return metrics
 
-    def _reporter(self, trial: Trial) -> Report:
-        """Intermediate values for the pruner (single-objective studies only: Optuna's rule): per epoch,
-        and with kfold or repeats the running mean after each later run (``nas.evaluate.protocols``)."""
-        rewarded = self.config.reward
-        metric = rewarded.accuracy if rewarded is not None and rewarded.type != "weighted_sum" else None
-        if self.config.mode == "pareto" or self.config.pruner.name == "none" or metric is None:
-            return lambda epoch, values: None
+    def _reporter(self, trial: Trial, cheap: dict[str, float]) -> Report:
+        """What a trial does at each step it reports (``nas.search.rungs``): in pareto mode, successive
+        halving by non-dominated rank; in reward mode, the reward so far to Optuna's pruner. Either way
+        a stopped trial keeps the metrics it was stopped with."""
 
-        def report(epoch: int, values: dict[str, float]) -> None:
-            if metric in values:
-                trial.report(values[metric], epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+        def stop(point: dict[str, float], why: str) -> None:
+            trial.set_user_attr("metrics", point)
+            raise optuna.TrialPruned(why)
+
+        if self.config.mode == "pareto":
+            promotion = ParetoPromotion.from_config(self.config)
+            if promotion is None:
+                return lambda step, values: None
+
+            def promote(step: int, values: dict[str, float]) -> None:
+                point = cheap | values
+                verdict = promotion.judge(trial, step, point)
+                if verdict is not None:
+                    stop(point, verdict)
+
+            return promote
+        if self.config.pruner.name == "none" or self.config.reward is None:
+            return lambda step, values: None
+
+        def report(step: int, values: dict[str, float]) -> None:
+            point = cheap | values
+            try:
+                trial.report(reward(point, self.config.reward), step)
+            except KeyError:  # a metric the reward needs is not measured at every step
+                return
+            if trial.should_prune():
+                stop(point, f"pruned at step {step}")
 
         return report
 

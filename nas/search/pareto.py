@@ -46,3 +46,32 @@ def _relative_excess(x: float, y: float) -> float:
     if y == 0:
         return 0.0 if x == 0 else math.copysign(math.inf, x)
     return (x - y) / abs(y)
+
+
+def promotion_order(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of cost vectors ``points``, best first, as NSGA-II ranks them: by non-dominated front
+    (the front, then the front of the rest, ...), within a front by crowding distance, largest first
+    (the ends of a front and isolated points before crowded ones); ties keep index order."""
+    remaining = list(range(len(points)))
+    order: list[int] = []
+    while remaining:
+        front = non_dominated(remaining, lambda i: points[i])
+        crowding = _crowding([points[i] for i in front])
+        order += [i for _, i in sorted(zip(crowding, front, strict=True), key=lambda p: -p[0])]
+        remaining = [i for i in remaining if i not in front]
+    return order
+
+
+def _crowding(front: Sequence[Sequence[float]]) -> list[float]:
+    """NSGA-II's crowding distance of each point of one front: per objective, the normalized gap
+    between its two neighbours, summed; the extremes of any objective get infinity."""
+    distance = [0.0] * len(front)
+    for k in range(len(front[0]) if front else 0):
+        ranked = sorted(range(len(front)), key=lambda i: front[i][k])
+        low, high = front[ranked[0]][k], front[ranked[-1]][k]
+        distance[ranked[0]] = distance[ranked[-1]] = math.inf
+        if high == low:
+            continue
+        for before, i, after in zip(ranked, ranked[1:], ranked[2:], strict=False):  # the interior
+            distance[i] += (front[after][k] - front[before][k]) / (high - low)
+    return distance

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial
 from nas.search.config import LOWER_IS_BETTER, ExperimentConfig
 from nas.search.final import COLUMN_PREFIX, FinalRecord, final_columns, read_final
 from nas.search.pareto import costs, non_dominated
+from nas.search.rungs import reached_step, rung_counts, schedule
 from nas.search.summary import SearchSummary, TrialRow, read_summary, write_summary
 
 BASE_COLUMNS = ["number", "state", "arch", "reward", "feasible", "rejected", "fail_reason", "cached_from"]
@@ -35,7 +36,9 @@ def front_axes(config: ExperimentConfig) -> list[tuple[str, str]]:
     return [(config.reward.accuracy, "maximize"), (config.reward.latency, "minimize")]
 
 
-def trial_row(trial: FrozenTrial) -> dict[str, Any]:
+def trial_row(trial: FrozenTrial, last_step: int) -> dict[str, Any]:
+    """One trial's row; ``reached`` is the step its training got to (``nas.search.rungs``): below the
+    last step for a trial stopped early, whose metrics are the ones it was stopped with."""
     attrs = trial.user_attrs
     violations = attrs.get("constraints")
     return {
@@ -48,6 +51,7 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
         "fail_reason": attrs.get("fail_reason"),
         "cached_from": attrs.get("cached_from"),
         **attrs.get("fidelity", {}),
+        "reached": reached_step(trial, last_step),
         **attrs.get("metrics", {}),
         **{f"constraint_{i}": v for i, v in enumerate(violations or [])},
     }
@@ -195,7 +199,9 @@ def write_report(
     study: optuna.Study, config: ExperimentConfig, out: Path, references: dict | None = None
 ) -> SearchSummary:
     """Write the four result files and return the summary."""
-    rows = [trial_row(t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    last_step = schedule(config)[1]
+    rows = [trial_row(t, last_step) for t in trials]
     axes = front_axes(config)
     front = pareto_front(rows, axes)
     final = read_final(out)
@@ -216,6 +222,7 @@ def write_report(
         strategy=config.strategy.name,
         storage=config.storage or f"sqlite:///{(out / 'study.db').resolve()}",
         counts={s: states.count(s) for s in sorted(set(states))},
+        rungs=rung_counts(trials, config) if config.needs_training() else {},
         best=best,
         pareto_axes=[m for m, _ in axes],
         pareto=front,

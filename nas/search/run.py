@@ -28,6 +28,7 @@ from nas.errors import ConfigError
 from nas.extras import require
 from nas.search.config import ExperimentConfig
 from nas.search.objective import CandidateFailed, CandidateObjective
+from nas.search.rungs import RUNG_ATTR, make_pruner
 from nas.search.strategies import make_sampler
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -49,12 +50,13 @@ def quiet_optuna() -> None:
 
 
 class RetryCallback(RetryHeartbeatStaleTrialCallback):
-    """Optuna's retry of a stale trial, less the dead process's ``worker`` id: the re-queued copy must
-    not look dead to ``fail_dead_local_trials`` while a live worker is starting it."""
+    """Optuna's retry of a stale trial, less the dead process's ``worker`` id (the re-queued copy must
+    not look dead to ``fail_dead_local_trials`` while a live worker is starting it) and its rung records
+    (the copy trains again from scratch and records its own)."""
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         trial = copy.copy(trial)
-        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != "worker"}
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("worker", RUNG_ATTR)}
         super().__call__(study, trial)
 
 
@@ -79,17 +81,12 @@ def open_study(config: ExperimentConfig, storage: RDBStorage, sampler=None) -> o
     directions = (
         [o.resolved_direction for o in config.objectives] if config.mode == "pareto" else ["maximize"]
     )
-    pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
-    if config.mode == "reward" and config.pruner.name == "median":
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    elif config.mode == "reward" and config.pruner.name == "hyperband":
-        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.train_config().epochs)
     study = optuna.create_study(
         storage=storage,
         study_name=config.name,
         directions=directions,
         sampler=sampler,
-        pruner=pruner,
+        pruner=make_pruner(config),
         load_if_exists=True,
     )
     if [d.name.lower() for d in study.directions] != directions:

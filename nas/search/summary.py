@@ -52,6 +52,8 @@ class SearchSummary(BaseModel):
     pareto_axes: list[str] = []
     pareto: list[TrialRow] = []
     trials: list[TrialRow]
+    # candidates whose training reached each rung and the last step (``nas.search.rungs``): {"3": 40}
+    rungs: dict[str, int] = {}
     # After ``nas finalize`` (``final.json``): the trial ranked first by its final-fidelity validation
     # figures, with its ``final_*`` columns, and what it was ranked by ("reward" or a metric).
     final_best: TrialRow | None = None

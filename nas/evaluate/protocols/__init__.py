@@ -94,6 +94,10 @@ class EvaluationConfig(BaseModel):
             protocol.check(self)
         return self
 
+    def runs(self) -> int:
+        """Trainings per candidate: ``folds`` per repeat when the protocol has folds, else one."""
+        return self.repeats * (self.folds or 1)
+
     def fidelity(self, epochs: int, seed: int) -> dict[str, Any]:
         """What a trial's figures were measured at: the structured columns of ``trials.csv`` (``seed``:
         the first run's, which also draws kfold's folds) and their summary, e.g. ``holdout e5`` or

@@ -125,6 +125,9 @@ def test_top_n_of_the_pareto_front_and_who_stays_on_it(tmp_path, scripted):
     objectives = [{"metric": "val_auc"}, {"metric": "params"}]
     config = experiment(tmp_path, mode="pareto", objectives=objectives, strategy={"name": "nsga2"})
     run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    recorded["pruner"] = {"name": "median"}  # as pareto runs before multi-fidelity promotion recorded it
+    (run / "config.yaml").write_text(yaml.safe_dump(recorded))
     record = finalize_run(run, top=2, seeds=1, epochs=1)
     assert record.rank_by == "val_auc" and {a for a, *_ in scripted} == set(ARCHS[:2])  # the search's top 2
     assert [(t.number, t.final_rank) for t in record.trials] == [(1, 1), (0, 2)]

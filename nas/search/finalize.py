@@ -121,6 +121,7 @@ def run_config(run_dir: Path) -> ExperimentConfig:
         raise DataError(f"{path} is not a readable experiment record") from None
     if not isinstance(data, dict):
         raise DataError(f"{path} is not an experiment record (not a mapping)")
+    data.pop("pruner", None)  # finalize prunes nothing, and older pareto records name a median pruner
     try:
         return experiment_from(data, source=str(path))
     except ConfigError as exc:

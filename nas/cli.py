@@ -123,16 +123,22 @@ def cmd_space_show(args: argparse.Namespace) -> None:
         text = "; ".join(f"{k} {{{', '.join(str(v) for v in vals)}}}" for k, vals in choices.items())
         table.add_row(
             stage.name,
-            str(stage.config.stride),
+            _one_of(stage.strides),
             str(stage.config.channels),
             layers,
             stage.config.choose_per,
             text,
         )
     out = console()
-    out.print(f"stem [bold]{space.stem}[/]   head [bold]{space.head}[/]")
+    stem_stride = f" (stride {_one_of(space.stem_strides)})" if len(space.stem_strides) > 1 else ""
+    out.print(f"stem [bold]{space.stem}[/]{stem_stride}   head [bold]{space.head}[/]")
     out.print(table)
     out.print(f"{len(space.params)} categorical parameters, log10 size {space.log10_size():.2f}")
+
+
+def _one_of(values: tuple) -> str:
+    """A fixed value as itself, a choice as ``{a, b}`` (as the choices column writes them)."""
+    return str(values[0]) if len(values) == 1 else f"{{{', '.join(map(str, values))}}}"
 
 
 def cmd_space_sample(args: argparse.Namespace) -> None:

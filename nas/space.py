@@ -5,6 +5,10 @@ stage (``choose_per: stage``, MnasNet's factorized hierarchical space) or per la
 layer``, FBNet), plus a boolean ``<stage>.l<j>.skip`` per optional layer slot that encodes depth. Nothing
 is conditional, so Optuna's TPE and NSGA-II model every parameter jointly.
 
+Strides can be choices too (``stem_stride``, a stage's ``stride: [1, 2]``): ``stem.stride`` and
+``<stage>.stride`` are ordinary categorical parameters, present in every candidate, so small inputs (28 px)
+can keep their resolution where ImageNet spaces halve it.
+
 The ``skip`` op is FBNet's: identity where the slot keeps the shape, else a 1x1 conv-BN-ReLU with the
 slot's stride and channels.
 """
@@ -28,6 +32,7 @@ from nas.resources import bundled_names, find_shipped
 from nas.space_config import SpaceConfig, SpaceError, StageConfig, read_space_config
 
 SKIP_OP = "skip"
+STEM_STRIDE = "stem.stride"  # the parameter of the stem's stride choices
 DIMS = ("kernel", "expand", "se", "hse", "residual")  # per-op choices, in parameter order
 
 
@@ -61,6 +66,7 @@ class Stage:
         self.ops = tuple(_parse_op(token) for token in config.ops)
         self.dims = {dim: tuple(getattr(config, dim)) for dim in DIMS if getattr(config, dim) is not None}
         self.widths = tuple(config.width or (1.0,))
+        self.strides = config.strides
         self.min_layers, self.max_layers = config.min_layers, config.max_layers
 
     @cached_property
@@ -75,7 +81,8 @@ class Stage:
 
     def params(self) -> list[Param]:
         """This stage's parameters; single-valued choices are constants, not parameters."""
-        params = [Param(f"{self.name}.width", self.widths)] if len(self.widths) > 1 else []
+        params = [Param(f"{self.name}.stride", self.strides)] if len(self.strides) > 1 else []
+        params += [Param(f"{self.name}.width", self.widths)] if len(self.widths) > 1 else []
         per_stage = self.config.choose_per == "stage"
         if per_stage:
             params += [Param(f"{self.name}.{d}", c) for d, c in self.choice_dims.items() if len(c) > 1]
@@ -114,7 +121,7 @@ class Stage:
     def decode(self, pick, in_chs: int, divisor: int) -> tuple[BlockSpec, ...]:
         out = self.out_channels(pick(f"{self.name}.width", self.widths), divisor)
         blocks: list[BlockSpec] = []
-        stride, chs = self.config.stride, in_chs
+        stride, chs = pick(f"{self.name}.stride", self.strides), in_chs
         for j in range(self.max_layers):
             if j >= self.min_layers and pick(f"{self.name}.l{j}.skip", (False, True)):
                 continue
@@ -130,26 +137,29 @@ class Stage:
 
     def encode(self, blocks: tuple[BlockSpec, ...], in_chs: int, divisor: int) -> dict[str, Any] | None:
         """Some choices that decode to ``blocks`` (there may be several), or None if there are none."""
-        for width in self.widths:
+        for stride, width in itertools.product(self.strides, self.widths):
             out = self.out_channels(width, divisor)
-            found = self._match(blocks, in_chs, out)
+            found = self._match(blocks, stride, in_chs, out)
             if found is not None:
-                return {f"{self.name}.width": width, **found}
+                return {f"{self.name}.stride": stride, f"{self.name}.width": width, **found}
         return None
 
-    def _match(self, blocks: tuple[BlockSpec, ...], in_chs: int, out: int) -> dict[str, Any] | None:
+    def _match(
+        self, blocks: tuple[BlockSpec, ...], stride: int, in_chs: int, out: int
+    ) -> dict[str, Any] | None:
         if self.config.choose_per == "layer":
-            return self._assign(blocks, in_chs, out, self.combos)
+            return self._assign(blocks, stride, in_chs, out, self.combos)
         # one combo for the whole stage: the first block alone may not pin it (residual at stride 2)
         return next(
-            (f for c in self.combos if (f := self._assign(blocks, in_chs, out, [c])) is not None), None
+            (f for c in self.combos if (f := self._assign(blocks, stride, in_chs, out, [c])) is not None),
+            None,
         )
 
-    def _assign(self, blocks, in_chs: int, out: int, candidates) -> dict[str, Any] | None:
+    def _assign(self, blocks, stride: int, in_chs: int, out: int, candidates) -> dict[str, Any] | None:
         """Fill the slots in order, each with the first candidate that yields the next block."""
         found: dict[str, Any] = {}
         scope = "" if self.config.choose_per == "stage" else ".l{}"
-        stride, chs, used = self.config.stride, in_chs, 0
+        chs, used = in_chs, 0
         for j in range(self.max_layers):
             target = blocks[used] if used < len(blocks) else None
             if j >= self.min_layers:
@@ -170,7 +180,7 @@ class Stage:
         total = 0
         for depth in range(self.min_layers, self.max_layers + 1):
             layers = depth if self.config.choose_per == "layer" else min(depth, 1)
-            total += 1 if depth == 0 else len(self.widths) * per_layer**layers
+            total += 1 if depth == 0 else len(self.strides) * len(self.widths) * per_layer**layers
         return total
 
 
@@ -183,9 +193,19 @@ class SearchSpace:
         self.source = source
         self.stem = _parse_single(config.stem, source, "stem")
         self.head = _parse_single(config.head, source, "head")
+        self.stem_strides = _stem_strides(self.stem, config.stem_stride, source)
         self.stages = tuple(_make_stage(stage, i, source) for i, stage in enumerate(config.stages))
-        self.params = tuple(p for stage in self.stages for p in stage.params())
+        stem_params = [Param(STEM_STRIDE, self.stem_strides)] if len(self.stem_strides) > 1 else []
+        self.params = tuple(stem_params + [p for stage in self.stages for p in stage.params()])
         self._validate()
+
+    @property
+    def stems(self) -> tuple[BlockSpec, ...]:
+        """The stem at each of its stride choices, in choice order."""
+        return tuple(self._stem_at(s) for s in self.stem_strides)
+
+    def _stem_at(self, stride: int) -> BlockSpec:
+        return self.stem if len(self.stem_strides) == 1 else self.stem.replace(stride=stride)
 
     @classmethod
     def from_yaml(cls, path_or_name: str | Path) -> SearchSpace:
@@ -203,19 +223,22 @@ class SearchSpace:
                 raise ConfigError(f"space '{self.name}': no value for parameter '{name}'")
             return choices[name]
 
-        chs = self.stem.channels
+        stem = self._stem_at(pick(STEM_STRIDE, self.stem_strides))
+        chs = stem.channels
         stages = []
         for stage in self.stages:
             blocks = stage.decode(pick, chs, self.config.channel_divisor)
             stages.append(blocks)
             chs = blocks[-1].channels if blocks else chs
-        return ArchSpec(self.stem, tuple(stages), self.head)
+        return ArchSpec(stem, tuple(stages), self.head)
 
     def encode(self, arch: ArchSpec) -> dict[str, Any]:
         """A choice vector that decodes to ``arch``; ``ConfigError`` if the arch is not in this space."""
-        if arch.stem != self.stem or arch.head != self.head or len(arch.stages) != len(self.stages):
+        if arch.stem not in self.stems or arch.head != self.head or len(arch.stages) != len(self.stages):
             raise ConfigError(f"arch is not in space '{self.name}' (stem, head or stage count differ)")
         found = {p.name: p.choices[0] for p in self.params}
+        if STEM_STRIDE in found:
+            found[STEM_STRIDE] = self.stem_strides[self.stems.index(arch.stem)]
         chs = self.stem.channels
         for stage, blocks in zip(self.stages, arch.stages, strict=True):
             part = stage.encode(blocks, chs, self.config.channel_divisor)
@@ -254,7 +277,7 @@ class SearchSpace:
 
     def log10_size(self) -> float:
         """log10 of the number of distinct choice assignments that shape a network."""
-        return sum(math.log10(stage.count()) for stage in self.stages)
+        return math.log10(len(self.stem_strides)) + sum(math.log10(stage.count()) for stage in self.stages)
 
     def _validate(self) -> None:
         """Realize every op with every choice once, so a bad space fails on load, not mid-search."""
@@ -265,22 +288,40 @@ class SearchSpace:
             where = f"{self.source}: stage '{stage.name}'"
             if names.count(stage.name) > 1:
                 raise SpaceError(f"{where}: key 'name': stage names must be unique")
-            if stage.config.stride != 1 and stage.min_layers == 0:
+            if stage.name == "stem" and len(self.stem_strides) > 1:
                 raise SpaceError(
-                    f"{where}: key 'layers': a stride-{stage.config.stride} stage needs min >= 1"
+                    f"{where}: key 'name': 'stem' would clash with the parameter '{STEM_STRIDE}'"
                 )
+            if max(stage.strides) != 1 and stage.min_layers == 0:
+                raise SpaceError(f"{where}: key 'layers': a stride-{max(stage.strides)} stage needs min >= 1")
             for op in stage.ops:
                 _check_op(op, stage, where)
             for dim in stage.dims:
                 if not any(op.applies(dim) for op in stage.ops):
                     raise SpaceError(f"{where}: key '{dim}': none of the ops takes this choice")
             outs = {stage.out_channels(w, divisor) for w in stage.widths}
-            for combo, in_chs, out in itertools.product(stage.combos, in_options | outs, outs):
+            strides = {*stage.strides, 1}  # the first layer's choices; later layers run at stride 1
+            for combo, stride, in_chs, out in itertools.product(
+                stage.combos, strides, in_options | outs, outs
+            ):
                 try:
-                    stage.realize(combo, stage.config.stride, in_chs, out)
+                    stage.realize(combo, stride, in_chs, out)
                 except ValueError as exc:
                     raise SpaceError(f"{where}: key 'ops': op '{combo['op']}' with {combo}: {exc}") from None
             in_options = outs | (in_options if stage.min_layers == 0 else set())
+
+
+def _stem_strides(stem: BlockSpec, choices: int | list[int] | None, source: str) -> tuple[int, ...]:
+    """The stem's stride choices: ``stem_stride``, or the stem's own stride when that is absent."""
+    own = stem.stride if stem.has("stride") else 1
+    if choices is None:
+        return (own,)
+    strides = tuple(choices) if isinstance(choices, list) else (choices,)
+    if strides != (own,) and not stem.has("stride"):
+        raise SpaceError(f"{source}: key 'stem_stride': stem '{stem}' has no stride to choose")
+    if own not in strides:
+        raise SpaceError(f"{source}: key 'stem_stride': must include the stride of stem '{stem}' ({own})")
+    return strides
 
 
 def _make_stage(config: StageConfig, index: int, source: str) -> Stage:
@@ -308,7 +349,7 @@ def _check_op(op: Op, stage: Stage, where: str) -> None:
     for fixed in ("channels", "stride"):
         if fixed in fields:
             raise SpaceError(f"{where}: key 'ops': op '{op.token}' must not set {fixed} (the stage does)")
-    if stage.config.stride != 1 and op.kind.option("stride") is None:
+    if max(stage.strides) != 1 and op.kind.option("stride") is None:
         raise SpaceError(f"{where}: key 'ops': op '{op.token}' cannot downsample")
     for dim in stage.dims:
         field = "noskip" if dim == "residual" else dim

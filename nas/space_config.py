@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -46,12 +47,34 @@ LayerCount = Annotated[
 ]
 
 
+def _distinct_choices(values: list[Any] | None) -> list[Any] | None:
+    if values is not None:
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        if repeated:
+            raise ValueError(f"choice {repeated[0]!r} is listed twice")
+    return values
+
+
+# ``stride`` is one value or a list of choices; the discriminator picks the branch, so errors name one
+StrideChoices = Annotated[
+    Annotated[int, Field(ge=1), Tag("one")]
+    | Annotated[
+        list[Annotated[int, Field(ge=1)]],
+        Field(min_length=1),
+        AfterValidator(_distinct_choices),
+        Tag("choices"),
+    ],
+    Discriminator(lambda v: "choices" if isinstance(v, list) else "one"),
+]
+UNION_TAGS = ("count", "range", "one", "choices")  # branch names pydantic puts into an error's location
+
+
 class StageConfig(BaseModel):
-    """One stage: fixed stride and base channels, and the choices its layers draw from."""
+    """One stage: its stride (fixed, or a choice), base channels, and the choices its layers draw from."""
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
-    stride: int = Field(default=1, ge=1)
+    stride: StrideChoices = 1
     channels: int = Field(ge=1)
     act: ActName | None = None
     layers: LayerCount = 1
@@ -67,11 +90,12 @@ class StageConfig(BaseModel):
     @field_validator("ops", "kernel", "expand", "se", "hse", "residual", "width")
     @classmethod
     def _distinct(cls, values: list[Any] | None) -> list[Any] | None:
-        if values is not None:
-            repeated = [v for i, v in enumerate(values) if v in values[:i]]
-            if repeated:
-                raise ValueError(f"choice {repeated[0]!r} is listed twice")
-        return values
+        return _distinct_choices(values)
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """The stride choices of the stage's first layer (one when the stride is fixed)."""
+        return tuple(self.stride) if isinstance(self.stride, list) else (self.stride,)
 
     @property
     def min_layers(self) -> int:
@@ -87,6 +111,9 @@ class SpaceConfig(BaseModel):
     name: str
     description: str = ""
     stem: str
+    # choices for the stem's stride; absent (and left out of a dump, so stored configs keep their form):
+    # the stem block's own stride
+    stem_stride: StrideChoices | None = Field(default=None, exclude_if=lambda v: v is None)
     head: str
     channel_divisor: int = Field(default=8, ge=1)
     stages: list[StageConfig] = Field(min_length=1)
@@ -121,7 +148,7 @@ def _describe(error: dict[str, Any], data: dict[str, Any]) -> str:
         name = stage.get("name") if isinstance(stage, dict) else None
         where.append(f"stage '{name or f's{loc[1] + 1}'}'")
         loc = loc[2:]
-    keys = [str(part) for part in loc if not isinstance(part, int) and part not in ("count", "range")]
+    keys = [str(part) for part in loc if not isinstance(part, int) and part not in UNION_TAGS]
     if keys:
         where.append(f"key '{'.'.join(keys)}'")
     msg = error["msg"].removeprefix("Value error, ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,15 @@ def test_space_show_file_path(capsys):
     rc, out, _ = run(capsys, "space", "show", str(path))
     assert rc == 0
     assert "log10 size 20.99" in out  # 22 log10(9)
+
+
+def test_space_show_stride_choices(capsys):
+    rc, out, _ = run(capsys, "space", "show", "mnasnet_small")
+    assert rc == 0
+    assert "conv_k3_s2_c16 (stride {1, 2})" in out
+    strides = dict(re.findall(r"│ (s\d) +│ ([^│]*?) +│", out))  # the stage and stride columns
+    assert strides == {"s1": "1", "s2": "{1, 2}", "s3": "{1, 2}", "s4": "2", "s5": "1"}
+    assert "37 categorical parameters, log10 size 11.93" in out
 
 
 def test_space_sample(capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import zlib
 
 import pytest
@@ -96,6 +97,27 @@ def test_build_measures_every_key_and_calibrates(space, tmp_path):
     assert (cal.a, cal.b, cal.c) == pytest.approx((A * nets_scale, B * nets_scale / 1.1, C * nets_scale))
     assert table.provenance["device"] == "test-device" and table.provenance["backend"] == "fake"
     assert LatencyTable.load(tmp_path / "t.json") == table
+
+
+def test_a_table_of_a_strided_space_predicts_every_net_of_it(tmp_path):
+    """Stride choices reach more input sizes; the table has a key for each, so no sample is unpriced."""
+    path = tmp_path / "strided.yaml"
+    path.write_text(
+        SPACE_YAML.replace("head: head_c32", "stem_stride: [1, 2]\nhead: head_c32").replace(
+            "stride: 2,", "stride: [1, 2],"
+        )
+    )
+    strided = SearchSpace.from_yaml(path)
+    assert {p.name for p in strided.params} >= {"stem.stride", "s2.stride"}
+    table = build(strided, FakeBackend(), tmp_path / "t.json", batch_size=64, calibration_nets=6)
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(300):
+        arch = strided.sample(rng)
+        seen.add((arch.stem.stride, arch.stages[1][0].stride))
+        expected = table.calibration.apply(sum(block_ms(k) for k in table.keys(arch)), len(table.keys(arch)))
+        assert table.predict(arch) == pytest.approx(expected)
+    assert seen == {(1, 1), (1, 2), (2, 1), (2, 2)}
 
 
 def test_killed_build_resumes_with_the_missing_keys_only(space, tmp_path):

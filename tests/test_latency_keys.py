@@ -68,7 +68,9 @@ def test_block_module_output_shape(text):
     assert tuple(out.shape) == expected
 
 
-@pytest.mark.parametrize(("name", "size"), [("mnasnet", 64), ("fbnet", 64), ("mobilenetv3", 224)])
+@pytest.mark.parametrize(
+    ("name", "size"), [("mnasnet", 64), ("fbnet", 64), ("mobilenetv3", 224), ("mnasnet_small", 28)]
+)
 def test_space_keys_cover_every_sampled_net(name, size):
     space = SearchSpace.from_yaml(name)
     keys = space_keys(space, 3, size, 10)
@@ -94,5 +96,31 @@ def test_space_keys_of_a_tiny_space_exactly(tmp_path):
             "ds_k3_c16|in16|8x8|fp32",
             "ds_k5_c16|in16|8x8|fp32",
             "head|in16|8x8|n2|fp32",
+        ]
+    )
+
+
+def test_space_keys_cover_every_stride_choice(tmp_path):
+    """A stride choice multiplies the sizes a stage sees: each (input, stride) pair is its own key."""
+    path = tmp_path / "strided.yaml"
+    path.write_text(
+        "name: strided\nstem: conv_k3_s2_c8\nstem_stride: [1, 2]\nhead: head\nstages:\n"
+        "  - {stride: [1, 2], channels: 16, layers: {min: 1, max: 2}, choose_per: stage, ops: [ds_k3]}\n"
+    )
+    keys = space_keys(SearchSpace.from_yaml(path), 1, 16, 2)
+    assert sorted(keys) == sorted(
+        [
+            "conv_k3_c8|in1|16x16|fp32",
+            "conv_k3_s2_c8|in1|16x16|fp32",
+            "ds_k3_c16|in8|16x16|fp32",  # first layer, stride 1, after the stride-1 stem
+            "ds_k3_c16|in8|8x8|fp32",
+            "ds_k3_s2_c16|in8|16x16|fp32",
+            "ds_k3_s2_c16|in8|8x8|fp32",
+            "ds_k3_c16|in16|16x16|fp32",  # the second layer at every size the first can leave
+            "ds_k3_c16|in16|8x8|fp32",
+            "ds_k3_c16|in16|4x4|fp32",
+            "head|in16|16x16|n2|fp32",
+            "head|in16|8x8|n2|fp32",
+            "head|in16|4x4|n2|fp32",
         ]
     )

@@ -213,6 +213,68 @@ def test_log10_size_mobilenetv3():
     assert load("mobilenetv3").log10_size() == pytest.approx(5 * math.log10(per_stage), abs=1e-12)
 
 
+def test_log10_size_mnasnet_small():
+    # one op (3) x kernel (2) x SE (2) x residual (2) x width (3) per stage; the stem, s2 and s3 choose
+    # stride 1 or 2; depths 0-1, 1-3, 1-3, 1-3, 0-2
+    per_depth = 3 * 2 * 2 * 2 * 3
+    expected = (
+        math.log10(2)
+        + math.log10(1 + per_depth)
+        + 2 * math.log10(2 * 3 * per_depth)
+        + math.log10(3 * per_depth)
+        + math.log10(1 + 2 * per_depth)
+    )
+    assert load("mnasnet_small").log10_size() == pytest.approx(expected, abs=1e-12)
+
+
+# the model that nas shipped for PneumoniaMNIST, found in mnasnet_small before its strides were choices
+SHIPPED_PNEUMONIA = (
+    "conv_k3_s2_c16::ir_k5_s2_e6_c24,ir_k5_e6_c24_noskip:ir_k3_s2_e6_c40_se0.25:"
+    "ir_k3_s2_e3_c64,ir_r2_k3_e3_c64_noskip:ir_k3_e6_c72:head_c256_d0.1"
+)
+
+
+def test_mnasnet_small_strides_are_choices():
+    space = load("mnasnet_small")
+    strides = {p.name: p.choices for p in space.params if p.name.endswith(".stride")}
+    assert strides == {"stem.stride": (1, 2), "s2.stride": (1, 2), "s3.stride": (1, 2)}
+    seen = set()
+    for arch in samples("mnasnet_small"):
+        firsts = [stage[0].stride if stage else None for stage in arch.stages]
+        seen.add((arch.stem.stride, firsts[1], firsts[2]))
+        assert firsts[0] in (1, None) and firsts[3] == 2 and firsts[4] in (1, None)
+        assert all(b.stride == 1 for stage in arch.stages for b in stage[1:])
+    assert seen == {(a, b, c) for a in (1, 2) for b in (1, 2) for c in (1, 2)}
+    # encode reads the strides back from the arch
+    base = space.encode(samples("mnasnet_small")[0])
+    keep = space.decode({**base, "stem.stride": 1, "s2.stride": 1, "s3.stride": 1})
+    assert keep.stem.to_str() == "conv_k3_c16"
+    assert {k: v for k, v in space.encode(keep).items() if k.endswith(".stride")} == {
+        "stem.stride": 1,
+        "s2.stride": 1,
+        "s3.stride": 1,
+    }
+    # only s4 halves a 28 px input
+    model = build_model(keep, in_chans=1, num_classes=2, input_size=28).eval()
+    with torch.no_grad():
+        assert model.stages(model.stem(torch.randn(1, 1, 28, 28))).shape[-2:] == (14, 14)
+
+
+def test_mnasnet_small_keeps_every_arch_of_its_fixed_stride_version():
+    space = load("mnasnet_small")
+    config = space.config.model_copy(deep=True)
+    config.stem_stride = None
+    for stage in config.stages:
+        stage.stride = max(stage.strides)
+    fixed = SearchSpace(config)
+    assert fixed.stem.to_str() == "conv_k3_s2_c16" and not any(".stride" in p.name for p in fixed.params)
+    rng = random.Random(2)
+    for arch in [ArchSpec.from_str(SHIPPED_PNEUMONIA), *(fixed.sample(rng) for _ in range(200))]:
+        choices = space.encode(arch)
+        assert (choices["stem.stride"], choices["s2.stride"], choices["s3.stride"]) == (2, 2, 2)
+        assert space.decode(choices) == arch
+
+
 def fbnet_choices(**ops: str) -> dict[str, str]:
     space = load("fbnet")
     choices = {p.name: "ir_k3_e6" for p in space.params}

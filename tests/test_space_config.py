@@ -23,6 +23,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 HEADER = "name: t\nstem: conv_k3_c16\nhead: head\nstages:\n"
 GOOD = "  - {name: a, stride: 1, channels: 16, ops: [ir_e6], kernel: [3, 5]}\n"
+STEM_STRIDES = HEADER.replace("head: head\n", "stem_stride: {}\nhead: head\n")
 
 
 def write(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
@@ -92,6 +93,41 @@ STAGE_ERRORS = {
         "stage 'a': key 'layers'",
         "stride-2 stage needs min >= 1",
     ),
+    "stride zero": (
+        "  - {name: a, stride: 0, channels: 16, ops: [ir_k3_e6]}",
+        "stage 'a': key 'stride'",
+        "greater than or equal to 1",
+    ),
+    "stride choice zero": (
+        "  - {name: a, stride: [0, 2], channels: 16, ops: [ir_k3_e6]}",
+        "stage 'a': key 'stride'",
+        "greater than or equal to 1",
+    ),
+    "duplicate stride choice": (
+        "  - {name: a, stride: [2, 2], channels: 16, ops: [ir_k3_e6]}",
+        "stage 'a': key 'stride'",
+        "choice 2 is listed twice",
+    ),
+    "no stride choices": (
+        "  - {name: a, stride: [], channels: 16, ops: [ir_k3_e6]}",
+        "stage 'a': key 'stride'",
+        "at least 1 item",
+    ),
+    "stride choice not a number": (
+        "  - {name: a, stride: [1, two], channels: 16, ops: [ir_k3_e6]}",
+        "stage 'a': key 'stride'",
+        "valid integer",
+    ),
+    "stride choice 2 with min 0 layers": (
+        "  - {name: a, stride: [1, 2], channels: 16, layers: {min: 0, max: 2}, ops: [ir_k3_e6]}",
+        "stage 'a': key 'layers'",
+        "stride-2 stage needs min >= 1",
+    ),
+    "channels given as a list": (
+        "  - {name: a, channels: [16, 24], ops: [ir_k3_e6]}",
+        "stage 'a': key 'channels'",
+        "valid integer",
+    ),
     "op sets channels": (
         "  - {name: a, channels: 16, ops: [ir_k3_e6_c32]}",
         "stage 'a': key 'ops'",
@@ -131,6 +167,11 @@ STAGE_ERRORS = {
         "  - {name: a, stride: 2, channels: 16, ops: [fire_sq8]}",
         "stage 'a': key 'ops'",
         "cannot downsample",
+    ),
+    "op that cannot downsample at a stride choice": (
+        "  - {name: a, stride: [1, 2], channels: 16, ops: [ir_k3_e6, fire_sq8]}",
+        "stage 'a': key 'ops'",
+        "'fire_sq8' cannot downsample",
     ),
     "op missing a required option": (
         "  - {name: a, channels: 16, ops: [ir_e6]}",
@@ -233,6 +274,25 @@ def test_stage_errors_are_one_line_naming_file_stage_key(tmp_path, case):
         ),
         (HEADER.replace("head: head", "head: conv_k1_c8") + GOOD, "key 'head'"),
         (HEADER.replace("conv_k3_c16", "conv_r2_k3_c16") + GOOD, "key 'stem'"),
+        (HEADER.replace("stem: conv_k3_c16", "stem: [conv_k3_c16, conv_k3_s2_c16]") + GOOD, "key 'stem'"),
+        (
+            STEM_STRIDES.format("[0, 1]") + GOOD,
+            "key 'stem_stride': Input should be greater than or equal to 1",
+        ),
+        (STEM_STRIDES.format("[1, 1]") + GOOD, "key 'stem_stride': choice 1 is listed twice"),
+        (STEM_STRIDES.format("[]") + GOOD, "key 'stem_stride': List should have at least 1 item"),
+        (
+            STEM_STRIDES.format("[2, 4]") + GOOD,
+            "key 'stem_stride': must include the stride of stem 'conv_k3_c16' (1)",
+        ),
+        (
+            STEM_STRIDES.format("[1, 2]").replace("conv_k3_c16", "fire_sq8_c16") + GOOD,
+            "key 'stem_stride': stem 'fire_sq8_c16' has no stride to choose",
+        ),
+        (
+            STEM_STRIDES.format("[1, 2]") + GOOD.replace("name: a", "name: stem"),
+            "stage 'stem': key 'name': 'stem' would clash with the parameter 'stem.stride'",
+        ),
     ],
 )
 def test_file_errors_are_one_line(tmp_path, text, expected):
@@ -272,6 +332,23 @@ def test_good_space_loads(tmp_path):
     assert space.name == "t"
     assert [p.name for p in space.params] == ["a.l0.kernel"]
     assert space.source == str(tmp_path / "space.yaml")
+
+
+def test_stride_choices_are_parameters_and_single_values_constants(tmp_path):
+    text = STEM_STRIDES.format("[1, 2]") + GOOD.replace("stride: 1", "stride: [2, 1]")
+    space = SearchSpace.from_yaml(write(tmp_path, text))
+    assert [(p.name, p.choices) for p in space.params] == [
+        ("stem.stride", (1, 2)),
+        ("a.stride", (2, 1)),
+        ("a.l0.kernel", (3, 5)),
+    ]
+    # one choice, as a list or a number, is a constant: the space is the one without stem_stride
+    for fixed in ("[1]", "1"):
+        space = SearchSpace.from_yaml(write(tmp_path, STEM_STRIDES.format(fixed) + GOOD))
+        assert [p.name for p in space.params] == ["a.l0.kernel"]
+    # a space without stem_stride stores its config as before (latency tables embed it)
+    dumped = SearchSpace.from_yaml(write(tmp_path, HEADER + GOOD)).config.model_dump(mode="json")
+    assert "stem_stride" not in dumped and dumped["stages"][0]["stride"] == 1
 
 
 def test_space_without_choices_cannot_mutate(tmp_path):

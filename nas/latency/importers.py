@@ -57,15 +57,22 @@ def import_fbnet_table(
             raise ConfigError(f"{path}: no latency for layer {layer} op {op}")
         samples[block_key(site, "fp32", num_classes)].append(rows[(layer, op)])
 
+    if len(fbnet.stem_strides) > 1:
+        raise ConfigError(f"space '{fbnet.name}' chooses its stem stride; FBNet tables have one stem")
     stem = block_site(fbnet.stem, in_chans, input_size)
     add(stem, "stem", "")
     chs, size, layer = stem.out_channels, stem.out_size, 0
     for stage in fbnet.stages:
-        if len(stage.widths) > 1 or stage.dims or stage.min_layers != stage.max_layers:
+        if (
+            len(stage.widths) > 1
+            or len(stage.strides) > 1
+            or stage.dims
+            or stage.min_layers != stage.max_layers
+        ):
             raise ConfigError(f"space '{fbnet.name}' stage '{stage.name}' is not a per-layer op choice")
         out, after = stage.config.channels, size
         for slot in range(stage.max_layers):
-            stride, in_chs, in_size = (stage.config.stride, chs, size) if slot == 0 else (1, out, after)
+            stride, in_chs, in_size = (stage.strides[0], chs, size) if slot == 0 else (1, out, after)
             for op in stage.ops:
                 block = stage.realize({"op": op.token}, stride, in_chs, out)
                 if block is None:

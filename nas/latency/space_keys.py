@@ -1,10 +1,11 @@
 """Every block key a search space can produce, enumerated exactly (not by sampling).
 
 A space is a fixed set of categorical choices per stage. The blocks of a stage are: its first realized
-layer at the stage's stride from every channel count the stage input can have, and every later layer at
-stride 1 with input = output channels, for every width and every op combo (``Stage.combos``). The input
-channel options are tracked as ``SearchSpace._validate`` does (a stage that can be empty passes its
-input through); spatial sizes follow from the sites themselves.
+layer at each of the stage's stride choices from every input the stage can have, and every later layer at
+stride 1 with input = output channels, for every width and every op combo (``Stage.combos``). The inputs
+are (channels, size) pairs, tracked from the stem at each of its stride choices as
+``SearchSpace._validate`` tracks channels (a stage that can be empty passes its input through); sizes
+follow from the sites themselves, so every resolution a choice of strides reaches is covered.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from nas.space import SearchSpace
 
 def space_sites(space: SearchSpace, in_chans: int, input_size: int) -> list[BlockSite]:
     """Distinct block sites (stem, every stage layer, head) in network order."""
-    stem = block_site(space.stem, in_chans, input_size)
-    sites = [stem]
-    inputs = {(stem.out_channels, stem.out_size)}
+    sites = [block_site(stem, in_chans, input_size) for stem in space.stems]
+    inputs = {(stem.out_channels, stem.out_size) for stem in sites}
     divisor = space.config.channel_divisor
     for stage in space.stages:
         outs = sorted({stage.out_channels(w, divisor) for w in stage.widths})
         reached: set[tuple[int, int]] = set()
-        for (in_chs, size), out, combo in itertools.product(sorted(inputs), outs, stage.combos):
-            block = stage.realize(combo, stage.config.stride, in_chs, out)
+        for (in_chs, size), stride, out, combo in itertools.product(
+            sorted(inputs), stage.strides, outs, stage.combos
+        ):
+            block = stage.realize(combo, stride, in_chs, out)
             if block is None:  # identity skip: the next layer is first, from in_chs == out
                 reached.add((in_chs, size))
                 continue

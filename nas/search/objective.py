@@ -61,6 +61,16 @@ def cheap_metrics(
     return metrics
 
 
+def cheap_rejection(config: ExperimentConfig, metrics: dict[str, float]) -> str | None:
+    """Why a candidate with these cheap metrics is never trained (the first cheap constraint it breaks,
+    e.g. ``params 412000 not <= 300000``); None when it would be trained."""
+    for constraint in config.constraints:
+        if constraint.metric in CHEAP_METRICS and constraint.violation(metrics[constraint.metric]) > 0:
+            bound = f"<= {constraint.max:g}" if constraint.max is not None else f">= {constraint.min:g}"
+            return f"{constraint.metric} {metrics[constraint.metric]:g} not {bound}"
+    return None
+
+
 @dataclass
 class CandidateObjective:
     """The callable ``study.optimize`` runs: one candidate, start to finish."""
@@ -93,14 +103,11 @@ class CandidateObjective:
 
     def evaluate(self, trial: Trial, arch: ArchSpec) -> dict[str, float]:
         metrics = cheap_metrics(arch, self.in_chans, self.config.input_size, self.num_classes, self.table)
-        for constraint in self.config.constraints:
-            if constraint.metric in CHEAP_METRICS and constraint.violation(metrics[constraint.metric]) > 0:
-                bound = f"<= {constraint.max:g}" if constraint.max is not None else f">= {constraint.min:g}"
-                trial.set_user_attr("metrics", metrics)
-                trial.set_user_attr(
-                    "rejected", f"{constraint.metric} {metrics[constraint.metric]:g} not {bound}"
-                )
-                raise optuna.TrialPruned(trial.user_attrs["rejected"])
+        rejected = cheap_rejection(self.config, metrics)
+        if rejected is not None:
+            trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr("rejected", rejected)
+            raise optuna.TrialPruned(rejected)
         if self.config.needs_training():
             if self.evaluator is None:
                 raise ValueError("this experiment needs an accuracy evaluator (training)")

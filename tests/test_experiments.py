@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from nas.latency.space_keys import space_keys
 from nas.search.config import load_experiment
 from nas.search.factory import latency_table
 from nas.space import SearchSpace
@@ -23,6 +24,10 @@ def test_experiment_loads_with_a_matching_table_from_any_directory(path, monkeyp
     if config.latency is not None:
         assert table is not None and table.settings["space"] == space.name
         assert table.settings["input_size"] == config.input_size
+        settings = table.settings
+        keys = space_keys(space, settings["in_chans"], config.input_size, settings["num_classes"])
+        missing = sorted(set(keys) - set(table.entries))
+        assert not missing, f"{len(missing)} blocks of {space.name} have no latency, e.g. {missing[0]}"
 
 
 def test_the_quickstart_and_the_real_experiment_are_shipped():

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import optuna
 import torch
+import zero_cost
 
 from nas.arch import ArchSpec
 from nas.builder import build_model
@@ -41,22 +42,10 @@ DEFAULT_TABLE = "latency_tables/dev-epyc-2core/mnasnet_small-28.json"
 
 
 def naswot(arch: ArchSpec, images: torch.Tensor) -> float:
-    """NASWOT score: log|K| with K[i, j] = number of ReLUs on which images i and j agree."""
+    """NASWOT score of the untrained ``arch`` on ``images`` (``zero_cost.naswot``, the paper's definition)."""
     torch.manual_seed(0)
-    model = build_model(arch, in_chans=images.shape[1], num_classes=2).eval()
-    codes: list[torch.Tensor] = []
-
-    def hook(_module, _inputs, output: torch.Tensor) -> None:
-        codes.append((output.flatten(1) > 0).float())
-
-    for module in model.modules():
-        if isinstance(module, torch.nn.ReLU):
-            module.register_forward_hook(hook)
-    with torch.no_grad():
-        model(images)
-    c = torch.cat(codes, 1)
-    kernel = c @ c.T + (1 - c) @ (1 - c).T
-    return float(torch.linalg.slogdet(kernel.double())[1])
+    model = build_model(arch, in_chans=images.shape[1], num_classes=2)
+    return zero_cost.naswot(model, (images, None, None))
 
 
 class Objectives:

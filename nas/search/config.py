@@ -251,6 +251,12 @@ class ExperimentConfig(_Strict):
         if self.mode not in strategy.modes:
             modes = " or ".join(strategy.modes)
             raise ValueError(f"key 'strategy.name': strategy {self.strategy.name} needs mode: {modes}")
+        if self.strategy.name == "nsga2" and self.pruner.name != "none":
+            raise ValueError(
+                "key 'pruner.name': nsga2 makes each generation of completed trials only, so with a pruner "
+                "most candidates never complete and the search stays in its random first generation; use "
+                "strategy tpe (it learns from stopped candidates) or pruner none"
+            )
         return self
 
     def metrics_used(self) -> list[str]:

@@ -32,7 +32,7 @@ from nas.search.pareto import costs, promotion_order
 if TYPE_CHECKING:
     from nas.search.config import ExperimentConfig
 
-RUNG_ATTR = "rungs"  # user attribute: {str(step): {metric: value}} at each rung the trial reached
+RUNG_ATTR = "rungs"  # user attribute: {str(step): {objective: value}} at each rung the trial reached
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 JUDGED = (TrialState.RUNNING, *FINISHED)  # a failed trial's rungs don't count
 
@@ -109,12 +109,12 @@ class ParetoPromotion:
         return number % self.brackets
 
     def judge(self, trial: optuna.Trial, step: int, point: Mapping[str, float]) -> str | None:
-        """Record ``point`` (the trial's metrics at ``step``) if ``step`` is a rung, and return why the
-        trial stops there, or None when it goes on."""
+        """Record ``point``'s objectives (the trial's metrics at ``step``) if ``step`` is a rung, and return
+        why the trial stops there, or None when it goes on."""
         if step not in self.rungs:
             return None
         recorded = dict(trial.user_attrs.get(RUNG_ATTR, {}))
-        recorded[str(step)] = dict(point)
+        recorded[str(step)] = {m: point[m] for m, _ in self.axes if m in point}
         trial.set_user_attr(RUNG_ATTR, recorded)
         bracket = self.bracket(trial.number)
         if step not in self.rungs[bracket:] or not self._judgeable(point):

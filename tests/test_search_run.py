@@ -34,6 +34,7 @@ from nas.search.run import (
     run_search,
     storage_url,
 )
+from nas.search.rungs import make_pruner
 from nas.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -372,7 +373,9 @@ def test_hard_constraint_rejects_before_training(tmp_path):
         evaluator,
         constraints=[{"metric": "params", "max": 150_000}, {"metric": "val_auc", "min": 0.5}],
     )
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    # the experiment's own pruner (Optuna's default one would judge the first reported epoch)
+    pruner = make_pruner(objective.config)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0), pruner=pruner)
     study.optimize(objective, n_trials=8)
     rejected = [t for t in study.trials if "rejected" in t.user_attrs]
     trained = [t for t in study.trials if "rejected" not in t.user_attrs]

@@ -23,7 +23,7 @@ from nas.latency.table import LatencyTable
 from nas.metrics import measure
 from nas.search.config import CHEAP_METRICS, ExperimentConfig
 from nas.search.reward import reward
-from nas.search.rungs import ParetoPromotion
+from nas.search.rungs import ParetoPromotion, schedule
 from nas.space import SearchSpace
 
 Report = Callable[[int, dict[str, float]], None]
@@ -139,13 +139,15 @@ class CandidateObjective:
         if self.config.pruner.name == "none" or self.config.reward is None:
             return lambda step, values: None
 
+        last_step = schedule(self.config)[1]
+
         def report(step: int, values: dict[str, float]) -> None:
             point = cheap | values
             try:
                 trial.report(reward(point, self.config.reward), step)
             except KeyError:  # a metric the reward needs is not measured at every step
                 return
-            if trial.should_prune():
+            if step < last_step and trial.should_prune():  # at the last step the training is done
                 stop(point, f"pruned at step {step}")
 
         return report

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from nas.data.checks import check_splits
 from nas.data.folder import load_folder
 from nas.data.medmnist import DATASETS as MEDMNIST_INFO
 from nas.data.medmnist import load_medmnist, load_npz
@@ -45,7 +46,12 @@ DATASETS: Registry[Dataset] = Registry(
 
 def load_dataset(name_or_path: str | Path, size: int = 28) -> Splits:
     """A registered name (``pneumoniamnist``, ``synthetic``), a ``.npz`` file in MedMNIST's layout, or a
-    folder of images with one sub-folder per class."""
+    folder of images with one sub-folder per class; data no model could learn and be scored on is a
+    one-line ``DataError`` (``check_splits``)."""
+    return check_splits(_load(name_or_path, size))
+
+
+def _load(name_or_path: str | Path, size: int) -> Splits:
     text = str(name_or_path)
     if text in DATASETS:
         return DATASETS.get(text).load(size)

@@ -229,7 +229,7 @@ def load_npz(path: str | Path) -> Splits:
     labels = {s: np.asarray(arrays[f"{s}_labels"]) for s in ("train", "val", "test")}
     images = {s: _nhwc(arrays[f"{s}_images"], path) for s in labels}
     channels = images["train"].shape[3]
-    info = DATASETS.get(name.lower()) or _infer_info(labels["train"], channels)
+    info = DATASETS.get(name.lower()) or _infer_info(labels, channels)
     if info.n_channels != channels:
         raise DataError(f"{path}: {name} has {info.n_channels} channel(s), the file has {channels}")
     splits = {s: Split(images[s], _labels(labels[s], info.task)) for s in labels}
@@ -252,11 +252,13 @@ def _labels(labels: np.ndarray, task: str) -> np.ndarray:
     return labels.astype(np.int64).reshape(-1)
 
 
-def _infer_info(train_labels: np.ndarray, n_channels: int) -> DatasetInfo:
-    """A file that is not one of MedMNIST's: several label columns are multi-label, else classes."""
+def _infer_info(labels: dict[str, np.ndarray], n_channels: int) -> DatasetInfo:
+    """A file that is not one of MedMNIST's: several label columns are multi-label, else classes 0 to
+    the largest label of any split (``check_splits`` then names a label that only one split has)."""
+    train_labels = labels["train"]
     if train_labels.ndim == 2 and train_labels.shape[1] > 1:
         task, count = "multi-label", train_labels.shape[1]
     else:
-        count = int(train_labels.max()) + 1
+        count = max((int(v.max()) for v in labels.values() if v.size), default=1) + 1
         task = "binary" if count == 2 else "multi-class"
     return DatasetInfo(task, n_channels, tuple(str(i) for i in range(count)))

@@ -7,6 +7,7 @@ import random
 import zlib
 
 import pytest
+import torch
 
 from nas.arch import ArchSpec
 from nas.errors import DataError, UsageError
@@ -192,3 +193,62 @@ def test_fidelity_figures_and_kendall_tau():
     # tau-b with ties: 5 concordant, 0 discordant, 1 tie in x only -> 5 / sqrt(5 * 6)
     assert kendall_tau([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(0.9128709291752769)
     assert math.isnan(kendall_tau([1.0], [2.0])) and math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+class ShapedBackend(FakeBackend):
+    """The fake device for any data shape: a whole net's time from its own keys (channels from the input
+    shape, classes from the head's last layer)."""
+
+    def measure(self, items: list[Item], settings: Settings) -> dict[str, Timing]:
+        self.calls.append([item.name for item in items])
+        out = {}
+        for item in items:
+            name = item.name.removeprefix(SENTINEL)
+            if "|" in name:
+                ms = block_ms(name)
+            else:
+                classes = [m for m in item.module.modules() if isinstance(m, torch.nn.Linear)][-1].out_features
+                arch = ArchSpec.from_str(name) if name != ANCHOR else self.anchor
+                keys = [k for k, _ in arch_keys(arch, item.input_shape[1], SIZE, classes)]
+                ms = A + B * sum(block_ms(k) for k in keys) + C * len(keys)
+            out[item.name] = Timing(ms * self.scale, 0.01 * ms, settings.rounds)
+        return out
+
+
+def test_a_table_for_another_data_shape_times_only_its_stem_and_head(space, tmp_path):
+    """RGB and 5 classes from a 1-channel, 3-class table: body blocks copied, stem and head timed on the
+    base's scale (the machine now runs 1.5x slower), anchor and calibration nets timed whole again."""
+    base = build(space, FakeBackend(), tmp_path / "gray.json", calibration_nets=6)
+    backend = ShapedBackend(scale=1.5)
+    backend.anchor = ArchSpec.from_str(base.anchor["arch"])
+    rgb = build_table(
+        space, SIZE, 3, 5, backend, "test-device", tmp_path / "rgb.json",
+        measure=Settings(rounds=3), calibration_nets=6, base=base,
+    )  # fmt: skip
+    keys = space_keys(space, 3, SIZE, 5)
+    assert set(rgb.entries) == set(keys)
+    timed = {n for call in backend.calls[1:-1] for n in call if not n.startswith(SENTINEL)}
+    new = {k for k in keys if k not in base.entries}
+    assert timed == new and new and all(k.startswith(("conv", "head")) for k in new)
+    for key in keys:
+        expected = base.entries[key]["median_ms"] if key in base.entries else block_ms(key)
+        assert rgb.entries[key]["median_ms"] == pytest.approx(expected)  # the base's scale
+    assert rgb.provenance["shape_base"]["in_chans"] == 1 and rgb.calibration.n == 6
+    arch = space.sample(random.Random(5))
+    keys_of = [k for k, _ in arch_keys(arch, 3, SIZE, 5)]
+    measured = (A + B * sum(block_ms(k) for k in keys_of) + C * len(keys_of)) * 1.5
+    assert rgb.predict(arch) == pytest.approx(measured, rel=1e-6)  # the refit absorbs the 1.5x
+
+
+def test_a_base_of_another_size_or_device_is_refused_and_found_only_when_it_fits(space, tmp_path):
+    from nas.latency.build import find_shape_base, table_settings
+
+    base = build(space, FakeBackend(), tmp_path / "gray.json", calibration_nets=4)
+    with pytest.raises(DataError, match="cannot seed this one: it differs in input_size"):
+        build_table(space, SIZE * 2, 3, 5, FakeBackend(), "test-device", tmp_path / "big.json", base=base)
+    with pytest.raises(DataError, match="it differs in device"):
+        build_table(space, SIZE, 3, 5, FakeBackend(), "other", tmp_path / "o.json", base=base)
+    provenance = {"device": "test-device", "backend": "fake", "threads": 1}
+    assert find_shape_base(tmp_path, table_settings(space, SIZE, 3, 5), provenance) == tmp_path / "gray.json"
+    assert find_shape_base(tmp_path, table_settings(space, SIZE * 2, 3, 5), provenance) is None
+    assert find_shape_base(tmp_path, table_settings(space, SIZE, 3, 5), provenance | {"threads": 2}) is None

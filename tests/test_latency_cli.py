@@ -63,3 +63,37 @@ def test_build_show_validate(tmp_path, capsys):
     assert report["n"] == 3 and 0 <= report["within_10pct"] <= 1
     for key in ("mape", "max_ape", "within_10pct_absolute", "noise_within_10pct", "kendall_tau", "bias"):
         assert key in report
+
+
+def test_another_data_shape_reuses_the_body_blocks(tmp_path, capsys, monkeypatch):
+    """--from takes the table's settings; without it a fitting table in the output folder is found;
+    the default file name says the shape when the plain name holds another one."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(SPACE_YAML)
+    gray = ["--space", "tiny.yaml", "--input-size", "16", "--in-chans", "1", "--num-classes", "2"]
+    run(["latency", "build", *gray, "--device", "ci", "--rounds", "5", "--calibration-nets", "4"])
+    base = LatencyTable.load("latency_tables/ci/tiny-16.json")
+    capsys.readouterr()
+
+    run(
+        [
+            "latency",
+            "build",
+            "--from",
+            "latency_tables/ci/tiny-16.json",
+            "--in-chans",
+            "3",
+            "--num-classes",
+            "5",
+        ]
+    )
+    rgb = LatencyTable.load("latency_tables/ci/tiny-16-3ch-5cls.json")
+    shared = set(rgb.entries) & set(base.entries)
+    assert shared and all(rgb.entries[k] == base.entries[k] for k in shared)
+    assert len(rgb.calibration_nets) == 4 and rgb.provenance["measure"]["rounds"] == 5
+    assert "wrote latency_tables/ci/tiny-16-3ch-5cls.json" in capsys.readouterr().out
+
+    rgb4 = ["--space", "tiny.yaml", "--input-size", "16", "--in-chans", "3", "--num-classes", "4"]
+    run(["latency", "build", *rgb4, "--device", "ci", "--rounds", "5", "--calibration-nets", "4"])
+    assert "reusing the body blocks of latency_tables/ci/tiny-16" in capsys.readouterr().out
+    assert LatencyTable.load("latency_tables/ci/tiny-16-3ch-4cls.json").provenance["shape_base"]

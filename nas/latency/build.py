@@ -15,6 +15,12 @@ stage's blocks together.
 
 The table is saved after every batch: a killed build, run again with the same arguments, measures only
 what is still missing.
+
+A table for another data shape (input channels, classes) of the same space, size, number type, device
+and backend is a ``base``: only the stem and head depend on the shape, so every body block is copied
+from it and only the stem and head are timed, against the copied blocks as sentinels, which puts them
+on the base's scale. The anchor and calibration nets are timed whole for the new shape and the
+calibration is fitted again: seconds instead of a full build.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 
 from nas.arch import ArchSpec, BlockSite
 from nas.builder import build_model
-from nas.errors import DataError, UsageError
+from nas.errors import DataError, NasError, UsageError
 from nas.latency.backends.base import Backend, Item, Settings, Timing, backend_dtypes
 from nas.latency.keys import block_module, input_shape
 from nas.latency.predict import fit
@@ -85,23 +91,20 @@ def build_table(
     batch_size: int = 64,
     calibration_nets: int = 30,
     progress: Progress | None = None,
+    base: LatencyTable | None = None,
 ) -> LatencyTable:
-    """Measure (or finish measuring) the table at ``out_path`` and return it, calibrated."""
+    """Measure (or finish measuring) the table at ``out_path`` and return it, calibrated. A new table
+    starts from ``base``'s blocks (``shape_base``); a refused base is a one-line ``DataError``."""
     measure = measure or Settings()
     if dtype not in backend_dtypes(backend):
         measured = ", ".join(backend_dtypes(backend))
         raise UsageError(f"latency backend '{backend.name}' measures {measured}, not {dtype}")
-    settings = {
-        "space": space.name,
-        "space_config": space.config.model_dump(mode="json"),
-        "input_size": input_size,
-        "in_chans": in_chans,
-        "num_classes": num_classes,
-        "dtype": dtype,
-    }
+    settings = table_settings(space, input_size, in_chans, num_classes, dtype)
     keys = space_keys(space, in_chans, input_size, num_classes, dtype)
     writable_dir(Path(out_path).parent, "the latency table")  # before minutes of timing, not after
     table = _open(Path(out_path), settings, backend, device, measure)
+    if base is not None and not table.entries and table.anchor is None:
+        _seed(table, base, keys)
     report = progress or (lambda phase, done, total: None)
 
     if table.anchor is None:
@@ -125,6 +128,64 @@ def build_table(
         table.calibration = fit(sums, blocks, [n["median_ms"] for n in table.calibration_nets])
         table.save(out_path)
     return table
+
+
+def table_settings(
+    space: SearchSpace, input_size: int, in_chans: int, num_classes: int, dtype: str = "fp32"
+) -> dict[str, Any]:
+    """What a table is measured for (``TableSettings``)."""
+    return {
+        "space": space.name,
+        "space_config": space.config.model_dump(mode="json"),
+        "input_size": input_size,
+        "in_chans": in_chans,
+        "num_classes": num_classes,
+        "dtype": dtype,
+    }
+
+
+SHAPE = ("in_chans", "num_classes")
+SAME_DEVICE = ("device", "backend", "threads", "target")
+
+
+def shape_base_problem(
+    base: LatencyTable, settings: dict[str, Any], provenance: dict[str, Any]
+) -> str | None:
+    """Why ``base`` cannot give its body blocks to a table of ``settings`` measured with ``provenance``
+    (another space, size or number type; another device, backend, thread count or target), or None."""
+    differ = [k for k in settings if k not in SHAPE and base.settings.get(k) != settings[k]]
+    differ += [k for k in SAME_DEVICE if base.provenance.get(k) != provenance.get(k)]
+    if base.calibration is None:
+        return "its build is unfinished"
+    return f"it differs in {', '.join(differ)}" if differ else None
+
+
+def find_shape_base(folder: Path, settings: dict[str, Any], provenance: dict[str, Any]) -> Path | None:
+    """The finished table in ``folder`` that can seed a table of ``settings`` (``shape_base_problem``),
+    the one with the most entries; unreadable files are skipped."""
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            table = LatencyTable.load(path)
+        except NasError:
+            continue
+        if shape_base_problem(table, settings, provenance) is None:
+            found.append((len(table.entries), path))
+    return max(found)[1] if found else None
+
+
+def _seed(table: LatencyTable, base: LatencyTable, keys: dict[str, BlockSite]) -> None:
+    """Copy ``base``'s entries for this table's keys (its body blocks); record where they came from."""
+    problem = shape_base_problem(base, table.settings, table.provenance)
+    if problem is not None:
+        raise DataError(f"latency table for {base.settings['space']} cannot seed this one: {problem}")
+    table.entries.update({k: dict(base.entries[k]) for k in keys if k in base.entries})
+    table.provenance["shape_base"] = {
+        **{k: base.settings[k] for k in SHAPE},
+        "date": base.provenance.get("date"),
+        "command": base.provenance.get("command"),
+        "entries": len(table.entries),
+    }
 
 
 def _time_nets(

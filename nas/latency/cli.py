@@ -22,24 +22,41 @@ def add_latency_commands(commands: Any) -> None:
     latency = commands.add_parser("latency", help="device latency tables: build, validate, show")
     sub = latency.add_subparsers(dest="latency_command", required=True, parser_class=type(latency))
 
-    build = sub.add_parser("build", help="measure a latency table for a space on this machine or a board")
-    build.add_argument("--space", required=True, help="a space YAML file or a bundled space name")
-    build.add_argument("--input-size", type=positive_int, required=True, help="square input side")
-    build.add_argument("--in-chans", type=positive_int, default=3, help="input channels (default 3)")
-    build.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")
-    build.add_argument("--backend", choices=BACKENDS.names(), default="ort", help="default ort")
-    build.add_argument(
-        "--device", required=True, help="device name, the table's folder under latency_tables/"
+    build = sub.add_parser(
+        "build",
+        help="measure a latency table for a space on this machine or a board",
+        description="Measure a latency table. A finished table of the same space, size, device and backend "
+        "for another data shape (--from, else found in the output folder) gives its body blocks: only the "
+        "stem and head are timed, in seconds.",
     )
-    build.add_argument("--threads", type=positive_int, default=1, help="inference threads (default 1)")
+    build.add_argument("--space", help="a space YAML file or a bundled space name (default: --from's)")
+    build.add_argument("--input-size", type=positive_int, help="square input side (default: --from's)")
+    build.add_argument("--in-chans", type=positive_int, help="input channels (default 3, or --from's)")
+    build.add_argument("--num-classes", type=positive_int, help="classes (default 1000, or --from's)")
+    build.add_argument("--backend", choices=BACKENDS.names(), help="default ort, or --from's")
+    build.add_argument(
+        "--device", help="device name, the table's folder under latency_tables/ (default: --from's)"
+    )
+    build.add_argument("--threads", type=positive_int, help="inference threads (default 1, or --from's)")
     build.add_argument("--rpc-host", help="TVM RPC server or tracker host (tvm-rpc)")
     build.add_argument("--rpc-port", type=positive_int, help="TVM RPC port (tvm-rpc)")
     build.add_argument("--rpc-key", help="TVM RPC tracker key of the board (tvm-rpc)")
     build.add_argument("--target", help="TVM target: 'host' or a JSON object (tvm, tvm-rpc)")
-    build.add_argument("--rounds", type=positive_int, default=100, help="timing rounds (default 100)")
-    build.add_argument("--calibration-nets", type=positive_int, default=30, help="default 30")
+    build.add_argument("--rounds", type=positive_int, help="timing rounds (default 100, or --from's)")
+    build.add_argument("--calibration-nets", type=positive_int, help="default 30, or --from's")
     build.add_argument(
-        "--out", type=Path, help="table file (default latency_tables/<device>/<space>-<res>.json)"
+        "--from",
+        dest="base",
+        type=Path,
+        metavar="TABLE",
+        help="a table of this space and device for another data shape: its settings are the defaults and "
+        "its body blocks are reused",
+    )
+    build.add_argument(
+        "--out",
+        type=Path,
+        help="table file (default latency_tables/<device>/<space>-<res>.json; "
+        "<space>-<res>-<C>ch-<K>cls.json where that holds another data shape)",
     )
     build.set_defaults(func=cmd_latency_build)
 
@@ -74,19 +91,34 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
 
     from nas.latency.backends import make_backend
     from nas.latency.backends.base import Settings
-    from nas.latency.build import build_table
-    from nas.latency.table import default_table_path
-    from nas.space import SearchSpace
+    from nas.latency.build import build_table, find_shape_base, table_settings
+    from nas.latency.table import LatencyTable, shape_table_path
+    from nas.latency.validate import backend_from_provenance
+    from nas.resources import find_file
 
+    base = LatencyTable.load(find_file(args.base)) if args.base else None
+    space, size, chans, classes, device = _build_settings(args, base)
     options = {
         "rpc_host": args.rpc_host,
         "rpc_port": args.rpc_port,
         "rpc_key": args.rpc_key,
         "target": args.target,
     }
-    backend = make_backend(args.backend, threads=args.threads, **options)
-    space = SearchSpace.from_yaml(args.space)
-    out = args.out or default_table_path(args.device, space.name, args.input_size)
+    if base is not None and args.backend is None and args.threads is None and not any(options.values()):
+        backend = backend_from_provenance(base.provenance)
+    else:
+        backend = make_backend(args.backend or "ort", threads=args.threads or 1, **options)
+    out = args.out or shape_table_path(device, space.name, size, chans, classes)
+    settings = table_settings(space, size, chans, classes)
+    if base is None and not out.exists():
+        wanted = {"device": device, "backend": backend.name, "threads": backend.threads}
+        found = find_shape_base(out.parent, settings, {**wanted, **backend.provenance(), **wanted})
+        base = LatencyTable.load(found) if found else None
+        if found:
+            print(f"reusing the body blocks of {found} (built for another data shape)")
+    measured = base.provenance.get("measure", {}) if base else {}
+    rounds = args.rounds or measured.get("rounds", 100)
+    calibration = args.calibration_nets or (len(base.calibration_nets) if base else 30)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns) as bar:
         tasks: dict[str, Any] = {}
@@ -98,20 +130,44 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
 
         table = build_table(
             space,
-            args.input_size,
-            args.in_chans,
-            args.num_classes,
+            size,
+            chans,
+            classes,
             backend,
-            args.device,
+            device,
             out,
-            measure=Settings(rounds=args.rounds),
-            calibration_nets=args.calibration_nets,
+            measure=Settings(rounds=rounds),
+            calibration_nets=calibration,
             progress=progress,
+            base=base,
         )
     cal = table.calibration
     print(
         f"wrote {out}: {len(table.entries)} blocks, "
         f"calibration leave-one-out MAPE {cal.loo_mape:.1%} on {cal.n} nets"
+    )
+
+
+def _build_settings(args: argparse.Namespace, base: Any) -> tuple[Any, int, int, int, str]:
+    """Space, input size, channels, classes and device: the flags, else ``--from``'s, else defaults."""
+    from nas.errors import UsageError
+    from nas.space import SearchSpace
+
+    missing = [
+        f
+        for f, v in (("--space", args.space), ("--input-size", args.input_size), ("--device", args.device))
+        if v is None
+    ]
+    if base is None and missing:
+        raise UsageError(f"nas latency build needs {', '.join(missing)} (or --from TABLE to take them from)")
+    space = SearchSpace.from_yaml(args.space) if args.space else base.space()
+    s = base.settings if base is not None else {"in_chans": 3, "num_classes": 1000}
+    return (
+        space,
+        args.input_size or s["input_size"],
+        args.in_chans or s["in_chans"],
+        args.num_classes or s["num_classes"],
+        args.device or base.provenance["device"],
     )
 
 

@@ -220,6 +220,19 @@ def default_table_path(device: str, space: str, input_size: int) -> Path:
     return TABLES_DIR / safe_name(device) / f"{safe_name(space)}-{input_size}.json"
 
 
+def shape_table_path(device: str, space: str, input_size: int, in_chans: int, num_classes: int) -> Path:
+    """``default_table_path``, unless that file holds a table for another data shape: then
+    ``<space>-<res>-<C>ch-<K>cls.json`` beside it."""
+    path = default_table_path(device, space, input_size)
+    try:
+        settings = LatencyTable.load(path).settings if path.exists() else None
+    except ConfigError:
+        settings = None  # not a table: building there is refused with its own message
+    if settings is None or (settings["in_chans"], settings["num_classes"]) == (in_chans, num_classes):
+        return path
+    return path.with_name(f"{path.stem}-{in_chans}ch-{num_classes}cls.json")
+
+
 def safe_name(text: str) -> str:
     """A file-name-safe form of a device or space name."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")

@@ -3,6 +3,8 @@ accuracy evaluator, assembled into the objective every worker runs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from nas.arch import ArchSpec
 from nas.errors import ConfigError
 from nas.latency.table import LatencyTable
@@ -71,9 +73,31 @@ def default_objective(config: ExperimentConfig) -> CandidateObjective:
         found = {k: table.settings.get(k) for k in wanted}
         if found != wanted:
             raise ConfigError(
-                f"latency table {config.latency.table} was built for {found}, this experiment needs {wanted}"
+                f"latency table {config.latency.table} was built for {found}, this experiment needs "
+                f"{wanted}; {table_fix(config, table, wanted)}"
             )
     return CandidateObjective(config, space, in_chans, num_classes, table, evaluator)
+
+
+def table_fix(config: ExperimentConfig, table: LatencyTable, wanted: dict[str, Any]) -> str:
+    """The command that builds the table the experiment needs on the same device and backend, and where
+    it will be: from the given table when only the data shape differs (seconds: body blocks reused)."""
+    from nas.latency.table import shape_table_path
+
+    device = table.provenance.get("device", "DEVICE")
+    shape = f"--in-chans {wanted['in_chans']} --num-classes {wanted['num_classes']}"
+    if all(table.settings.get(k) == wanted[k] for k in ("space", "input_size")):
+        command = f"nas latency build --from {config.latency.table} {shape}"
+    else:
+        backend = table.provenance.get("backend", "ort")
+        command = (
+            f"nas latency build --space {config.space} --input-size {wanted['input_size']} {shape} "
+            f"--device {device} --backend {backend} --threads {table.provenance.get('threads', 1)}"
+        )
+    path = shape_table_path(
+        device, wanted["space"], wanted["input_size"], wanted["in_chans"], wanted["num_classes"]
+    )
+    return f"build it with '{command}' and set latency.table to {path}"
 
 
 def latency_table(config: ExperimentConfig) -> LatencyTable | None:

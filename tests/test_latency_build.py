@@ -207,7 +207,8 @@ class ShapedBackend(FakeBackend):
             if "|" in name:
                 ms = block_ms(name)
             else:
-                classes = [m for m in item.module.modules() if isinstance(m, torch.nn.Linear)][-1].out_features
+                linear = [m for m in item.module.modules() if isinstance(m, torch.nn.Linear)]
+                classes = linear[-1].out_features
                 arch = ArchSpec.from_str(name) if name != ANCHOR else self.anchor
                 keys = [k for k, _ in arch_keys(arch, item.input_shape[1], SIZE, classes)]
                 ms = A + B * sum(block_ms(k) for k in keys) + C * len(keys)

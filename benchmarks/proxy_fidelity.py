@@ -26,15 +26,13 @@ from pathlib import Path
 import torch
 
 from nas.data import load_dataset
+from nas.data.medmnist import PUBLISHED_RESNET18
 from nas.evaluate import TrainConfig, TrainingDiverged, evaluate_candidate, train_final
 from nas.latency.validate import kendall_tau
 from nas.search.config import load_experiment
 from nas.space import SearchSpace
 
-PUBLISHED = {  # MedMNIST v2, ResNet-18 (28)
-    "pneumoniamnist": {"auc": 0.944, "accuracy": 0.854},
-    "retinamnist": {"auc": 0.717, "accuracy": 0.524},
-}
+PUBLISHED = PUBLISHED_RESNET18  # MedMNIST v2, ResNet-18 (28)
 
 
 def fidelity(args: argparse.Namespace) -> None:

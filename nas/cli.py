@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_arch_info)
 
+    from nas.auto.cli import add_auto_command
     from nas.demo import add_demo_command
     from nas.evaluate.cli import add_train_command
     from nas.export.cli import add_export_command
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_command(commands)
     add_export_command(commands)
     add_demo_command(commands)
+    add_auto_command(commands)
 
     plugins = commands.add_parser(
         "plugins",

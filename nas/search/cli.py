@@ -58,7 +58,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k) for k in ("trials", "timeout", "storage", "workers", "out")}
     config = load_experiment(args.experiment, overrides)
     out = Path(config.out)
-    _print_results(out, run_experiment(config, monitor=_progress, finalize_progress=_final_progress))
+    _print_results(out, run_experiment(config, monitor=trial_progress, finalize_progress=final_progress))
     if config.finalize is not None:
         from nas.search.final import read_final
 
@@ -99,11 +99,11 @@ def add_finalize_command(commands: Any) -> None:
 def cmd_finalize(args: argparse.Namespace) -> None:
     from nas.search.finalize import finalize_run
 
-    record = finalize_run(args.run_dir, args.top, args.seeds, args.epochs, progress=_final_progress)
+    record = finalize_run(args.run_dir, args.top, args.seeds, args.epochs, progress=final_progress)
     _print_final(Path(args.run_dir), record)
 
 
-def _final_progress(number: int, seed: int, reused: bool) -> None:
+def final_progress(number: int, seed: int, reused: bool) -> None:
     from nas.console import console
 
     console().print(f"final training: trial {number}, seed {seed}" + (" (reused)" if reused else ""))
@@ -143,7 +143,7 @@ def _print_final(out: Path, record: Any) -> None:
 
 
 @contextmanager
-def _progress(config: ExperimentConfig) -> Iterator[list[TrialCallback]]:
+def trial_progress(config: ExperimentConfig) -> Iterator[list[TrialCallback]]:
     """A progress bar over the study's finished trials, with the best reward so far."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -1,0 +1,367 @@
+"""``nas auto`` end to end: checks that cost nothing first (nothing is written for a refused run), then
+the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--resume`` skips it:
+
+1. ``table``: the device's latency table for this data shape (given, found, derived or built);
+2. ``budget``: the latency budget in ms (``--max-latency-ms``, or ``--latency-ratio`` times the reference
+   network measured now on the table's backend, on the table's scale); a budget no net of the space
+   meets is refused;
+3. ``search``: ``DIR/experiment.yaml`` (``nas.auto.plan``) searched until its share of the budget;
+4. ``finalize``: the best of the front trained with the full recipe, as many candidates and seeds as the
+   time left allows (measured on the first final training);
+5. ``export``: the best finalist's best seed by validation, exported with parity checks and its card;
+6. ``measure``: the model and the reference network timed interleaved on the device.
+
+Budget: wall time is counted across invocations (``AutoState``); the search gets ``SEARCH_SHARE`` of what
+the table leaves, finalize what is left but ``FINISH_S``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.auto import plan
+from nas.auto.device import DeviceRequest, given_table, resolve_table
+from nas.auto.profile import DataProfile, load_profile
+from nas.auto.state import AutoState
+from nas.errors import NasError, UsageError
+
+Say = Callable[[str], None]
+EXPERIMENT_FILE, SUMMARY_FILE, MODEL_DIR = "experiment.yaml", "summary.json", "model"
+FEASIBILITY_SAMPLES = 2000
+MEASURE_ROUNDS = 300
+
+
+@dataclass(frozen=True)
+class AutoRequest:
+    data: str
+    budget_minutes: float
+    out: Path
+    objective: str = "auc"
+    max_latency_ms: float | None = None
+    latency_ratio: float | None = None
+    reference: str = "resnet18_medmnist"
+    int8: bool = False
+    format: str = "onnx"
+    device: DeviceRequest = field(default_factory=DeviceRequest)
+    resume: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """What identifies the run (``--resume`` must ask for the same), plus the budget."""
+        device = {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self.device).items()
+        }
+        device["options"] = dict(self.device.options)
+        return {
+            "data": self.data,
+            "budget_minutes": self.budget_minutes,
+            "objective": self.objective,
+            "max_latency_ms": self.max_latency_ms,
+            "latency_ratio": self.latency_ratio,
+            "reference": self.reference,
+            "int8": self.int8,
+            "format": self.format,
+            "device": device,
+        }
+
+
+def check_request(request: AutoRequest) -> None:
+    """One-line ``UsageError``s for options that cannot work, before anything is loaded."""
+    from nas.export.format import ExportOptions
+    from nas.export.pipeline import check_format
+
+    if request.budget_minutes <= 0:
+        raise UsageError(f"--budget must be > 0 minutes, got {request.budget_minutes}")
+    if request.objective not in plan.OBJECTIVES:
+        raise UsageError(f"--objective must be one of {', '.join(plan.OBJECTIVES)}, got {request.objective}")
+    if request.max_latency_ms is not None and request.latency_ratio is not None:
+        raise UsageError("give --max-latency-ms or --latency-ratio, not both")
+    for name, value in (
+        ("--max-latency-ms", request.max_latency_ms),
+        ("--latency-ratio", request.latency_ratio),
+    ):
+        if value is not None and value <= 0:
+            raise UsageError(f"{name} must be > 0, got {value}")
+    check_format(ExportOptions(format=request.format, int8=request.int8))
+
+
+def run_auto(
+    request: AutoRequest,
+    say: Say = print,
+    final_progress: Callable[[int, int, bool], None] | None = None,
+    table_progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) ``nas auto`` into ``request.out``; return the summary written to ``summary.json``."""
+    from nas.space import SearchSpace
+    from nas.zoo import resolve_arch
+
+    check_request(request)
+    given = given_table(request.device) if request.device.table is not None else None
+    profile = load_profile(request.data, given.input_size if given else None)
+    say(f"data: {profile.describe()}")
+    space = given.space() if given else SearchSpace.from_yaml(plan.space_for(profile.size))
+    reference = resolve_arch(request.reference)
+    out = request.out
+    state = AutoState.open(out, request.record(), request.resume)
+    fresh = state is None
+    if state is None:
+        state = AutoState.create(out, request.record())
+    state.data["request"]["budget_minutes"] = request.budget_minutes
+    with state:
+        state.data["profile"] = profile.to_json()
+        try:
+            table_path = _table_stage(state, request, space, profile, table_progress, say)
+            max_ms = _budget_stage(state, request, table_path, reference, space, say)
+        except NasError:
+            if fresh:  # refused before any search: leave nothing behind
+                state.__exit__(None, None, None)
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        config = _experiment(state, request, profile, space.name, table_path, max_ms, say)
+        _search_stage(state, config, say)
+        record = _finalize_stage(state, config, final_progress, say)
+        card = _export_stage(state, request, config, record, table_path, say)
+        measured = _measure_stage(state, table_path, card["arch"], reference, request.reference, say)
+        summary = _summary(state, request, profile, config, record, card, measured)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def _table_stage(state, request, space, profile: DataProfile, progress, say: Say) -> Path:
+    done = state.done("table")
+    if done is None:
+        say(f"device: getting a latency table for {space.name} at {profile.size} px ...")
+        choice = resolve_table(
+            request.device,
+            space,
+            profile.size,
+            profile.channels,
+            profile.classes,
+            state.out / "latency",
+            progress,
+        )
+        done = {"path": str(choice.path), "how": choice.how, "note": choice.note}
+        state.finish("table", done)
+    say(f"latency table ({done['how']}): {done['note']}")
+    return Path(done["path"])
+
+
+def _budget_stage(state, request: AutoRequest, table_path: Path, reference, space, say: Say) -> float:
+    from nas.latency.table import LatencyTable
+    from nas.latency.validate import measure_nets
+    from nas.resources import find_file
+
+    done = state.done("budget")
+    if done is None:
+        table = LatencyTable.load(find_file(table_path))
+        if request.max_latency_ms is not None:
+            done = {"max_ms": request.max_latency_ms, "reference_ms": None}
+        else:
+            ratio = request.latency_ratio or 0.05
+            ms = measure_nets(table, {request.reference: reference}, rounds=MEASURE_ROUNDS)[request.reference]
+            done = {"max_ms": ratio * ms, "reference_ms": ms, "ratio": ratio}
+        rng = random.Random(0)
+        fastest = min(table.predict(space.sample(rng)) for _ in range(FEASIBILITY_SAMPLES))
+        if fastest > done["max_ms"]:
+            raise UsageError(
+                f"the latency budget {done['max_ms']:.3f} ms is below the fastest of "
+                f"{FEASIBILITY_SAMPLES} nets of {space.name} ({fastest:.3f} ms on this device): "
+                "raise --max-latency-ms or --latency-ratio"
+            )
+        state.finish("budget", done)
+    how = (
+        f"{done['ratio']:g} x {request.reference} ({done['reference_ms']:.3f} ms)"
+        if done.get("reference_ms")
+        else "--max-latency-ms"
+    )
+    say(f"latency budget: {done['max_ms']:.3f} ms ({how})")
+    return float(done["max_ms"])
+
+
+def _experiment(state, request, profile, space: str, table_path: Path, max_ms: float, say: Say):
+    """``DIR/experiment.yaml``, written once (its search share fixed then); the resolved config."""
+    from nas.search.config import load_experiment
+
+    path = state.out / EXPERIMENT_FILE
+    if not path.exists():
+        seconds = plan.search_seconds(state.left())
+        data = plan.experiment(
+            profile, request.data, space, table_path, request.objective, max_ms, seconds, state.out
+        )
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        state.data["search_until_s"] = round(state.spent() + seconds, 1)
+        state.save()
+        protocol = data["evaluation"]["protocol"]
+        say(f"experiment: {path} ({protocol}, {data['workers']} workers, search {seconds / 60:.1f} min)")
+    return load_experiment(str(path))
+
+
+def _search_stage(state, config, say: Say) -> None:
+    from nas.search.runner import run_experiment
+
+    if state.done("search") is not None:
+        return
+    seconds = state.data["search_until_s"] - state.spent()
+    if seconds > 5:
+        say(f"search: {seconds / 60:.1f} min left of its share")
+        monitor = _trial_lines(state, say)
+        run_experiment(config.model_copy(update={"finalize": None, "timeout": seconds}), monitor=monitor)
+    from nas.search.summary import read_summary
+
+    summary = read_summary(config.out)
+    state.finish("search", {"counts": summary.counts, "rungs": summary.rungs})
+    say(f"search: {', '.join(f'{k} {v}' for k, v in summary.counts.items())}")
+
+
+def _trial_lines(state, say: Say):
+    """The search's monitor: a line per trial this process finishes, with the study's counts so far and
+    the minutes left of the search's share."""
+    from contextlib import contextmanager
+
+    from nas.search.run import FINISHED
+
+    @contextmanager
+    def monitor(config):
+        def line(study, trial) -> None:
+            metrics = trial.user_attrs.get("metrics", {})
+            shown = ", ".join(f"{m} {metrics[m]:.4g}" for m in config.metrics_used() if m in metrics)
+            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+            left = (state.data["search_until_s"] - state.spent()) / 60
+            state_name = "REJECTED" if "rejected" in trial.user_attrs else trial.state.name
+            say(
+                f"  trial {trial.number} {state_name}: {shown} ({finished} done, {max(left, 0):.1f} min left)"
+            )
+
+        yield [line]
+
+    return monitor
+
+
+def _finalize_stage(state, config, progress, say: Say):
+    """The best candidate once, timed; then as many candidates and seeds as the time left allows."""
+    from nas.search.final import read_final
+    from nas.search.finalize import finalize_run
+
+    done = state.done("finalize")
+    if done is None:
+        epochs = config.finalize.epochs
+        first = state.data.get("first_final_s")
+        if first is None:
+            start = time.monotonic()
+            finalize_run(config.out, top=1, seeds=1, epochs=epochs, progress=progress)
+            first = state.data["first_final_s"] = round(time.monotonic() - start, 1)
+            state.save()
+        top, seeds = plan.finalize_size(first, state.left() - plan.FINISH_S + first)
+        say(f"finalize: top {top} x {seeds} seeds x {epochs} epochs (one training took {first:.0f} s)")
+        finalize_run(config.out, top=top, seeds=seeds, epochs=epochs, progress=progress)
+        _record_finalize(state.out / EXPERIMENT_FILE, top, seeds, epochs)
+        done = {"top": top, "seeds": seeds, "epochs": epochs}
+        state.finish("finalize", done)
+    return read_final(config.out)
+
+
+def _record_finalize(path: Path, top: int, seeds: int, epochs: int) -> None:
+    """The finalize actually run, in the experiment file (so ``nas search`` on it does the same)."""
+    data = yaml.safe_load(path.read_text())
+    data["finalize"] = {"top": top, "seeds": seeds, "epochs": epochs}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _export_stage(state, request: AutoRequest, config, record, table_path: Path, say: Say) -> dict[str, Any]:
+    from nas.export.format import ExportOptions
+    from nas.export.pipeline import run_export
+    from nas.export.source import SourceRequest
+
+    done = state.done("export")
+    if done is None:
+        best = min(record.trials, key=lambda t: t.final_rank)
+        metric = config.objectives[0].metric.removeprefix("val_")
+        trained = Path(config.out) / _best_seed(Path(config.out), best.dirs, metric)
+        say(f"export: trial {best.number} ({trained}) -> {state.out / MODEL_DIR}")
+        options = ExportOptions(
+            out_dir=state.out / MODEL_DIR, format=request.format, int8=request.int8, table=table_path
+        )
+        card = run_export(SourceRequest(run_dir=trained, data=request.data).load(), options)
+        done = {
+            "trained": str(trained),
+            "trial": best.number,
+            "card": card.model_dump(mode="json", by_alias=True),
+        }
+        state.finish("export", done)
+    return done["card"]
+
+
+def _best_seed(run_dir: Path, dirs: list[str], metric: str) -> str:
+    """The finalist's trained directory with the best validation ``metric`` (ties: the first seed)."""
+
+    def val(directory: str) -> float:
+        metrics = json.loads((run_dir / directory / "metrics.json").read_text())
+        value = metrics.get("val", {}).get(metric)
+        return value if isinstance(value, int | float) else float("-inf")
+
+    return max(dirs, key=val)
+
+
+def _measure_stage(state, table_path: Path, arch: str, reference, name: str, say: Say) -> dict[str, float]:
+    from nas.arch import ArchSpec
+    from nas.latency.table import LatencyTable
+    from nas.latency.validate import measure_nets
+    from nas.resources import find_file
+
+    done = state.done("measure")
+    if done is None:
+        say(f"measure: the model and {name} interleaved on the device, {MEASURE_ROUNDS} rounds")
+        table = LatencyTable.load(find_file(table_path))
+        ms = measure_nets(table, {"model": ArchSpec.from_str(arch), name: reference}, rounds=MEASURE_ROUNDS)
+        done = {"model_ms": ms["model"], "reference_ms": ms[name], "ratio": ms["model"] / ms[name]}
+        state.finish("measure", done)
+    return done
+
+
+def _summary(state, request, profile, config, record, card, measured) -> dict[str, Any]:
+    from nas.data.medmnist import PUBLISHED_RESNET18
+
+    best = min(record.trials, key=lambda t: t.final_rank)
+    clinical = (card.get("clinical") or {}).get("fp32", {})
+    files = {
+        "experiment": str(state.out / EXPERIMENT_FILE),
+        "search": str(config.out),
+        "model": str(state.out / MODEL_DIR),
+        "model_card": str(state.out / MODEL_DIR / "model_card.md"),
+        "record": str(state.out / "auto.json"),
+        "summary": str(state.out / SUMMARY_FILE),
+    }
+    return {
+        "data": profile.to_json(),
+        "table": state.done("table"),
+        "latency_budget_ms": state.done("budget")["max_ms"],
+        "search": state.done("search"),
+        "finalize": state.done("finalize"),
+        "model": {
+            "trial": best.number,
+            "arch": card["arch"],
+            "params": card["complexity"]["params"],
+            "macs": card["complexity"]["macs"],
+            "peak_activation_kb": card["complexity"]["peak_activation_bytes"] / 1024,
+            "weight_bytes": card["files"]["fp32"]["weight_bytes"],
+            "val": {k: v for k, v in best.val.items()},
+            "val_std": {k: v for k, v in best.val_std.items()},
+            "test": clinical.get("test", {}),
+        },
+        "reference": {
+            "name": request.reference,
+            "published_resnet18_28": PUBLISHED_RESNET18.get(profile.name) if profile.size == 28 else None,
+        },
+        "latency": measured,
+        "budget": {"minutes": request.budget_minutes, "spent_minutes": round(state.spent() / 60, 2)},
+        "files": files,
+    }

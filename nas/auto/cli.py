@@ -8,6 +8,8 @@ from typing import Any
 
 from nas.argtypes import positive_float, positive_int
 
+TEST_SHOWN = ("auc", "accuracy", "accuracy_at_threshold", "balanced_accuracy", "sensitivity", "specificity")
+
 
 def add_auto_command(commands: Any) -> None:
     from nas.latency.backends import BACKENDS
@@ -110,7 +112,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("size", f"{model['params']:,} params, {model['weight_bytes'] / 1024:.1f} KB weights, "
                   f"peak activation {model['peak_activation_kb']:.1f} KB")  # fmt: skip
     table.add_row(
-        "test", ", ".join(f"{k} {test[k]:.4f}" for k in ("auc", "accuracy", "balanced_accuracy") if k in test)
+        "test", ", ".join(f"{k} {test[k]:.4f}" for k in TEST_SHOWN if isinstance(test.get(k), float))
     )
     if published:
         table.add_row(

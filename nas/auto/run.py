@@ -111,21 +111,24 @@ def run_auto(
     space = given.space() if given else SearchSpace.from_yaml(plan.space_for(profile.size))
     reference = resolve_arch(request.reference)
     out = request.out
+    existed = out.exists()  # empty, or AutoState.open refuses it
     state = AutoState.open(out, request.record(), request.resume)
     fresh = state is None
     if state is None:
         state = AutoState.create(out, request.record())
     state.data["request"]["budget_minutes"] = request.budget_minutes
-    with state:
-        state.data["profile"] = profile.to_json()
-        try:
+    try:
+        with state:
+            state.data["profile"] = profile.to_json()
             table_path = _table_stage(state, request, space, profile, table_progress, say)
             max_ms = _budget_stage(state, request, table_path, reference, space, say)
-        except NasError:
-            if fresh:  # refused before any search: leave nothing behind
-                state.__exit__(None, None, None)
-                shutil.rmtree(out, ignore_errors=True)
-            raise
+    except NasError:
+        if fresh:  # refused before any search: leave nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+            if existed:
+                out.mkdir()
+        raise
+    with state:
         config = _experiment(state, request, profile, space.name, table_path, max_ms, say)
         _search_stage(state, config, say)
         record = _finalize_stage(state, config, final_progress, say)

@@ -94,6 +94,7 @@ class AutoState:
                 self.save()
 
         self.save()
+        self._stop = threading.Event()
         self._beat = threading.Thread(target=beat, daemon=True)
         self._beat.start()
         return self

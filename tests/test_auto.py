@@ -1,0 +1,108 @@
+"""``nas auto`` on generated data: refused runs leave nothing behind, a killed run resumes and keeps its
+budget, and every stage's output is where the summary says."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from medmnist_data import write_npz
+
+from nas import cli
+from nas.auto.plan import finalize_size
+from nas.auto.state import STATE_FILE
+
+TABLE = "latency_tables/dev-epyc-2core/mnasnet_small-28.json"  # 1 channel, 2 classes
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_npz(tmp_path_factory.mktemp("data") / "xray.npz", sizes=(64, 32, 32))
+
+
+def refused(capsys, *argv) -> str:
+    rc = cli.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_refused_runs_leave_nothing(tmp_path, capsys, data):
+    out = tmp_path / "run"
+    base = ["auto", "--data", data, "--budget", "1", "--out", out, "--table", TABLE]
+    assert "not allowed with" in refused(capsys, *base, "--max-latency-ms", "1", "--latency-ratio", "0.1")
+    assert "unknown format 'nope'" in refused(capsys, *base, "--format", "nope")
+    stray = tmp_path / "stray.npz"
+    arrays = dict(np.load(data))
+    arrays["train_labels"] = arrays["train_labels"].copy()
+    arrays["train_labels"][0] = 7
+    np.savez(stray, **arrays)
+    assert "label 7 occurs only in train" in refused(capsys, *base[:2], stray, *base[3:])
+    assert not out.exists()
+    err = refused(capsys, *base, "--max-latency-ms", "0.001")  # no net of the space is that fast
+    assert "latency budget 0.001 ms is below the fastest" in err and not out.exists()
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert "not empty and holds no nas auto run" in refused(capsys, *base)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_finalize_fits_the_time_left():
+    assert finalize_size(10, 200) == (5, 3)
+    assert finalize_size(10, 100) == (3, 3)
+    assert finalize_size(10, 45) == (2, 2)
+    assert finalize_size(10, 25) == (2, 1)
+    assert finalize_size(10, 5) == (1, 1)  # the final model is always trained
+
+
+def test_a_killed_run_resumes_within_its_budget(tmp_path, capsys, data):
+    out, budget = tmp_path / "run", 1.5
+    argv = ["auto", "--data", str(data), "--budget", str(budget), "--out", str(out), "--table", TABLE]
+    argv += ["--max-latency-ms", "0.5"]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from nas.cli import main; sys.exit(main(sys.argv[1:]))",
+        *argv,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "search" / "study.db").exists() and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        time.sleep(8)  # a few trials in
+        assert process.poll() is None
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    state = json.loads((out / STATE_FILE).read_text())
+    assert "search" not in state["stages"] and state["elapsed_s"] > 0
+
+    assert "add --resume" in refused(capsys, *argv)
+    assert "other max_latency_ms" in refused(capsys, *argv[:-1], "0.4", "--resume")
+    assert cli.main([*argv, "--resume"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(json.loads((out / STATE_FILE).read_text())["stages"]) == {
+        "table", "budget", "search", "finalize", "export", "measure"
+    }  # fmt: skip
+    assert summary["budget"]["spent_minutes"] <= 1.1 * budget
+    model = summary["model"]
+    assert 0 <= model["test"]["auc"] <= 1 and model["params"] > 0
+    assert summary["latency"]["model_ms"] > 0 and summary["latency"]["ratio"] < 1
+    assert summary["latency_budget_ms"] == 0.5
+    for key in ("experiment", "search", "model", "model_card"):
+        assert Path(summary["files"][key]).exists()
+    assert (out / "model" / "model.onnx").is_file()
+    experiment = (out / "experiment.yaml").read_text()
+    assert "protocol: kfold" in experiment and f"table: {TABLE}" in experiment
+    assert "nas auto" in capsys.readouterr().out  # the summary table

@@ -88,10 +88,12 @@ def check_cache(cache: Path, config: ExperimentConfig) -> None:
     recipe = {
         "dataset": config.dataset.ref,
         "input_size": config.input_size,
-        "training": {k: v for k, v in settings.items() if k not in ("epochs", "seed", "threads")},
+        "training": {k: v for k, v in settings.items() if k not in ("epochs", "seed", "threads", "device")},
     }
     path = cache / "recipe.json"
-    if path.is_file() and json.loads(path.read_text()) != recipe:
+    recorded = json.loads(path.read_text()) if path.is_file() else recipe
+    recorded.get("training", {}).pop("device", None)  # caches from before device: auto
+    if recorded != recipe:
         raise UsageError(
             f"{cache} holds trainings of another dataset or recipe ({path}); use another --cache"
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.search.config import DatasetConfig, ExperimentConfig, load_experiment
+from nas.search.config import DatasetConfig, ExperimentConfig, default_workers, load_experiment
 
 CHEAP = """\
 name: cheap
@@ -35,7 +35,7 @@ def test_minimal_experiment_loads_with_defaults(tmp_path):
     assert isinstance(config, ExperimentConfig)
     assert (config.name, config.space, config.mode) == ("tiny", "mnasnet_small", "reward")
     assert config.dataset.name == "synthetic" and config.input_size == 28
-    assert config.strategy.name == "tpe" and config.trials == 20 and config.workers == 1
+    assert config.strategy.name == "tpe" and config.trials == 20 and config.workers == default_workers()
     assert config.storage is None and config.latency is None
     # the default reward is validation AUC: it needs training
     assert config.metrics_used() == ["val_auc"] and config.needs_training()

@@ -214,3 +214,11 @@ def test_torch_settings_are_restored(splits):
     result = evaluate_candidate(ARCH, splits, TrainConfig(epochs=1, batch_size=32, threads=2))
     assert result["threads"] == 2
     assert torch.get_num_threads() == 1 and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_device_auto_trains_where_it_can_and_a_bad_device_is_one_line():
+    assert TrainConfig().device == "auto"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert TrainConfig().torch_device() == expected and TrainConfig(device="cpu").torch_device() == "cpu"
+    with pytest.raises(ConfigError, match="device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"):
+        TrainConfig(device="gpu")

@@ -40,7 +40,7 @@ def trained(splits, tmp_path_factory):
 def test_same_recipe_is_reused(splits, trained):
     out, metrics = trained
     weights = (out / "weights.pt").stat().st_mtime_ns
-    again, reused = train_cached(ARCH, splits, fast(threads=2), out)  # threads: not the recipe
+    again, reused = train_cached(ARCH, splits, fast(threads=2, device="cpu"), out)  # where, not the recipe
     assert reused and again == metrics
     assert (out / "weights.pt").stat().st_mtime_ns == weights
 

@@ -59,7 +59,7 @@ def train_cached(
 def _recipe(
     arch: str, dataset: str, input_size: int, config: dict[str, Any], teacher: str | None
 ) -> dict[str, Any]:
-    settings = {k: v for k, v in config.items() if k != "threads"}
+    settings = {k: v for k, v in config.items() if k not in ("threads", "device")}  # where, not what
     return {
         "arch": arch,
         "dataset": dataset,

@@ -64,7 +64,9 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     train.add_argument("--no-augment", action="store_true", help="no random shifts")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
-    train.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    train.add_argument(
+        "--device", default="auto", help="torch device: auto (CUDA when present, else cpu), cpu, cuda, cuda:N"
+    )
     train.add_argument(
         "--teacher",
         metavar="ARCH_OR_DIR",

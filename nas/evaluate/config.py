@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 from typing import Any, TypeVar
 
+import torch
 from pydantic import ConfigDict, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
@@ -56,7 +58,8 @@ class TrainConfig:
     highest threshold reaching ``target_sensitivity``). ``augment`` is random shifts of up to
     ``max_shift`` of the side, nothing else: flips would swap laterality in chest X-rays.
     ``class_weighting``: ``loss`` weighs the loss by inverse class frequency, ``sampler`` draws
-    class-balanced batches. ``threads`` None keeps torch's setting (all cores); ``channels_last`` memory
+    class-balanced batches. ``device`` ``auto`` trains on CUDA when present (bfloat16 autocast), else on
+    the CPU. ``threads`` None keeps torch's setting (all cores); ``channels_last`` memory
     format trains the depthwise-conv candidates about 2x faster on CPU. ``kd_*`` apply only
     when training with a teacher: loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE.
 
@@ -82,7 +85,7 @@ class TrainConfig:
     target_sensitivity: float = 0.95
     threads: int | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     channels_last: bool = True
     kd_temperature: float = 4.0
     kd_alpha: float = 0.9
@@ -109,6 +112,8 @@ class TrainConfig:
             raise ValueError(f"max_train_samples must be >= 2, got {self.max_train_samples}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got '{self.device}'")
         if not 0 < self.target_sensitivity <= 1:
             raise ValueError(f"target_sensitivity must be in (0, 1], got {self.target_sensitivity}")
         if not self.kd_temperature > 0 or not 0 <= self.kd_alpha <= 1:
@@ -117,6 +122,13 @@ class TrainConfig:
                 f"{self.kd_alpha}"
             )
         return self
+
+    def torch_device(self) -> str:
+        """Where training runs: ``auto`` is CUDA when present (the current GPU, which each search worker
+        sets), else CPU."""
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes``, validated again (as ``dataclasses.replace`` does)."""

@@ -169,7 +169,8 @@ def fit(
 
     ``on_epoch(epoch, val_metrics)`` runs after each epoch; its exceptions (a pruner's) propagate."""
     splits = _train_subset(splits, config)
-    device = config.device
+    device = config.torch_device()
+    mixed = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
     mean, std = splits.normalization()
     train_x, train_y = to_tensor(splits.train, device), torch.from_numpy(splits.train.labels).to(device)
     val_x = to_tensor(splits.val, device)
@@ -197,13 +198,14 @@ def fit(
         start, losses = time.perf_counter(), []
         for step, batch in enumerate(_batches(len(train_x), config, sample_weights, generator)):
             x01 = random_shift(train_x[batch].float().div_(255), shift, generator)
-            logits = model(normalize(x01, mean, std).contiguous(memory_format=memory_format))
-            loss = criterion(logits, train_y[batch])
-            if teacher is not None:
-                with torch.no_grad():
-                    soft = teacher.model(normalize(x01, teacher.mean, teacher.std))
-                kd = distillation_loss(logits, soft, config.kd_temperature, splits.task == "multi-label")
-                loss = config.kd_alpha * kd + (1 - config.kd_alpha) * loss
+            with mixed:
+                logits = model(normalize(x01, mean, std).contiguous(memory_format=memory_format)).float()
+                loss = criterion(logits, train_y[batch])
+                if teacher is not None:
+                    with torch.no_grad():
+                        soft = teacher.model(normalize(x01, teacher.mean, teacher.std)).float()
+                    kd = distillation_loss(logits, soft, config.kd_temperature, splits.task == "multi-label")
+                    loss = config.kd_alpha * kd + (1 - config.kd_alpha) * loss
             value = loss.item()
             if not math.isfinite(value):
                 raise TrainingDiverged(

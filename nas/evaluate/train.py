@@ -87,7 +87,7 @@ def evaluate_candidate(
         result = fit(model, splits, config, report)
         if val_probs:
             model.load_state_dict(result.best_state)
-            x = to_tensor(splits.val, config.device)
+            x = to_tensor(splits.val, config.torch_device())
             probs = predict_probs(model, x, result.mean, result.std, splits.task, config.channels_last)
     best = result.history[result.best_epoch - 1]
     found = {"arch": arch.to_str(), "score": best[config.select_metric], "val": best, **_summary(result)}
@@ -180,11 +180,11 @@ def _train_one(
         model.load_state_dict(result.best_state)
         model.to(memory_format=torch.contiguous_format)  # as a reloaded model runs: same numbers
         val_probs = predict_probs(
-            model, to_tensor(splits.val, config.device), result.mean, result.std, splits.task
+            model, to_tensor(splits.val, config.torch_device()), result.mean, result.std, splits.task
         )
         val = split_metrics(splits.val.labels, val_probs, splits.task, config)
         test_probs = predict_probs(
-            model, to_tensor(splits.test, config.device), result.mean, result.std, splits.task
+            model, to_tensor(splits.test, config.torch_device()), result.mean, result.std, splits.task
         )
     test = clinical_metrics(splits.test.labels, test_probs, val.get("threshold"))
     metrics = {

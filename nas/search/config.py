@@ -27,7 +27,8 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
     trials        total finished trials of the study (re-running finishes the remainder)
     timeout       seconds for this invocation (optional)
     storage       Optuna storage URL (default sqlite:///<out>/study.db)
-    workers       processes sharing the study
+    workers       processes sharing the study (default: one per GPU when CUDA is present, else one per
+                  CPU core)
     seed          base seed (worker k uses seed + k)
     out           run directory
     finalize      {top: N, seeds: R, epochs: E}: at the end, train the top N of the front (pareto mode) or
@@ -43,6 +44,7 @@ brier are lower-is-better). With kfold or repeats each is the mean over the runs
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -183,6 +185,14 @@ class StrategyConfig(_Strict):
         return STRATEGIES.get(self.name)
 
 
+def default_workers() -> int:
+    """One worker per GPU when CUDA is present (each trains on its own), else one per CPU core (each on
+    one thread: the fastest way to use a small CPU, ``benchmarks/training_throughput.py``)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else (os.cpu_count() or 1)
+
+
 class PrunerConfig(_Strict):
     """The ``pruner`` key: which multi-fidelity rule stops candidates early, and how cautiously."""
 
@@ -217,7 +227,7 @@ class ExperimentConfig(_Strict):
     trials: int = Field(default=20, ge=1)
     timeout: float | None = Field(default=None, gt=0)
     storage: str | None = None
-    workers: int = Field(default=1, ge=1)
+    workers: int = Field(default_factory=lambda: default_workers(), ge=1)
     seed: int = 0
     out: str = "runs/experiment"
     finalize: FinalizeConfig | None = None

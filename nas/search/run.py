@@ -146,6 +146,8 @@ def run_worker(
     """One worker's loop: runs trials until the study has ``config.trials`` finished ones or time is up."""
     quiet_optuna()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))  # workers share the cores
+    if torch.cuda.is_available():  # workers share the GPUs, round robin (training.device auto uses it)
+        torch.cuda.set_device(index % torch.cuda.device_count())
     objective = make_objective(config)
     storage = open_storage(storage_url(config))
     study = open_study(config, storage)

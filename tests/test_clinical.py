@@ -75,6 +75,21 @@ def test_youden_threshold():
     assert choose_threshold([1, 0], [0.2, 0.1], "sensitivity", target_sensitivity=1.0) == pytest.approx(0.15)
 
 
+def test_specificity_threshold_gives_the_sensitivity_at_that_specificity():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.3, 0.6, 0.4, 0.7, 0.9])
+    # no false positive allowed: the lowest such threshold is below 0.7 (sens 2/3), halfway to 0.6
+    assert choose_threshold(y, p, "specificity", target_specificity=1.0) == pytest.approx(0.65)
+    # one false positive of three allowed (spec 2/3 >= 0.6): down to 0.4, sens 1
+    t = choose_threshold(y, p, "specificity", target_specificity=0.6)
+    assert t == pytest.approx(0.35)
+    metrics = clinical_metrics(y, p, t)
+    assert (metrics["sensitivity"], metrics["specificity"]) == pytest.approx((1.0, 2 / 3))
+    # the top score is a negative: no threshold keeps specificity 1 but one above every score
+    t = choose_threshold([0, 1], [0.9, 0.2], "specificity", target_specificity=1.0)
+    assert t > 0.9 and clinical_metrics(np.array([0, 1]), np.array([0.9, 0.2]), t)["specificity"] == 1.0
+
+
 def test_threshold_errors():
     with pytest.raises(ValueError, match="both classes"):
         choose_threshold([1, 1], [0.2, 0.4])

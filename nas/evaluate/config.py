@@ -18,7 +18,7 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 CLASS_WEIGHTING = ("none", "loss", "sampler")
 SELECT_METRICS = ("auc", "accuracy", "balanced_accuracy")
-THRESHOLD_METHODS = ("youden", "sensitivity")
+THRESHOLD_METHODS = ("youden", "sensitivity", "specificity")
 
 
 class TrainingDiverged(NasError):
@@ -54,9 +54,10 @@ def _config_errors(cls: type[T]) -> type[T]:
 class TrainConfig:
     """How one network is trained. The defaults are a short candidate evaluation (search proxy).
 
-    The binary operating threshold is chosen on validation by ``threshold_method`` (Youden's J, or the
-    highest threshold reaching ``target_sensitivity``). ``augment`` is random shifts of up to
-    ``max_shift`` of the side, nothing else: flips would swap laterality in chest X-rays.
+    The binary operating threshold is chosen on validation by ``threshold_method`` (Youden's J, the
+    highest threshold reaching ``target_sensitivity``, or the lowest keeping ``target_specificity``).
+    ``augment`` is random shifts of up to ``max_shift`` of the side, nothing else: flips would swap
+    laterality in chest X-rays.
     ``class_weighting``: ``loss`` weighs the loss by inverse class frequency, ``sampler`` draws
     class-balanced batches. ``device`` ``auto`` trains on CUDA when present (bfloat16 autocast), else on
     the CPU. ``threads`` None keeps torch's setting (all cores); ``channels_last`` memory
@@ -83,6 +84,7 @@ class TrainConfig:
     select_metric: str = "auc"
     threshold_method: str = "youden"
     target_sensitivity: float = 0.95
+    target_specificity: float = 0.9
     threads: int | None = None
     seed: int = 0
     device: str = "auto"
@@ -114,8 +116,9 @@ class TrainConfig:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got '{self.device}'")
-        if not 0 < self.target_sensitivity <= 1:
-            raise ValueError(f"target_sensitivity must be in (0, 1], got {self.target_sensitivity}")
+        for name in ("target_sensitivity", "target_specificity"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if not self.kd_temperature > 0 or not 0 <= self.kd_alpha <= 1:
             raise ValueError(
                 f"kd_temperature must be > 0 and kd_alpha in [0, 1], got {self.kd_temperature}, "

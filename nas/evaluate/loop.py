@@ -103,7 +103,9 @@ def split_metrics(labels: np.ndarray, probs: np.ndarray, task: str, config: Trai
     """Clinical metrics of a split with the operating threshold chosen on that same split (validation)."""
     threshold = None
     if task == "binary" and 0 < labels.sum() < len(labels):
-        threshold = choose_threshold(labels, probs, config.threshold_method, config.target_sensitivity)
+        threshold = choose_threshold(
+            labels, probs, config.threshold_method, config.target_sensitivity, config.target_specificity
+        )
     return clinical_metrics(labels, probs, threshold)
 
 

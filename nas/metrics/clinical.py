@@ -103,11 +103,17 @@ def positive_scores(probs: np.ndarray) -> np.ndarray:
 
 
 def choose_threshold(
-    y_true: np.ndarray, probs: np.ndarray, method: str = "youden", target_sensitivity: float = 0.95
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    method: str = "youden",
+    target_sensitivity: float = 0.95,
+    target_specificity: float = 0.9,
 ) -> float:
     """The operating threshold of a binary classifier (positive when ``p >= threshold``), chosen on
     validation: ``youden`` maximizes sensitivity + specificity - 1; ``sensitivity`` is the highest
-    threshold whose sensitivity reaches ``target_sensitivity`` (so specificity is as high as it allows)."""
+    threshold whose sensitivity reaches ``target_sensitivity`` (so specificity is as high as it allows);
+    ``specificity`` the lowest whose specificity keeps ``target_specificity`` (sensitivity as high as it
+    allows: the sensitivity at that specificity), or above every score when none does."""
     y = np.asarray(y_true).astype(bool).ravel()
     scores = positive_scores(probs)
     if y.all() or not y.any():
@@ -124,7 +130,14 @@ def choose_threshold(
         if not 0 < target_sensitivity <= 1:
             raise ValueError(f"target sensitivity must be in (0, 1], got {target_sensitivity}")
         return _between(candidates, int(np.argmax(true_pos >= math.ceil(target_sensitivity * n_pos - 1e-9))))
-    raise ValueError(f"threshold method must be 'youden' or 'sensitivity', got '{method}'")
+    if method == "specificity":
+        if not 0 < target_specificity <= 1:
+            raise ValueError(f"target specificity must be in (0, 1], got {target_specificity}")
+        keeps = np.flatnonzero(false_pos <= math.floor((1 - target_specificity) * n_neg + 1e-9))
+        if not keeps.size:
+            return float(np.nextafter(candidates[0], np.inf))
+        return _between(candidates, int(keeps[-1]))
+    raise ValueError(f"threshold method must be 'youden', 'sensitivity' or 'specificity', got '{method}'")
 
 
 def _between(candidates: np.ndarray, i: int) -> float:

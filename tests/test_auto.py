@@ -63,6 +63,19 @@ def test_finalize_fits_the_time_left():
     assert finalize_size(10, 5) == (1, 1)  # the final model is always trained
 
 
+def test_the_reference_estimate_grows_with_the_recipe():
+    from nas.arch import ArchSpec
+    from nas.auto.reference import estimate_training_seconds
+
+    arch = ArchSpec.from_str("conv_k3_s2_c8:ir_k3_e2_c16:head")
+    one = estimate_training_seconds(arch, 1, 28, 2, train_images=640, batch=64, epochs=1)
+    assert 0 < one < 5
+    # 10x the steps, each about as long: timing noise on a shared machine stays well inside 3x
+    assert (
+        3 * one < estimate_training_seconds(arch, 1, 28, 2, train_images=6400, batch=64, epochs=1) < 30 * one
+    )
+
+
 def test_a_killed_run_resumes_within_its_budget(tmp_path, capsys, data):
     out, budget = tmp_path / "run", 1.5
     argv = ["auto", "--data", str(data), "--budget", str(budget), "--out", str(out), "--table", TABLE]
@@ -100,9 +113,26 @@ def test_a_killed_run_resumes_within_its_budget(tmp_path, capsys, data):
     assert 0 <= model["test"]["auc"] <= 1 and model["params"] > 0
     assert summary["latency"]["model_ms"] > 0 and summary["latency"]["ratio"] < 1
     assert summary["latency_budget_ms"] == 0.5
+    reference = summary["reference"]
+    assert reference["estimate_s"] > 0 and reference["trained"] == (reference["test"] is not None)
     for key in ("experiment", "search", "model", "model_card"):
         assert Path(summary["files"][key]).exists()
     assert (out / "model" / "model.onnx").is_file()
     experiment = (out / "experiment.yaml").read_text()
     assert "protocol: kfold" in experiment and f"table: {TABLE}" in experiment
     assert "nas auto" in capsys.readouterr().out  # the summary table
+
+
+def test_objectives_map_to_a_validation_metric_and_its_settings():
+    from nas.auto.plan import objective_settings
+    from nas.errors import UsageError
+
+    assert objective_settings("balanced_accuracy") == ("val_balanced_accuracy", {})
+    metric, settings = objective_settings("sensitivity@spec=0.9", "binary")
+    assert metric == "val_sensitivity"
+    assert settings == {"threshold_method": "specificity", "target_specificity": 0.9}
+    with pytest.raises(UsageError, match="needs a binary task; this data is multi-class"):
+        objective_settings("sensitivity@spec=0.9", "multi-class")
+    for bad in ("f1", "sensitivity@spec=1.5", "sensitivity@spec=0"):
+        with pytest.raises(UsageError, match="--objective must be one of"):
+            objective_settings(bad)

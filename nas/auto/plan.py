@@ -11,17 +11,37 @@ re-trains the best few that fit and the final model is the best of them by valid
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from nas.auto.profile import DataProfile
+from nas.errors import UsageError
 from nas.latency.table import safe_name
 
 OBJECTIVES = {"auc": "val_auc", "accuracy": "val_accuracy", "balanced_accuracy": "val_balanced_accuracy"}
+SENSITIVITY_AT = re.compile(r"sensitivity@spec=(0?\.\d+|1|1\.0+)")
+OBJECTIVE_FORMS = (*OBJECTIVES, "sensitivity@spec=S")
 KFOLD_BELOW = 2000  # train + val images
-SEARCH_EPOCHS, FINAL_EPOCHS = 5, 15
+SEARCH_EPOCHS, FINAL_EPOCHS, BATCH = 5, 15, 64
 SEARCH_SHARE = 0.6  # of what is left after the table: the rest finalizes, exports and re-measures
 FINISH_S = 90.0  # export with parity and the card, the interleaved re-measure, the summary
+
+
+def objective_settings(objective: str, task: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The validation metric an ``--objective`` maximizes, and the training settings it needs:
+    ``sensitivity@spec=S`` is the sensitivity at the threshold that keeps specificity S on validation
+    (binary tasks only). A bad form, or a task it does not suit, is a one-line ``UsageError``."""
+    if objective in OBJECTIVES:
+        return OBJECTIVES[objective], {}
+    match = SENSITIVITY_AT.fullmatch(objective)
+    if match is None or not 0 < float(match[1]) <= 1:
+        raise UsageError(
+            f"--objective must be one of {', '.join(OBJECTIVE_FORMS)} (S in (0, 1]), got {objective}"
+        )
+    if task is not None and task != "binary":
+        raise UsageError(f"--objective {objective} needs a binary task; this data is {task}")
+    return "val_sensitivity", {"threshold_method": "specificity", "target_specificity": float(match[1])}
 
 
 def space_for(size: int) -> str:
@@ -54,17 +74,25 @@ def experiment(
     out: Path,
 ) -> dict[str, Any]:
     """The experiment file (``DIR/experiment.yaml``): ``nas search`` on it reruns the search."""
+    metric, settings = objective_settings(objective, profile.task)
+    training = {
+        "epochs": SEARCH_EPOCHS,
+        "batch_size": BATCH,
+        "lr": 0.003,
+        "class_weighting": "loss",
+        **settings,
+    }
     return {
         "name": f"auto-{safe_name(profile.name)}",
         "space": space,
         "dataset": dataset_entry(data),
         "input_size": profile.size,
         "latency": {"table": str(table)},
-        "training": {"epochs": SEARCH_EPOCHS, "batch_size": 64, "lr": 0.003, "class_weighting": "loss"},
+        "training": training,
         "evaluation": evaluation_for(profile),
         "mode": "pareto",
         "objectives": [
-            {"metric": OBJECTIVES[objective], "direction": "maximize"},
+            {"metric": metric, "direction": "maximize"},
             {"metric": "latency_ms", "direction": "minimize"},
         ],
         "constraints": [{"metric": "latency_ms", "max": round(max_latency_ms, 6)}],

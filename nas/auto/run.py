@@ -9,7 +9,9 @@ the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--
 4. ``finalize``: the best of the front trained with the full recipe, as many candidates and seeds as the
    time left allows (measured on the first final training);
 5. ``export``: the best finalist's best seed by validation, exported with parity checks and its card;
-6. ``measure``: the model and the reference network timed interleaved on the device.
+6. ``measure``: the model and the reference network timed interleaved on the device;
+7. ``reference``: the reference network trained with the final recipe on the same data, when its
+   estimated time (``nas.auto.reference``, taken out of the budget before the search) fits.
 
 Budget: wall time is counted across invocations (``AutoState``); the search gets ``SEARCH_SHARE`` of what
 the table leaves, finalize what is left but ``FINISH_S``.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import shutil
 import time
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from nas.auto import plan
@@ -81,8 +85,7 @@ def check_request(request: AutoRequest) -> None:
 
     if request.budget_minutes <= 0:
         raise UsageError(f"--budget must be > 0 minutes, got {request.budget_minutes}")
-    if request.objective not in plan.OBJECTIVES:
-        raise UsageError(f"--objective must be one of {', '.join(plan.OBJECTIVES)}, got {request.objective}")
+    plan.objective_settings(request.objective)
     if request.max_latency_ms is not None and request.latency_ratio is not None:
         raise UsageError("give --max-latency-ms or --latency-ratio, not both")
     for name, value in (
@@ -108,6 +111,7 @@ def run_auto(
     given = given_table(request.device) if request.device.table is not None else None
     profile = load_profile(request.data, given.input_size if given else None)
     say(f"data: {profile.describe()}")
+    plan.objective_settings(request.objective, profile.task)
     space = given.space() if given else SearchSpace.from_yaml(plan.space_for(profile.size))
     reference = resolve_arch(request.reference)
     out = request.out
@@ -122,6 +126,7 @@ def run_auto(
             state.data["profile"] = profile.to_json()
             table_path = _table_stage(state, request, space, profile, table_progress, say)
             max_ms = _budget_stage(state, request, table_path, reference, space, say)
+            _reference_plan(state, request, reference, profile, say)
     except NasError:
         if fresh:  # refused before any search: leave nothing behind
             shutil.rmtree(out, ignore_errors=True)
@@ -134,6 +139,7 @@ def run_auto(
         record = _finalize_stage(state, config, final_progress, say)
         card = _export_stage(state, request, config, record, table_path, say)
         measured = _measure_stage(state, table_path, card["arch"], reference, request.reference, say)
+        _reference_stage(state, config, reference, request.reference, say)
         summary = _summary(state, request, profile, config, record, card, measured)
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     return summary
@@ -190,13 +196,55 @@ def _budget_stage(state, request: AutoRequest, table_path: Path, reference, spac
     return float(done["max_ms"])
 
 
+def _reference_plan(state, request: AutoRequest, reference, profile: DataProfile, say: Say) -> None:
+    from nas.auto.reference import RESERVE_SHARE, estimate_training_seconds
+
+    done = state.done("reference_plan")
+    if done is None:
+        seconds = estimate_training_seconds(
+            reference,
+            profile.channels,
+            profile.size,
+            profile.classes,
+            profile.train,
+            plan.BATCH,
+            plan.FINAL_EPOCHS,
+        )
+        done = {
+            "estimate_s": round(seconds, 1),
+            "train": seconds <= RESERVE_SHARE * request.budget_minutes * 60,
+        }
+        state.finish("reference_plan", done)
+    verb = "reserved for training it" if done["train"] else "too long for this budget: not trained"
+    say(f"reference {request.reference}: about {done['estimate_s'] / 60:.1f} min to train, {verb}")
+
+
+def _reserved(state) -> float:
+    """Seconds still held back for the reference training."""
+    planned = state.done("reference_plan")
+    return planned["estimate_s"] if planned and planned["train"] and not state.done("reference") else 0.0
+
+
+def _reference_stage(state, config, reference, name: str, say: Say) -> None:
+    from nas.evaluate.cache import train_cached
+    from nas.search.factory import load_splits
+
+    if state.done("reference") is not None or not state.done("reference_plan")["train"]:
+        return
+    say(f"reference: training {name} with the final recipe")
+    recipe = config.train_config().replace(epochs=config.finalize.epochs, threads=None)
+    start = time.monotonic()
+    metrics, _ = train_cached(reference, load_splits(config), recipe, state.out / "reference")
+    state.finish("reference", {"test": metrics["test"], "seconds": round(time.monotonic() - start, 1)})
+
+
 def _experiment(state, request, profile, space: str, table_path: Path, max_ms: float, say: Say):
     """``DIR/experiment.yaml``, written once (its search share fixed then); the resolved config."""
     from nas.search.config import load_experiment
 
     path = state.out / EXPERIMENT_FILE
     if not path.exists():
-        seconds = plan.search_seconds(state.left())
+        seconds = plan.search_seconds(state.left() - _reserved(state))
         data = plan.experiment(
             profile, request.data, space, table_path, request.objective, max_ms, seconds, state.out
         )
@@ -256,6 +304,7 @@ def _finalize_stage(state, config, progress, say: Say):
 
     done = state.done("finalize")
     if done is None:
+        torch.set_num_threads(os.cpu_count() or 1)  # the search left this process on its worker's share
         epochs = config.finalize.epochs
         first = state.data.get("first_final_s")
         if first is None:
@@ -263,7 +312,7 @@ def _finalize_stage(state, config, progress, say: Say):
             finalize_run(config.out, top=1, seeds=1, epochs=epochs, progress=progress)
             first = state.data["first_final_s"] = round(time.monotonic() - start, 1)
             state.save()
-        top, seeds = plan.finalize_size(first, state.left() - plan.FINISH_S + first)
+        top, seeds = plan.finalize_size(first, state.left() - _reserved(state) - plan.FINISH_S + first)
         say(f"finalize: top {top} x {seeds} seeds x {epochs} epochs (one training took {first:.0f} s)")
         finalize_run(config.out, top=top, seeds=seeds, epochs=epochs, progress=progress)
         _record_finalize(state.out / EXPERIMENT_FILE, top, seeds, epochs)
@@ -362,6 +411,9 @@ def _summary(state, request, profile, config, record, card, measured) -> dict[st
         },
         "reference": {
             "name": request.reference,
+            "trained": state.done("reference") is not None,
+            "estimate_s": state.done("reference_plan")["estimate_s"],
+            "test": (state.done("reference") or {}).get("test"),
             "published_resnet18_28": PUBLISHED_RESNET18.get(profile.name) if profile.size == 28 else None,
         },
         "latency": measured,

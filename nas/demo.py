@@ -1,9 +1,11 @@
-"""`nas demo`: the whole loop a new user should see once, on real data when it is here: a short search,
-its Pareto table and plot, final training of the best network, and its ONNX export with a model card.
+"""`nas demo`: the whole loop a new user should see once, on real data when it is here.
 
-Each step is the public command a user would type next (``nas search``, ``nas train``, ``nas export``),
-so the demo shows exactly what they will run, and the experiment it ran is written beside the results.
-Without the PneumoniaMNIST file the demo says how to get it and runs the same loop on generated images.
+By default it is ``nas auto`` on PneumoniaMNIST with a five-minute budget (``--budget``): search, finalize,
+export with the model card, re-measure, summary; running it again goes on with (or reprints) the same run.
+Given an experiment or its knobs (``--experiment``, ``--trials``, ``--timeout``, ``--epochs``) it runs
+that experiment step by step as the public commands a user would type next (``nas search``, ``nas train
+--best``, ``nas export``), with the experiment written beside the results. Without the PneumoniaMNIST
+file the demo says how to get it and runs on generated images.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from nas.argtypes import positive_int
+from nas.argtypes import positive_float, positive_int
 from nas.console import console
 from nas.errors import DataError
 from nas.outdir import writable_dir
@@ -30,8 +32,8 @@ def add_demo_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     )
     demo.add_argument(
         "--experiment",
-        default="experiments/demo.yaml",
-        help="experiment file or bundled name (default experiments/demo.yaml, shipped with the package)",
+        help="run this experiment step by step instead of nas auto (file or bundled name; with --trials, "
+        "--timeout or --epochs alone: experiments/demo.yaml, shipped with the package)",
     )
     demo.add_argument(
         "--data", metavar="NAME_OR_PATH", help="dataset (default: PneumoniaMNIST where it is found)"
@@ -39,7 +41,10 @@ def add_demo_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="default runs/demo")
     demo.add_argument("--trials", type=positive_int, help="search trials (default: the experiment's)")
     demo.add_argument("--timeout", type=positive_int, help="search seconds (default: the experiment's)")
-    demo.add_argument("--epochs", type=positive_int, default=15, help="final training epochs (default 15)")
+    demo.add_argument("--epochs", type=positive_int, help="final training epochs (default 15)")
+    demo.add_argument(
+        "--budget", type=positive_float, default=5.0, metavar="MINUTES", help="nas auto's budget (default 5)"
+    )
     demo.set_defaults(func=cmd_demo)
     return demo
 
@@ -78,8 +83,34 @@ def write_experiment(experiment: str, dataset: dict[str, str], out: Path) -> Pat
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    if all(getattr(args, k) is None for k in ("experiment", "trials", "timeout", "epochs")):
+        auto_demo(args)
+    else:
+        experiment_demo(args)
+
+
+def auto_demo(args: argparse.Namespace) -> None:
+    """``nas auto`` on the demo data into ``--out``, resuming (or reprinting) a demo already there."""
+    from nas.auto.cli import print_summary
+    from nas.auto.run import AutoRequest, run_auto
+    from nas.search.cli import final_progress
+
+    dataset = demo_dataset(args.data)
+    writable_dir(args.out.parent, "the demo")
+    if args.out.exists() and not args.out.is_dir():
+        raise DataError(f"cannot write the demo to {args.out}: it is a file, not a folder")
+    request = AutoRequest(
+        data=dataset.get("name") or dataset["path"], budget_minutes=args.budget, out=args.out, resume=True
+    )
+    say = console().print
+    print_summary(run_auto(request, say=lambda text: say(text, markup=False), final_progress=final_progress))
+
+
+def experiment_demo(args: argparse.Namespace) -> None:
     from nas.cli import main as run
 
+    args.experiment = args.experiment or "experiments/demo.yaml"
+    args.epochs = args.epochs or 15
     out: Path = args.out
     from nas.search.config import load_experiment
 

@@ -73,3 +73,18 @@ def test_an_out_that_is_a_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert cli.main(["demo", "--data", "synthetic", "--out", str(tmp_path / "afile")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot write the demo") and err.count("\n") == 1
+
+
+def test_the_default_demo_is_nas_auto_with_a_five_minute_budget(tmp_path, monkeypatch):
+    import nas.auto.cli
+    import nas.auto.run
+
+    calls = []
+    monkeypatch.setattr(nas.auto.run, "run_auto", lambda request, **kw: calls.append(request) or {"ok": 1})
+    monkeypatch.setattr(nas.auto.cli, "print_summary", lambda summary: calls.append(summary))
+    assert cli.main(["demo", "--data", "synthetic", "--out", str(tmp_path / "d")]) == 0
+    request, printed = calls
+    assert (request.data, request.budget_minutes, request.out) == ("synthetic", 5.0, tmp_path / "d")
+    assert request.resume and printed == {"ok": 1}  # a second demo goes on with (or reprints) the first
+    assert cli.main(["demo", "--data", "synthetic", "--budget", "2", "--out", str(tmp_path / "d")]) == 0
+    assert calls[2].budget_minutes == 2.0

@@ -62,6 +62,7 @@ def experiment(tmp_path: Path, **keys) -> ExperimentConfig:
         "trials": 6,
         "out": str(tmp_path / "run"),
         "seed": 0,
+        "workers": 1,  # one process unless a test asks for more (the default is one per core)
     }
     return ExperimentConfig.model_validate(data | keys)
 

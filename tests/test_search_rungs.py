@@ -41,6 +41,7 @@ PARETO = {
     "training": {"epochs": 9},
     "pruner": {"name": "successive_halving", "min_epochs": 1, "startup_trials": 3},
     "seed": 0,
+    "workers": 1,  # one process (the default is one per core)
 }
 
 

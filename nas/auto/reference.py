@@ -5,6 +5,7 @@ before the search from a few timed optimizer steps, and reserved out of the budg
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -13,31 +14,33 @@ from nas.arch import ArchSpec
 from nas.builder import build_model
 
 RESERVE_SHARE = 0.25
-TIMED_STEPS = 3
+TIMED_STEPS = 5
 EVAL_OVERHEAD = 1.15  # the per-epoch validation pass and the final scoring, measured on ResNet-18 here
 
 
 def estimate_training_seconds(
     arch: ArchSpec, chans: int, size: int, classes: int, train_images: int, batch: int, epochs: int
 ) -> float:
-    """Seconds to train ``arch`` for ``epochs`` on ``train_images`` images: optimizer steps of random
-    batches of the data's shape timed here (after one warm-up step), times the steps of the recipe."""
+    """Seconds to train ``arch`` for ``epochs`` on ``train_images`` images: one optimizer step's time
+    (``seconds_per_step``) times the recipe's steps, plus the validation passes."""
+    steps = epochs * -(-train_images // batch)
+    return seconds_per_step(arch, chans, size, classes, batch) * steps * EVAL_OVERHEAD
+
+
+def seconds_per_step(arch: ArchSpec, chans: int, size: int, classes: int, batch: int) -> float:
+    """The median of ``TIMED_STEPS`` optimizer steps on a random batch of the data's shape, after two
+    warm-up steps (the first calls pick kernels and allocate)."""
     model = build_model(arch, in_chans=chans, num_classes=classes, input_size=size).train()
+    model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(batch, chans, size, size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, classes, (batch,))
-    model = model.to(memory_format=torch.channels_last)
-
-    def step() -> None:
+    times = []
+    for _ in range(2 + TIMED_STEPS):
+        start = time.perf_counter()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-
-    step()
-    start = time.perf_counter()
-    for _ in range(TIMED_STEPS):
-        step()
-    per_step = (time.perf_counter() - start) / TIMED_STEPS
-    steps = epochs * -(-train_images // batch)
-    return per_step * steps * EVAL_OVERHEAD
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])

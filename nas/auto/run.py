@@ -120,10 +120,10 @@ def run_auto(
     fresh = state is None
     if state is None:
         state = AutoState.create(out, request.record())
-    state.data["request"]["budget_minutes"] = request.budget_minutes
+    state.set("request", {**state.data["request"], "budget_minutes": request.budget_minutes})
     try:
         with state:
-            state.data["profile"] = profile.to_json()
+            state.set("profile", profile.to_json())
             table_path = _table_stage(state, request, space, profile, table_progress, say)
             max_ms = _budget_stage(state, request, table_path, reference, space, say)
             _reference_plan(state, request, reference, profile, say)
@@ -248,9 +248,8 @@ def _experiment(state, request, profile, space: str, table_path: Path, max_ms: f
         data = plan.experiment(
             profile, request.data, space, table_path, request.objective, max_ms, seconds, state.out
         )
+        state.set("search_until_s", round(state.spent() + seconds, 1))  # before the file: a resume needs it
         path.write_text(yaml.safe_dump(data, sort_keys=False))
-        state.data["search_until_s"] = round(state.spent() + seconds, 1)
-        state.save()
         protocol = data["evaluation"]["protocol"]
         say(f"experiment: {path} ({protocol}, {data['workers']} workers, search {seconds / 60:.1f} min)")
     return load_experiment(str(path))
@@ -310,8 +309,8 @@ def _finalize_stage(state, config, progress, say: Say):
         if first is None:
             start = time.monotonic()
             finalize_run(config.out, top=1, seeds=1, epochs=epochs, progress=progress)
-            first = state.data["first_final_s"] = round(time.monotonic() - start, 1)
-            state.save()
+            first = round(time.monotonic() - start, 1)
+            state.set("first_final_s", first)
         top, seeds = plan.finalize_size(first, state.left() - _reserved(state) - plan.FINISH_S + first)
         say(f"finalize: top {top} x {seeds} seeds x {epochs} epochs (one training took {first:.0f} s)")
         finalize_run(config.out, top=top, seeds=seeds, epochs=epochs, progress=progress)

@@ -74,18 +74,26 @@ class AutoState:
     def done(self, stage: str) -> dict[str, Any] | None:
         return self.data["stages"].get(stage)
 
+    def set(self, key: str, value: Any) -> None:
+        """Record ``key`` and save (under the lock the heartbeat saves with)."""
+        with self._lock:
+            self.data[key] = value
+        self.save()
+
     def finish(self, stage: str, record: dict[str, Any]) -> None:
-        self.data["stages"][stage] = {**record, "at_s": round(self.spent(), 1)}
+        with self._lock:
+            self.data["stages"] = {**self.data["stages"], stage: {**record, "at_s": round(self.spent(), 1)}}
         self.save()
 
     def save(self) -> None:
         """Atomically: a temporary file, then ``os.replace``."""
         with self._lock:
             self.data["elapsed_s"] = round(self.spent(), 1)
+            text = json.dumps(self.data, indent=1)
             self.out.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=self.out)
             with os.fdopen(fd, "w") as f:
-                json.dump(self.data, f, indent=1)
+                f.write(text)
             os.replace(tmp, self.out / STATE_FILE)
 
     def __enter__(self) -> AutoState:

@@ -93,7 +93,21 @@ def cmd_auto(args: argparse.Namespace) -> None:
         resume=args.resume,
     )
     say = console().print
-    summary = run_auto(request, say=lambda text: say(text, markup=False), final_progress=final_progress)
+    shown: dict[str, int] = {}
+
+    def table_progress(phase: str, done: int, total: int) -> None:
+        """A line per tenth of each build phase (a full table takes minutes)."""
+        tenth = done * 10 // max(total, 1)
+        if shown.get(phase) != tenth:
+            shown[phase] = tenth
+            say(f"  latency table: {phase} {done}/{total}", markup=False)
+
+    summary = run_auto(
+        request,
+        say=lambda text: say(text, markup=False),
+        final_progress=final_progress,
+        table_progress=table_progress,
+    )
     print_summary(summary)
 
 

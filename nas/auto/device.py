@@ -19,7 +19,7 @@ from nas.resources import bundled_dir, find_file
 from nas.space import SearchSpace
 
 Progress = Callable[[str, int, int], None]
-ROUNDS, CALIBRATION_NETS = 100, 30
+ROUNDS, CALIBRATION_NETS = 100, 30  # what nas latency build defaults to
 
 
 @dataclass(frozen=True)

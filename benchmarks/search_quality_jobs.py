@@ -246,6 +246,6 @@ def finalize_job(run_dir: str, top: int, seeds: int, epochs: int) -> Row:
             flush=True,
         )
 
-    return finalize_run(run_dir, top=top, seeds=seeds, epochs=epochs, progress=progress).model_dump(
-        mode="json"
-    )
+    return finalize_run(
+        run_dir, top=top, seeds=seeds, epochs=epochs, progress=progress, workers=1
+    ).model_dump(mode="json")

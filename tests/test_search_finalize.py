@@ -43,6 +43,7 @@ def experiment(tmp_path, **keys) -> ExperimentConfig:
         "training": {"batch_size": 16, "threads": 1, "epochs": 1},
         "out": str(tmp_path / "run"),
         "seed": 7,
+        "workers": 1,  # finalize trains in this process (the scripted trainer), unless a test asks
     }
     return ExperimentConfig.model_validate(data | keys)
 
@@ -263,3 +264,22 @@ def test_a_resumed_run_redraws_the_final_points(tmp_path, scripted, monkeypatch)
     report.write_report(study, config, run, {"ref": {"params": 500.0}})
     assert drawn[-1][4:] == ({"ref": {"params": 500.0}}, record)
     assert json.loads((run / "references.json").read_text()) == {"ref": {"params": 500.0}}
+
+
+def test_parallel_final_trainings_give_the_sequential_figures(tmp_path):
+    """Two single-threaded worker processes train what one process would, seed for seed."""
+    config = experiment(tmp_path)
+    run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
+    progress = []
+    parallel = finalize_run(run, top=2, seeds=2, epochs=1, workers=2, progress=lambda *a: progress.append(a))
+    assert sorted(progress) == [(0, 7, False), (0, 8, False), (1, 7, False), (1, 8, False)]
+    for trial_dir in (run / "finalize").iterdir():  # train again in this process, from scratch
+        for trained in trial_dir.iterdir():
+            (trained / "metrics.json").unlink()
+    sequential = finalize_run(run, top=2, seeds=2, epochs=1)
+    for a, b in zip(parallel.trials, sequential.trials, strict=True):
+        assert (a.number, a.final_rank, a.seeds, a.dirs) == (b.number, b.final_rank, b.seeds, b.dirs)
+        for figures in ("val", "test"):  # float noise of another process only
+            x, y = getattr(a, figures), getattr(b, figures)
+            assert x.keys() == y.keys()
+            assert all(x[k] == y[k] if x[k] is None else x[k] == pytest.approx(y[k], rel=1e-6) for k in x)

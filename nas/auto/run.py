@@ -313,7 +313,9 @@ def _finalize_stage(state, config, progress, say: Say):
             state.set("first_final_s", first)
         top, seeds = plan.finalize_size(first, state.left() - _reserved(state) - plan.FINISH_S + first)
         say(f"finalize: top {top} x {seeds} seeds x {epochs} epochs (one training took {first:.0f} s)")
-        finalize_run(config.out, top=top, seeds=seeds, epochs=epochs, progress=progress)
+        finalize_run(
+            config.out, top=top, seeds=seeds, epochs=epochs, progress=progress, workers=config.workers
+        )
         _record_finalize(state.out / EXPERIMENT_FILE, top, seeds, epochs)
         done = {"top": top, "seeds": seeds, "epochs": epochs}
         state.finish("finalize", done)

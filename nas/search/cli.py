@@ -93,13 +93,21 @@ def add_finalize_command(commands: Any) -> None:
         metavar="E",
         help=f"final training epochs (default {DEFAULTS.epochs})",
     )
+    finalize.add_argument(
+        "--workers",
+        type=int,
+        metavar="W",
+        help="trainings at once, one single-threaded process each (default: the run's workers)",
+    )
     finalize.set_defaults(func=cmd_finalize)
 
 
 def cmd_finalize(args: argparse.Namespace) -> None:
     from nas.search.finalize import finalize_run
 
-    record = finalize_run(args.run_dir, args.top, args.seeds, args.epochs, progress=final_progress)
+    record = finalize_run(
+        args.run_dir, args.top, args.seeds, args.epochs, progress=final_progress, workers=args.workers
+    )
     _print_final(Path(args.run_dir), record)
 
 

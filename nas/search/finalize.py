@@ -44,9 +44,12 @@ def finalize_run(
     seeds: int = DEFAULTS.seeds,
     epochs: int = DEFAULTS.epochs,
     progress: Progress | None = None,
+    workers: int | None = 1,
 ) -> FinalRecord:
-    """Finalize the search run in ``run_dir`` (see the module docstring); return what ``final.json`` holds."""
-    from nas.evaluate.cache import train_cached
+    """Finalize the search run in ``run_dir`` (see the module docstring); return what ``final.json`` holds.
+    ``workers`` > 1 trains that many networks at once, each in its own single-threaded process (on a
+    small CPU, two 1-thread trainings side by side did 1.95x one thread's work, one 2-thread 1.31x);
+    None: the experiment's ``workers``."""
     from nas.search.factory import load_splits
     from nas.search.report import front_axes, write_final_report
 
@@ -63,17 +66,18 @@ def finalize_run(
         raise UsageError(f"{run_dir} has no completed trial with a {rank_by} to finalize")
     splits = load_splits(config)
     base = dataclasses.replace(config.train_config(), epochs=epochs)
+    jobs = [
+        (row, seed, run_dir / FINAL_DIR / f"trial_{row['number']}" / f"e{epochs}_seed{seed}")
+        for row in chosen
+        for seed in range(base.seed, base.seed + seeds)
+    ]
+    trained = _train_all(jobs, splits, base, config.workers if workers is None else workers, progress)
     finals: list[tuple[FinalTrial, Row]] = []
     for search_rank, row in enumerate(chosen, 1):
-        runs, dirs, used = [], [], []
-        for seed in range(base.seed, base.seed + seeds):
-            out = run_dir / FINAL_DIR / f"trial_{row['number']}" / f"e{epochs}_seed{seed}"
-            metrics, reused = train_cached(row["arch"], splits, dataclasses.replace(base, seed=seed), out)
-            runs.append(metrics)
-            dirs.append(str(out.relative_to(run_dir)))
-            used.append(seed)
-            if progress is not None:
-                progress(row["number"], seed, reused)
+        mine = [(seed, out) for r, seed, out in jobs if r is row]
+        runs = [trained[out] for _, out in mine]
+        dirs = [str(out.relative_to(run_dir)) for _, out in mine]
+        used = [seed for seed, _ in mine]
         val, val_std = mean_std([_prefixed(m["val"], "val_") for m in runs])
         test, test_std = mean_std([_prefixed(m["test"], "test_") for m in runs])
         final_row = row | {k: v for k, v in val.items() if k in TRAINED_METRICS}
@@ -106,6 +110,45 @@ def finalize_run(
     write_final(record, run_dir)
     write_final_report(run_dir, record, axes)
     return record
+
+
+def _train_all(
+    jobs: list[tuple[Row, int, Path]], splits: Any, base: Any, workers: int, progress: Progress | None
+) -> dict[Path, dict[str, Any]]:
+    """Every (candidate, seed) trained (or reused) into its directory: in this process, or ``workers``
+    spawned single-threaded ones; ``progress`` after each, in the order they end."""
+    from nas.evaluate.cache import train_cached
+
+    results: dict[Path, dict[str, Any]] = {}
+
+    def done(row: Row, seed: int, out: Path, metrics: dict[str, Any], reused: bool) -> None:
+        results[out] = metrics
+        if progress is not None:
+            progress(row["number"], seed, reused)
+
+    if workers <= 1:
+        for row, seed, out in jobs:
+            done(
+                row, seed, out, *train_cached(row["arch"], splits, dataclasses.replace(base, seed=seed), out)
+            )
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    single = dataclasses.replace(base, threads=1)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(train_cached, row["arch"], splits, dataclasses.replace(single, seed=seed), out): (
+                row,
+                seed,
+                out,
+            )
+            for row, seed, out in jobs
+        }
+        for future in as_completed(futures):
+            done(*futures[future], *future.result())
+    return results
 
 
 def run_config(run_dir: Path) -> ExperimentConfig:

@@ -66,7 +66,7 @@ def run_experiment(
         return summary
     from nas.search.finalize import finalize_run
 
-    finalize_run(out, **config.finalize.model_dump(), progress=finalize_progress)
+    finalize_run(out, **config.finalize.model_dump(), progress=finalize_progress, workers=config.workers)
     return read_summary(out)
 
 

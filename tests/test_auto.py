@@ -135,3 +135,17 @@ def test_objectives_map_to_a_validation_metric_and_its_settings():
     for bad in ("f1", "sensitivity@spec=1.5", "sensitivity@spec=0"):
         with pytest.raises(UsageError, match="--objective must be one of"):
             objective_settings(bad)
+
+
+def test_an_image_folder_is_read_at_the_tables_size_and_a_clashing_size_is_refused(tmp_path, capsys):
+    from test_folder import write_folder
+
+    root = tmp_path / "scans"
+    write_folder(root, counts=(30, 30), size=40)
+    out = tmp_path / "run"
+    base = ["auto", "--data", root, "--budget", "1", "--out", out, "--table", TABLE]
+    assert "--input-size 32 differs from the table's 28" in refused(capsys, *base, "--input-size", "32")
+    assert cli.main([str(a) for a in [*base, "--max-latency-ms", "0.001"]]) == 2  # read, then refused
+    said, err = capsys.readouterr()
+    assert "data: scans: binary, 2 classes, 1x28x28" in said
+    assert "latency budget 0.001 ms" in err and not out.exists()

@@ -55,6 +55,12 @@ def add_auto_command(commands: Any) -> None:
         help="validation metric to maximize: auc (default), accuracy, balanced_accuracy, or "
         "sensitivity@spec=0.9 (binary: sensitivity at the threshold keeping that specificity)",
     )
+    auto.add_argument(
+        "--input-size",
+        type=positive_int,
+        metavar="R",
+        help="square input side the images are resized to (default: the table's, a .npz file's own, else 28)",
+    )
     auto.add_argument("--int8", action="store_true", help="also export an INT8 model")
     auto.add_argument("--format", default="onnx", help="export format (onnx, tvm, executorch; default onnx)")
     auto.add_argument("--resume", action="store_true", help="go on with the run in DIR")
@@ -83,6 +89,7 @@ def cmd_auto(args: argparse.Namespace) -> None:
         reference=args.reference,
         int8=args.int8,
         format=args.format,
+        input_size=args.input_size,
         device=DeviceRequest(
             table=args.table,
             backend=args.backend or "ort",

@@ -56,6 +56,7 @@ class AutoRequest:
     reference: str = "resnet18_medmnist"
     int8: bool = False
     format: str = "onnx"
+    input_size: int | None = None  # None: the table's, else a .npz file's own, else 28
     device: DeviceRequest = field(default_factory=DeviceRequest)
     resume: bool = False
 
@@ -74,6 +75,7 @@ class AutoRequest:
             "reference": self.reference,
             "int8": self.int8,
             "format": self.format,
+            "input_size": self.input_size,
             "device": device,
         }
 
@@ -109,7 +111,9 @@ def run_auto(
 
     check_request(request)
     given = given_table(request.device) if request.device.table is not None else None
-    profile = load_profile(request.data, given.input_size if given else None)
+    if given and request.input_size not in (None, given.input_size):
+        raise UsageError(f"--input-size {request.input_size} differs from the table's {given.input_size}")
+    profile = load_profile(request.data, request.input_size or (given.input_size if given else None))
     say(f"data: {profile.describe()}")
     plan.objective_settings(request.objective, profile.task)
     space = given.space() if given else SearchSpace.from_yaml(plan.space_for(profile.size))

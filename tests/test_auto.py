@@ -63,21 +63,21 @@ def test_finalize_fits_the_time_left():
     assert finalize_size(10, 5) == (1, 1)  # the final model is always trained
 
 
-def test_the_reference_estimate_is_its_step_time_times_the_recipes_steps(monkeypatch):
+def test_the_reference_estimate_is_its_time_per_image_times_the_recipes_images(monkeypatch):
     from nas.arch import ArchSpec
     from nas.auto import reference
     from nas.zoo import resolve_arch
 
     tiny = ArchSpec.from_str("conv_k3_s2_c8:ir_k3_e2_c16:head")
-    step = reference.seconds_per_step(tiny, 1, 28, 2, batch=64)
-    assert 0 < step < reference.seconds_per_step(resolve_arch("resnet18_medmnist"), 1, 28, 2, batch=64)
-    monkeypatch.setattr(reference, "seconds_per_step", lambda *args: 0.5)
+    per_image = reference.seconds_per_image(tiny, 1, 28, 2, batch=16)
+    assert 0 < per_image < reference.seconds_per_image(resolve_arch("resnet18_medmnist"), 1, 28, 2, batch=16)
+    monkeypatch.setattr(reference, "seconds_per_image", lambda *args: 0.01)
     seconds = reference.estimate_training_seconds(tiny, 1, 28, 2, train_images=650, batch=64, epochs=3)
-    assert seconds == pytest.approx(0.5 * 3 * 11 * reference.EVAL_OVERHEAD)  # 11 batches an epoch
+    assert seconds == pytest.approx(0.01 * 3 * 11 * 64 * reference.EVAL_OVERHEAD)  # 11 batches an epoch
 
 
 def test_a_killed_run_resumes_within_its_budget(tmp_path, capsys, data):
-    out, budget = tmp_path / "run", 1.5
+    out, budget = tmp_path / "run", 2.0
     argv = ["auto", "--data", str(data), "--budget", str(budget), "--out", str(out), "--table", TABLE]
     argv += ["--max-latency-ms", "0.5"]
     command = [

@@ -107,8 +107,15 @@ def experiment(
     }
 
 
-def search_seconds(left: float) -> float:
-    return max(30.0, SEARCH_SHARE * (left - FINISH_S))
+def finish_seconds(budget_s: float) -> float:
+    """Held back for the export, the re-measure and the summary: ``FINISH_S``, at most a fifth of a small
+    budget."""
+    return min(FINISH_S, 0.2 * budget_s)
+
+
+def search_seconds(left: float, budget_s: float) -> float:
+    """``SEARCH_SHARE`` of what is left once the finish is held back; at least 20 s."""
+    return max(20.0, SEARCH_SHARE * (left - finish_seconds(budget_s)))
 
 
 def finalize_size(seconds_per_training: float, left: float) -> tuple[int, int]:

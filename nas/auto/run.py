@@ -14,7 +14,7 @@ the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--
    estimated time (``nas.auto.reference``, taken out of the budget before the search) fits.
 
 Budget: wall time is counted across invocations (``AutoState``); the search gets ``SEARCH_SHARE`` of what
-the table leaves, finalize what is left but ``FINISH_S``.
+the table leaves, finalize what is left but ``plan.finish_seconds``.
 """
 
 from __future__ import annotations
@@ -223,6 +223,10 @@ def _reference_plan(state, request: AutoRequest, reference, profile: DataProfile
     say(f"reference {request.reference}: about {done['estimate_s'] / 60:.1f} min to train, {verb}")
 
 
+def _budget_s(state) -> float:
+    return state.data["request"]["budget_minutes"] * 60
+
+
 def _reserved(state) -> float:
     """Seconds still held back for the reference training."""
     planned = state.done("reference_plan")
@@ -248,7 +252,7 @@ def _experiment(state, request, profile, space: str, table_path: Path, max_ms: f
 
     path = state.out / EXPERIMENT_FILE
     if not path.exists():
-        seconds = plan.search_seconds(state.left() - _reserved(state))
+        seconds = plan.search_seconds(state.left() - _reserved(state), _budget_s(state))
         data = plan.experiment(
             profile, request.data, space, table_path, request.objective, max_ms, seconds, state.out
         )
@@ -315,7 +319,8 @@ def _finalize_stage(state, config, progress, say: Say):
             finalize_run(config.out, top=1, seeds=1, epochs=epochs, progress=progress)
             first = round(time.monotonic() - start, 1)
             state.set("first_final_s", first)
-        top, seeds = plan.finalize_size(first, state.left() - _reserved(state) - plan.FINISH_S + first)
+        finish = plan.finish_seconds(_budget_s(state))
+        top, seeds = plan.finalize_size(first, state.left() - _reserved(state) - finish + first)
         say(f"finalize: top {top} x {seeds} seeds x {epochs} epochs (one training took {first:.0f} s)")
         finalize_run(
             config.out, top=top, seeds=seeds, epochs=epochs, progress=progress, workers=config.workers

@@ -118,11 +118,15 @@ def search_seconds(left: float, budget_s: float) -> float:
     return max(20.0, SEARCH_SHARE * (left - finish_seconds(budget_s)))
 
 
+MOST_TOP, MOST_SEEDS = 5, 3
+MOST_FINAL_TRAININGS = MOST_TOP * MOST_SEEDS
+
+
 def finalize_size(seconds_per_training: float, left: float) -> tuple[int, int]:
     """(top, seeds) of the final trainings that fit in ``left`` seconds: 3 seeds for as many of the top
     5 as fit, else 2, else one seed of the best; at least one training (the final model)."""
     fits = int(max(left, 0) // max(seconds_per_training, 1e-9))
-    for seeds in (3, 2):
+    for seeds in (MOST_SEEDS, 2):
         if fits >= 2 * seeds:
-            return min(5, fits // seeds), seeds
-    return max(1, min(fits, 5)), 1
+            return min(MOST_TOP, fits // seeds), seeds
+    return max(1, min(fits, MOST_TOP)), 1

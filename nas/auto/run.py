@@ -7,7 +7,8 @@ the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--
    meets is refused;
 3. ``search``: ``DIR/experiment.yaml`` (``nas.auto.plan``) searched until its share of the budget;
 4. ``finalize``: the best of the front trained with the full recipe, as many candidates and seeds as the
-   time left allows (measured on the first final training);
+   time left allows (measured on one final training, right after the search's share; time that the
+   most finalizing would not use goes back to the search first);
 5. ``export``: the best finalist's best seed by validation, exported with parity checks and its card;
 6. ``measure``: the model and the reference network timed interleaved on the device;
 7. ``reference``: the reference network trained with the final recipe on the same data, when its
@@ -268,16 +269,39 @@ def _search_stage(state, config, say: Say) -> None:
 
     if state.done("search") is not None:
         return
+    monitor = _trial_lines(state, say)
     seconds = state.data["search_until_s"] - state.spent()
     if seconds > 5:
         say(f"search: {seconds / 60:.1f} min left of its share")
-        monitor = _trial_lines(state, say)
+        run_experiment(config.model_copy(update={"finalize": None, "timeout": seconds}), monitor=monitor)
+    if "extend_until_s" not in state.data:  # time one final training: what finalize will not need, searches
+        first = _first_final(state, config, say)
+        need = first * plan.MOST_FINAL_TRAININGS
+        spare = state.left() - _reserved(state) - plan.finish_seconds(_budget_s(state)) - need
+        state.set("extend_until_s", round(state.spent() + (0.9 * spare if spare > 60 else 0.0), 1))
+    seconds = state.data["extend_until_s"] - state.spent()
+    if seconds > 5:
+        state.set("search_until_s", state.data["extend_until_s"])
+        say(f"search: {seconds / 60:.1f} min more (the time finalizing will not need)")
         run_experiment(config.model_copy(update={"finalize": None, "timeout": seconds}), monitor=monitor)
     from nas.search.summary import read_summary
 
     summary = read_summary(config.out)
     state.finish("search", {"counts": summary.counts, "rungs": summary.rungs})
     say(f"search: {', '.join(f'{k} {v}' for k, v in summary.counts.items())}")
+
+
+def _first_final(state, config, say: Say) -> float:
+    """Seconds of one final training (the search's best, one seed, every core), recorded."""
+    from nas.search.finalize import finalize_run
+
+    torch.set_num_threads(os.cpu_count() or 1)  # the search left this process on its worker's share
+    start = time.monotonic()
+    finalize_run(config.out, top=1, seeds=1, epochs=config.finalize.epochs)
+    first = round(time.monotonic() - start, 1)
+    state.set("first_final_s", first)
+    say(f"one final training takes {first:.0f} s")
+    return first
 
 
 def _trial_lines(state, say: Say):
@@ -313,12 +337,7 @@ def _finalize_stage(state, config, progress, say: Say):
     if done is None:
         torch.set_num_threads(os.cpu_count() or 1)  # the search left this process on its worker's share
         epochs = config.finalize.epochs
-        first = state.data.get("first_final_s")
-        if first is None:
-            start = time.monotonic()
-            finalize_run(config.out, top=1, seeds=1, epochs=epochs, progress=progress)
-            first = round(time.monotonic() - start, 1)
-            state.set("first_final_s", first)
+        first = state.data.get("first_final_s") or _first_final(state, config, say)
         finish = plan.finish_seconds(_budget_s(state))
         top, seeds = plan.finalize_size(first, state.left() - _reserved(state) - finish + first)
         say(f"finalize: top {top} x {seeds} seeds x {epochs} epochs (one training took {first:.0f} s)")

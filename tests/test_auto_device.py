@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from test_latency_cli import SPACE_YAML  # the same tiny space
 
 from nas.auto.device import DeviceRequest, resolve_table
 from nas.errors import ConfigError
@@ -13,14 +14,6 @@ from nas.latency.table import LatencyTable
 from nas.space import SearchSpace
 
 pytest.importorskip("onnxruntime")
-
-SPACE_YAML = """
-name: tiny
-stem: conv_k3_s2_c8
-head: head_c32
-stages:
-  - {stride: 2, channels: 16, layers: {min: 1, max: 2}, choose_per: stage, ops: [ds, ir_e3], kernel: [3, 5]}
-"""
 
 
 @pytest.fixture

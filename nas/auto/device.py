@@ -6,6 +6,7 @@ head are timed (``nas.latency.build``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +14,19 @@ from typing import Any
 
 from nas.errors import ConfigError, NasError
 from nas.latency.backends.base import Backend, Settings
-from nas.latency.build import build_table, shape_base_problem, table_settings
-from nas.latency.table import TABLES_DIR, LatencyTable, cpu_model, host_provenance, safe_name
+from nas.latency.build import (
+    CALIBRATION_NETS,
+    ROUNDS,
+    build_table,
+    shape_base_measure,
+    shape_base_problem,
+    table_settings,
+)
+from nas.latency.table import TABLES_DIR, LatencyTable, cpu_model, safe_name
 from nas.resources import bundled_dir, find_file
 from nas.space import SearchSpace
 
 Progress = Callable[[str, int, int], None]
-ROUNDS, CALIBRATION_NETS = 100, 30  # what nas latency build defaults to
 
 
 @dataclass(frozen=True)
@@ -75,13 +82,9 @@ def resolve_table(
             raise ConfigError(f"latency table {request.table} cannot price this data: {problem}")
         return _derive(table, request.table, space, size, chans, classes, folder, progress)
     backend = request.make_backend()
-    wanted = {
-        "device": request.device,
-        **backend.provenance(),
-        "backend": backend.name,
-        "threads": backend.threads,
-    }
-    fitting = [(path, t) for path, t in _tables() if _fits(t, settings, wanted, request.device)]
+    wanted = {**backend.provenance(), "backend": backend.name, "threads": backend.threads}
+    here = (cpu_model(), os.cpu_count())
+    fitting = [(path, t) for path, t in _tables() if _fits(t, settings, wanted, request.device, here)]
     exact = [(path, t) for path, t in fitting if _same(t.settings, settings)]
     if exact:
         return TableChoice(exact[0][0], "found", f"{exact[0][0]} (measured on this machine)")
@@ -109,11 +112,10 @@ def _derive(
     from nas.latency.validate import backend_from_provenance
 
     out = folder / f"{safe_name(space.name)}-{size}-{chans}ch-{classes}cls.json"
-    rounds = base.provenance.get("measure", {}).get("rounds", ROUNDS)
+    rounds, calibration_nets = shape_base_measure(base)
     build_table(
         space, size, chans, classes, backend_from_provenance(base.provenance), base.provenance["device"],
-        out, measure=Settings(rounds=rounds), calibration_nets=len(base.calibration_nets) or CALIBRATION_NETS,
-        progress=progress, base=base,
+        out, measure=Settings(rounds=rounds), calibration_nets=calibration_nets, progress=progress, base=base,
     )  # fmt: skip
     return TableChoice(out, "derived", f"{out} (body blocks of {base_path}, stem and head timed now)")
 
@@ -122,7 +124,13 @@ def _same(found: dict[str, Any], settings: dict[str, Any]) -> bool:
     return all(found.get(k) == v for k, v in settings.items())
 
 
-def _fits(table: LatencyTable, settings: dict[str, Any], wanted: dict[str, Any], device: str | None) -> bool:
+def _fits(
+    table: LatencyTable,
+    settings: dict[str, Any],
+    wanted: dict[str, Any],
+    device: str | None,
+    here: tuple[str, int | None],
+) -> bool:
     """A finished table of this space and size, measured by this backend setup on this machine (same
     CPU model and core count; a board over RPC: the same address), and of ``device`` when named."""
     p = table.provenance
@@ -134,8 +142,7 @@ def _fits(table: LatencyTable, settings: dict[str, Any], wanted: dict[str, Any],
         return False
     if wanted["backend"] == "tvm-rpc":
         return p.get("rpc") == wanted.get("rpc")
-    here = host_provenance("")
-    return (p.get("cpu_model"), p.get("cpu_count")) == (here["cpu_model"], here["cpu_count"])
+    return (p.get("cpu_model"), p.get("cpu_count")) == here
 
 
 def _tables() -> list[tuple[Path, LatencyTable]]:

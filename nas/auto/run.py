@@ -434,8 +434,8 @@ def _summary(state, request, profile, config, record, card, measured) -> dict[st
             "macs": card["complexity"]["macs"],
             "peak_activation_kb": card["complexity"]["peak_activation_bytes"] / 1024,
             "weight_bytes": card["files"]["fp32"]["weight_bytes"],
-            "val": {k: v for k, v in best.val.items()},
-            "val_std": {k: v for k, v in best.val_std.items()},
+            "val": dict(best.val),
+            "val_std": dict(best.val_std),
             "test": clinical.get("test", {}),
         },
         "reference": {

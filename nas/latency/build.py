@@ -43,6 +43,7 @@ from nas.latency.table import LatencyTable, host_provenance
 from nas.outdir import writable_dir
 from nas.space import SearchSpace
 
+ROUNDS, CALIBRATION_NETS = 100, 30  # nas latency build's defaults
 ANCHOR = "anchor"
 SENTINEL = "sentinel:"
 ANCHOR_SEED = "nas-latency-anchor"
@@ -89,7 +90,7 @@ def build_table(
     dtype: str = "fp32",
     measure: Settings | None = None,
     batch_size: int = 64,
-    calibration_nets: int = 30,
+    calibration_nets: int = CALIBRATION_NETS,
     progress: Progress | None = None,
     base: LatencyTable | None = None,
 ) -> LatencyTable:
@@ -172,6 +173,12 @@ def find_shape_base(folder: Path, settings: dict[str, Any], provenance: dict[str
         if shape_base_problem(table, settings, provenance) is None:
             found.append((len(table.entries), path))
     return max(found)[1] if found else None
+
+
+def shape_base_measure(base: LatencyTable) -> tuple[int, int]:
+    """Timing rounds and calibration nets of a table derived from ``base``: the base's own."""
+    rounds = base.provenance.get("measure", {}).get("rounds", ROUNDS)
+    return rounds, len(base.calibration_nets) or CALIBRATION_NETS
 
 
 def _seed(table: LatencyTable, base: LatencyTable, keys: dict[str, BlockSite]) -> None:

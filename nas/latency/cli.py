@@ -91,7 +91,14 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
 
     from nas.latency.backends import make_backend
     from nas.latency.backends.base import Settings
-    from nas.latency.build import build_table, find_shape_base, table_settings
+    from nas.latency.build import (
+        CALIBRATION_NETS,
+        ROUNDS,
+        build_table,
+        find_shape_base,
+        shape_base_measure,
+        table_settings,
+    )
     from nas.latency.table import LatencyTable, shape_table_path
     from nas.latency.validate import backend_from_provenance
     from nas.resources import find_file
@@ -112,13 +119,12 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
     settings = table_settings(space, size, chans, classes)
     if base is None and not out.exists():
         wanted = {"device": device, "backend": backend.name, "threads": backend.threads}
-        found = find_shape_base(out.parent, settings, {**wanted, **backend.provenance(), **wanted})
+        found = find_shape_base(out.parent, settings, {**backend.provenance(), **wanted})
         base = LatencyTable.load(found) if found else None
         if found:
             print(f"reusing the body blocks of {found} (built for another data shape)")
-    measured = base.provenance.get("measure", {}) if base else {}
-    rounds = args.rounds or measured.get("rounds", 100)
-    calibration = args.calibration_nets or (len(base.calibration_nets) if base else 30)
+    rounds, calibration = shape_base_measure(base) if base else (ROUNDS, CALIBRATION_NETS)
+    rounds, calibration = args.rounds or rounds, args.calibration_nets or calibration
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns) as bar:
         tasks: dict[str, Any] = {}

@@ -121,7 +121,7 @@ def experiment_demo(args: argparse.Namespace) -> None:
         if value is not None:
             search += [flag, str(value)]
     final, export = out / "final", out / "export"
-    threads = str(os.cpu_count() or 1)  # the search left torch on one thread per worker
+    threads = str(os.cpu_count() or 1)  # the final training on every core
     steps = [
         ("search", search),
         (

@@ -355,7 +355,13 @@ def test_search_replaces_failed_candidates_within_reason(tmp_path):
     space = SearchSpace.from_yaml("mnasnet_small")
     evaluator = ScriptedEvaluator(fail_calls={2, 3})
     config = experiment(tmp_path, trials=4, reward=TRAINED_REWARD, strategy={"name": "random"})
-    study = run_search(config, lambda c: CandidateObjective(c, space, 1, 2, None, evaluator))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() + 1)  # not what worker 0 sets (cores / workers)
+    try:
+        study = run_search(config, lambda c: CandidateObjective(c, space, 1, 2, None, evaluator))
+        assert torch.get_num_threads() == os.cpu_count() + 1  # the search gives the process its threads back
+    finally:
+        torch.set_num_threads(threads)
     assert [t.state.name for t in study.trials].count("FAIL") == 2
     check_study(study, 4)
     assert len(evaluator.calls) == 6

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import shutil
 import time
@@ -31,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from nas.auto import plan
@@ -265,15 +263,13 @@ def _experiment(state, request, profile, space: str, table_path: Path, max_ms: f
 
 
 def _search_stage(state, config, say: Say) -> None:
-    from nas.search.runner import run_experiment
-
     if state.done("search") is not None:
         return
     monitor = _trial_lines(state, say)
     seconds = state.data["search_until_s"] - state.spent()
     if seconds > 5:
         say(f"search: {seconds / 60:.1f} min left of its share")
-        run_experiment(config.model_copy(update={"finalize": None, "timeout": seconds}), monitor=monitor)
+        _search(config, seconds, monitor)
     if "extend_until_s" not in state.data:  # time one final training: what finalize will not need, searches
         first = _first_final(state, config, say)
         need = first * plan.MOST_FINAL_TRAININGS
@@ -283,7 +279,7 @@ def _search_stage(state, config, say: Say) -> None:
     if seconds > 5:
         state.set("search_until_s", state.data["extend_until_s"])
         say(f"search: {seconds / 60:.1f} min more (the time finalizing will not need)")
-        run_experiment(config.model_copy(update={"finalize": None, "timeout": seconds}), monitor=monitor)
+        _search(config, seconds, monitor)
     from nas.search.summary import read_summary
 
     summary = read_summary(config.out)
@@ -291,11 +287,17 @@ def _search_stage(state, config, say: Say) -> None:
     say(f"search: {', '.join(f'{k} {v}' for k, v in summary.counts.items())}")
 
 
+def _search(config, seconds: float, monitor) -> None:
+    """The experiment searched for ``seconds`` more (the study resumes), without its finalize."""
+    from nas.search.runner import run_experiment
+
+    run_experiment(config.model_copy(update={"finalize": None, "timeout": seconds}), monitor=monitor)
+
+
 def _first_final(state, config, say: Say) -> float:
     """Seconds of one final training (the search's best, one seed, every core), recorded."""
     from nas.search.finalize import finalize_run
 
-    torch.set_num_threads(os.cpu_count() or 1)  # the search left this process on its worker's share
     start = time.monotonic()
     finalize_run(config.out, top=1, seeds=1, epochs=config.finalize.epochs)
     first = round(time.monotonic() - start, 1)
@@ -335,7 +337,6 @@ def _finalize_stage(state, config, progress, say: Say):
 
     done = state.done("finalize")
     if done is None:
-        torch.set_num_threads(os.cpu_count() or 1)  # the search left this process on its worker's share
         epochs = config.finalize.epochs
         first = state.data.get("first_final_s") or _first_final(state, config, say)
         finish = plan.finish_seconds(_budget_s(state))

@@ -197,9 +197,11 @@ def run_search(
     ]
     for process in others:
         process.start()
+    threads = torch.get_num_threads()
     try:
         run_worker(config, make_objective, 0, callbacks)
     finally:
+        torch.set_num_threads(threads)  # worker 0 took this process's share of the cores: give it back
         for process in others:
             process.join()
     quiet_optuna()

@@ -148,3 +148,12 @@ def test_load_dataset_dispatch(tmp_path, monkeypatch):
 def test_load_dataset_synthetic():
     splits = load_dataset("synthetic", 32)
     assert splits.name == "synthetic" and splits.input_size == 32 and splits.task == "binary"
+
+
+def test_a_npz_file_loads_at_its_own_size_when_none_is_asked(tmp_path):
+    from nas.errors import DataError
+
+    path = write_npz(tmp_path / "scans.npz", size=32)
+    assert load_dataset(path, None).input_size == 32
+    with pytest.raises(DataError, match="holds 32x32 images, not 28x28"):
+        load_dataset(path)

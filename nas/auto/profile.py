@@ -58,20 +58,4 @@ def profile_splits(splits: Splits) -> DataProfile:
 def load_profile(data: str, size: int | None) -> DataProfile:
     """The profile of ``data`` (a registered name, .npz or image folder) at ``size`` pixels; ``size``
     None takes a .npz file's own size and 28 for the rest."""
-    return profile_splits(load_dataset(data, size or _native_size(data)))
-
-
-def _native_size(data: str) -> int:
-    from pathlib import Path
-
-    import numpy as np
-
-    path = Path(data).expanduser()
-    if path.suffix == ".npz" and path.is_file():
-        try:
-            with np.load(path) as arrays:
-                if "train_images" in arrays.files:
-                    return int(arrays["train_images"].shape[1])
-        except (OSError, ValueError):
-            pass  # load_dataset says what is wrong with the file
-    return 28
+    return profile_splits(load_dataset(data, size))

@@ -44,23 +44,24 @@ DATASETS: Registry[Dataset] = Registry(
 )
 
 
-def load_dataset(name_or_path: str | Path, size: int = 28) -> Splits:
+def load_dataset(name_or_path: str | Path, size: int | None = 28) -> Splits:
     """A registered name (``pneumoniamnist``, ``synthetic``), a ``.npz`` file in MedMNIST's layout, or a
-    folder of images with one sub-folder per class; data no model could learn and be scored on is a
-    one-line ``DataError`` (``check_splits``)."""
+    folder of images with one sub-folder per class, at ``size`` pixels (None: a .npz file's own size,
+    28 for the rest); data no model could learn and be scored on is a one-line ``DataError``
+    (``check_splits``)."""
     return check_splits(_load(name_or_path, size))
 
 
-def _load(name_or_path: str | Path, size: int) -> Splits:
+def _load(name_or_path: str | Path, size: int | None) -> Splits:
     text = str(name_or_path)
     if text in DATASETS:
-        return DATASETS.get(text).load(size)
+        return DATASETS.get(text).load(size or 28)
     path = Path(text).expanduser()
     if path.is_dir():
-        return load_folder(path, size)
+        return load_folder(path, size or 28)
     if path.suffix == ".npz":
         splits = load_npz(path)
-        if splits.input_size != size:
+        if size is not None and splits.input_size != size:
             raise DataError(f"{path} holds {splits.input_size}x{splits.input_size} images, not {size}x{size}")
         return splits
     raise DataError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from medmnist_data import tiny_splits
 from nas.data.splits import Split, Splits
 from nas.errors import ConfigError, DataError, NasError
 from nas.evaluate import TrainConfig, TrainingDiverged, evaluate_candidate, load_trained, train_final
-from nas.evaluate.loop import distillation_loss, random_shift
+from nas.evaluate.augment import random_shift
+from nas.evaluate.loop import distillation_loss
 from nas.metrics.clinical import clinical_metrics
 
 ARCH = "conv_k3_s2_c8:ir_k3_e2_c16:head"
@@ -222,3 +224,63 @@ def test_device_auto_trains_where_it_can_and_a_bad_device_is_one_line():
     assert TrainConfig().torch_device() == expected and TrainConfig(device="cpu").torch_device() == "cpu"
     with pytest.raises(ConfigError, match="device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"):
         TrainConfig(device="gpu")
+
+
+def test_a_step_floor_raises_the_epochs_on_a_small_split_only():
+    config = TrainConfig(epochs=2, batch_size=10, min_steps=50)
+    assert config.steps_per_epoch(95) == 10 and config.passes(95) == 5
+    assert config.passes(1000) == 2  # 200 steps already
+    assert TrainConfig(epochs=2, batch_size=10).passes(95) == 2
+
+
+def test_a_step_floor_trains_that_many_epochs(splits):
+    config = FAST.replace(epochs=1, min_steps=3 * FAST.steps_per_epoch(len(splits.train)))
+    result = evaluate_candidate(ARCH, splits, config)
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
+
+
+def test_one_cycle_warms_up_to_the_learning_rate_then_decays():
+    from nas.evaluate.loop import _schedule
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    schedule = _schedule(optimizer, TrainConfig(lr=0.01, schedule="onecycle"), 100)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    peak = rates.index(max(rates))
+    assert max(rates) == pytest.approx(0.01) and 20 < peak < 40
+    assert rates[0] < 0.001 and rates[-1] < 1e-5
+
+
+def test_with_ema_the_kept_weights_are_the_average_that_was_scored(splits):
+    from nas.builder import build_model
+    from nas.evaluate.loop import fit, predict_probs, split_metrics, to_tensor
+
+    config = FAST.replace(epochs=3, ema_decay=0.9, select_metric="accuracy")
+    torch.manual_seed(0)
+    model = build_model(ARCH, splits.n_channels, splits.num_classes, splits.input_size)
+    result = fit(model, splits, config)
+    model.load_state_dict(result.best_state)
+    probs = predict_probs(model, to_tensor(splits.val, "cpu"), result.mean, result.std, splits.task, True)
+    kept = split_metrics(splits.val.labels, probs, splits.task, config)
+    assert kept["auc"] == pytest.approx(result.history[result.best_epoch - 1]["auc"])
+    plain = evaluate_candidate(ARCH, splits, config.replace(ema_decay=0.0))
+    assert plain["history"] != result.history
+
+
+def test_modality_augmentation_trains_and_bad_amounts_are_one_line(splits):
+    config = FAST.replace(epochs=2, max_rotate=10, max_scale=0.1, color_jitter=0.2, flips="horizontal")
+    assert evaluate_candidate(ARCH, splits, config)["history"][-1]["auc"] > 0.5
+    assert config.augmentation().flips == "horizontal"
+    assert config.replace(augment=False).augmentation().max_shift == 0
+    for bad, message in (
+        ({"flips": "sideways"}, "flips must be one of none, horizontal, vertical, both, got 'sideways'"),
+        ({"max_rotate": -1}, "max_rotate must be in [0, 180]"),
+        ({"ema_decay": 1.0}, "ema_decay in [0, 1)"),
+        ({"min_steps": -5}, "min_steps must be >= 0"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            TrainConfig(**bad)

@@ -82,3 +82,15 @@ def test_distilled_is_reused_for_the_same_teacher_arch(splits, trained, tmp_path
     assert cached_metrics(out, TEACHER, splits, FAST, teacher=teacher_dir) == metrics
     assert cached_metrics(out, TEACHER, splits, FAST, teacher=ARCH) == metrics  # the teacher's arch counts
     assert cached_metrics(out, TEACHER, splits, FAST) is None
+
+
+def test_a_directory_trained_before_a_setting_existed_is_still_reused(splits, trained):
+    """Settings added in later releases (min_steps, ema_decay, ...) read as their defaults."""
+    out, metrics = trained
+    recorded = json.loads((out / METRICS_FILE).read_text())
+    for newer in ("min_steps", "ema_decay", "max_rotate", "flips"):
+        del recorded["config"][newer]
+    (out / METRICS_FILE).write_text(json.dumps(recorded))
+    assert cached_metrics(out, ARCH, splits, FAST) is not None
+    assert cached_metrics(out, ARCH, splits, fast(min_steps=100)) is None
+    (out / METRICS_FILE).write_text(json.dumps(metrics))

@@ -15,6 +15,7 @@ from typing import Any
 
 from nas.arch import ArchSpec
 from nas.data.splits import Splits
+from nas.errors import ConfigError
 from nas.evaluate.checkpoint import ARCH_FILE, METRICS_FILE, is_trained_dir
 from nas.evaluate.config import TrainConfig
 from nas.evaluate.train import Progress, train_final
@@ -83,8 +84,9 @@ def _recorded_recipe(trained_dir: Path, metrics: dict[str, Any]) -> dict[str, An
     try:
         arch = ArchSpec.from_str((trained_dir / ARCH_FILE).read_text().strip()).to_str()
         teacher = metrics.get("kd", {}).get("teacher", {}).get("arch")
-        return _recipe(arch, metrics["dataset"], metrics["input_size"], metrics["config"], teacher)
-    except (ValueError, KeyError, AttributeError, TypeError):
+        config = TrainConfig.from_json(metrics["config"]).to_json()  # settings added since: defaults
+        return _recipe(arch, metrics["dataset"], metrics["input_size"], config, teacher)
+    except (ValueError, KeyError, AttributeError, TypeError, ConfigError):
         return None
 
 

@@ -13,9 +13,10 @@ from pydantic import ConfigDict, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
 from nas.errors import ConfigError, NasError
+from nas.evaluate.augment import FLIPS, Augmentation
 
 OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "onecycle", "constant")
 CLASS_WEIGHTING = ("none", "loss", "sampler")
 SELECT_METRICS = ("auc", "accuracy", "balanced_accuracy")
 THRESHOLD_METHODS = ("youden", "sensitivity", "specificity")
@@ -56,8 +57,13 @@ class TrainConfig:
 
     The binary operating threshold is chosen on validation by ``threshold_method`` (Youden's J, the
     highest threshold reaching ``target_sensitivity``, or the lowest keeping ``target_specificity``).
-    ``augment`` is random shifts of up to ``max_shift`` of the side, nothing else: flips would swap
-    laterality in chest X-rays.
+    ``epochs`` passes over the training split, raised on a small split until ``min_steps`` optimizer
+    steps are taken (a few hundred images are otherwise well under 100 steps). ``schedule``: cosine
+    decay, one-cycle (warm-up then cosine decay, torch's ``OneCycleLR``) or constant. ``ema_decay`` > 0
+    validates and keeps an exponential moving average of the weights (and batch-norm buffers).
+    ``augment`` turns on random shifts of up to ``max_shift`` of the side, rotations up to
+    ``max_rotate`` degrees, zooms up to ``max_scale``, ``color_jitter`` and ``flips``; flips are off by
+    default, as they would swap laterality in chest X-rays (``nas.evaluate.augment``).
     ``class_weighting``: ``loss`` weighs the loss by inverse class frequency, ``sampler`` draws
     class-balanced batches. ``device`` ``auto`` trains on CUDA when present (bfloat16 autocast), else on
     the CPU. ``threads`` None keeps torch's setting (all cores); ``channels_last`` memory
@@ -79,6 +85,12 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: bool = True
     max_shift: float = 1 / 14
+    max_rotate: float = 0.0
+    max_scale: float = 0.0
+    color_jitter: float = 0.0
+    flips: str = "none"
+    min_steps: int = 0
+    ema_decay: float = 0.0
     max_train_samples: int | None = None
     class_weighting: str = "none"
     select_metric: str = "auc"
@@ -107,9 +119,19 @@ class TrainConfig:
             ("class_weighting", self.class_weighting, CLASS_WEIGHTING),
             ("select_metric", self.select_metric, SELECT_METRICS),
             ("threshold_method", self.threshold_method, THRESHOLD_METHODS),
+            ("flips", self.flips, FLIPS),
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got '{value}'")
+        if not 0 <= self.max_rotate <= 180 or not 0 <= self.max_scale < 1 or not 0 <= self.color_jitter < 1:
+            raise ValueError(
+                f"max_rotate must be in [0, 180], max_scale and color_jitter in [0, 1), got "
+                f"{self.max_rotate}, {self.max_scale}, {self.color_jitter}"
+            )
+        if self.min_steps < 0 or not 0 <= self.ema_decay < 1:
+            raise ValueError(
+                f"min_steps must be >= 0 and ema_decay in [0, 1), got {self.min_steps}, {self.ema_decay}"
+            )
         if self.max_train_samples is not None and self.max_train_samples < 2:
             raise ValueError(f"max_train_samples must be >= 2, got {self.max_train_samples}")
         if self.threads is not None and self.threads < 1:
@@ -132,6 +154,18 @@ class TrainConfig:
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self.device
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        return max(1, math.ceil(n_train / self.batch_size))
+
+    def passes(self, n_train: int) -> int:
+        """Epochs actually trained on ``n_train`` images: ``epochs``, or more to reach ``min_steps``."""
+        return max(self.epochs, math.ceil(self.min_steps / self.steps_per_epoch(n_train)))
+
+    def augmentation(self) -> Augmentation:
+        if not self.augment:
+            return Augmentation()
+        return Augmentation(self.max_shift, self.max_rotate, self.max_scale, self.color_jitter, self.flips)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes``, validated again (as ``dataclasses.replace`` does)."""

@@ -11,11 +11,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nas.data.splits import Split, Splits
 from nas.evaluate.config import TrainConfig, TrainingDiverged
@@ -58,21 +60,6 @@ def normalize(x01: torch.Tensor, mean: list[float], std: list[float]) -> torch.T
     m = torch.tensor(mean, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
     return (x01 - m) / s
-
-
-def random_shift(x: torch.Tensor, max_px: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to ``max_px`` pixels (edges replicated): the augmentation that suits
-    X-rays, where flips would swap the patient's left and right."""
-    if max_px < 1:
-        return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (max_px, max_px, max_px, max_px), mode="replicate").permute(0, 2, 3, 1)
-    oy = torch.randint(0, 2 * max_px + 1, (n,), generator=generator).to(x.device)
-    ox = torch.randint(0, 2 * max_px + 1, (n,), generator=generator).to(x.device)
-    rows = oy[:, None] + torch.arange(h, device=x.device)
-    cols = ox[:, None] + torch.arange(w, device=x.device)
-    out = padded[torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous()
 
 
 def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
@@ -184,22 +171,18 @@ def fit(
     if teacher is not None:
         teacher.model.to(device).eval()
     optimizer = _optimizer(model, config)
-    steps = config.epochs * max(1, math.ceil(len(train_x) / config.batch_size))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-        if config.schedule == "cosine"
-        else (lambda s: 1.0),
-    )
-    shift = round(config.max_shift * splits.input_size) if config.augment else 0
+    passes = config.passes(len(train_x))
+    schedule = _schedule(optimizer, config, passes * config.steps_per_epoch(len(train_x)))
+    ema = _ema(model, config.ema_decay)
+    augment = config.augmentation()
     history: list[dict[str, float]] = []
     best_state, best_epoch, best_score = _copy_state(model), 0, -math.inf
     seconds, seen = 0.0, 0
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, passes + 1):
         model.train()
         start, losses = time.perf_counter(), []
         for step, batch in enumerate(_batches(len(train_x), config, sample_weights, generator)):
-            x01 = random_shift(train_x[batch].float().div_(255), shift, generator)
+            x01 = augment(train_x[batch].float().div_(255), generator)
             with mixed:
                 logits = model(normalize(x01, mean, std).contiguous(memory_format=memory_format)).float()
                 loss = criterion(logits, train_y[batch])
@@ -217,10 +200,13 @@ def fit(
             loss.backward()
             optimizer.step()
             schedule.step()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(value)
             seen += len(batch)
         seconds += time.perf_counter() - start
-        probs = predict_probs(model, val_x, mean, std, splits.task, config.channels_last)
+        scored = model if ema is None else ema.module
+        probs = predict_probs(scored, val_x, mean, std, splits.task, config.channels_last)
         if not np.isfinite(probs).all():
             raise TrainingDiverged(
                 f"validation outputs are not finite after epoch {epoch} (lr {config.lr:g})"
@@ -230,11 +216,11 @@ def fit(
         history.append(metrics)
         score = metrics[config.select_metric]
         if math.isfinite(score) and score > best_score:
-            best_state, best_epoch, best_score = _copy_state(model), epoch, score
+            best_state, best_epoch, best_score = _copy_state(scored), epoch, score
         if on_epoch is not None:
             on_epoch(epoch, metrics)
     if best_epoch == 0:  # the metric was never defined (one class in val): keep the last epoch
-        best_state, best_epoch = _copy_state(model), config.epochs
+        best_state, best_epoch = _copy_state(scored), passes
     return FitResult(best_state, best_epoch, history, seconds, seen, torch.get_num_threads(), mean, std)
 
 
@@ -248,6 +234,23 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
             nesterov=config.momentum > 0,
         )
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int) -> Any:
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+
+
+def _ema(model: nn.Module, decay: float) -> AveragedModel | None:
+    """The weights' exponential moving average (batch-norm statistics averaged too), or None."""
+    if decay == 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,0 +1,159 @@
+"""The final-training recipe's ingredients, each measured by k-fold validation (issue 14, item 3).
+
+    python benchmarks/recipe.py [--datasets pneumoniamnist retinamnist] [--folds 3] [--workers 2] \\
+        [--out /tmp/bench/recipe] [--part ablation|recipe|all]
+
+Only train + val are read (the official test split is not touched). They are pooled and dealt into
+``2 x folds`` stratified parts (``nas.evaluate.protocols.kfold.fold_assignment``); fold k trains on all
+parts but 2k and 2k+1, selects its best epoch and threshold on part 2k and is scored on part 2k+1, so
+the epoch choice does not flatter the score.
+
+- ``ablation``: the baseline (the final recipe ``nas auto`` used before this benchmark: 15 epochs,
+  batch 64, AdamW lr 3e-3, cosine, shifts of 1/14, loss class weights) against the baseline with one
+  ingredient changed, for two networks (``NETS``: one inverted-residual net with SE, one tiny
+  depthwise-separable net). Printed: per dataset and variant the mean over folds and networks of the
+  paired difference to the baseline (AUC, ACC, balanced ACC) with its std over the folds x networks
+  pairs, and the mean baseline figures.
+- ``recipe``: the baseline against ``nas.evaluate.recipe.final_recipe`` (what ``nas train``,
+  ``nas finalize`` and ``nas auto`` now use), the same way.
+
+Trainings run as ``--workers`` one-thread processes; each lands in its own directory under ``--out``
+and is reused on a rerun (``nas.evaluate.cache``), so a killed run loses only the trainings under way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import re
+import statistics
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.data import load_dataset
+from nas.data.splits import Splits
+from nas.evaluate.config import TrainConfig
+from nas.evaluate.protocols.kfold import fold_assignment, pooled
+
+NETS = {
+    "ir-se": "conv_k3_s2_c16::ir_k5_s2_e6_c24,ir_k5_e6_c24_noskip:ir_k3_s2_e6_c40_se0.25:"
+    "ir_k3_s2_e3_c64,ir_r2_k3_e3_c64_noskip:ir_k3_e6_c72:head_c256_d0.1",
+    "ds-tiny": "conv_k3_s2_c16::ds_k5_s2_c24:ds_k5_s2_c32:ds_k3_s2_c64::head_c256_d0.1",
+}
+BASELINE = TrainConfig(epochs=15, batch_size=64, lr=0.003, class_weighting="loss", seed=0, threads=1)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "steps >= 1500": {"min_steps": 1500},
+    "one-cycle": {"schedule": "onecycle"},
+    "label smoothing 0.1": {"label_smoothing": 0.1},
+    "EMA": {"ema_decay": "auto"},
+    "rotate 10 + zoom 0.1": {"max_rotate": 10.0, "max_scale": 0.1},
+    "colour jitter 0.2": {"color_jitter": 0.2},
+    "no class weights": {"class_weighting": "none"},
+    "balanced sampler": {"class_weighting": "sampler"},
+}
+METRICS = ("auc", "accuracy", "balanced_accuracy")
+_SPLITS: dict[str, Splits] = {}
+
+
+def fold(name: str, folds: int, k: int) -> Splits:
+    """Fold ``k``: train on the other parts, select on part 2k, score on part 2k+1 (as ``test``)."""
+    key = f"{name}-fold{k}of{folds}"
+    if key not in _SPLITS:
+        splits = load_dataset(name, 28)
+        data = pooled(splits)
+        part = fold_assignment(data.labels.reshape(len(data.labels), -1)[:, 0], 2 * folds, seed=0)
+        held = (part == 2 * k) | (part == 2 * k + 1)
+        _SPLITS[key] = Splits(
+            key,
+            splits.task,
+            splits.class_names,
+            data.subset(np.flatnonzero(~held)),
+            data.subset(np.flatnonzero(part == 2 * k)),
+            data.subset(np.flatnonzero(part == 2 * k + 1)),
+        )
+    return _SPLITS[key]
+
+
+def config_for(variant: str, splits: Splits) -> TrainConfig:
+    from nas.evaluate.recipe import ema_decay_for, final_recipe
+
+    if variant == "baseline":
+        return BASELINE
+    if variant == "recipe":
+        return final_recipe(BASELINE, splits)
+    changes = dict(VARIANTS[variant])
+    if changes.get("ema_decay") == "auto":
+        n = len(splits.train)
+        changes["ema_decay"] = ema_decay_for(BASELINE.passes(n) * BASELINE.steps_per_epoch(n))
+    return BASELINE.replace(**changes)
+
+
+def train(out: str, name: str, folds: int, k: int, net: str, variant: str) -> dict[str, float]:
+    """One training (or its cached result): the scored part's figures."""
+    from nas.evaluate.cache import train_cached
+
+    splits = fold(name, folds, k)
+    metrics, _ = train_cached(NETS[net], splits, config_for(variant, splits), out)
+    return {m: metrics["test"][m] for m in METRICS}
+
+
+def run_all(jobs: list[tuple], workers: int) -> dict[tuple, dict[str, float]]:
+    results = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(train, *job): job for job in jobs}
+        for done, future in enumerate(as_completed(futures), 1):
+            job = futures[future]
+            results[job[1:]] = future.result()
+            print(f"  [{done}/{len(jobs)}] {job[1]} fold {job[3]} {job[4]} {job[5]}", flush=True)
+    return results
+
+
+def report(datasets: list[str], folds: int, variants: list[str], results: dict) -> None:
+    for name in datasets:
+        base = [results[(name, folds, k, net, "baseline")] for k in range(folds) for net in NETS]
+        means = "  ".join(f"{m} {statistics.mean(r[m] for r in base):.4f}" for m in METRICS)
+        print(f"\n{name}: baseline over {folds} folds x {len(NETS)} nets: {means}")
+        print(f"  {'variant':<22}" + "".join(f"{'d' + m:>24}" for m in METRICS))
+        for variant in variants:
+            pairs = [
+                (results[(name, folds, k, net, variant)], results[(name, folds, k, net, "baseline")])
+                for k in range(folds)
+                for net in NETS
+            ]
+            cells = []
+            for m in METRICS:
+                diffs = [a[m] - b[m] for a, b in pairs]
+                cells.append(f"{statistics.mean(diffs):+.4f} +- {statistics.stdev(diffs):.4f}")
+            print(f"  {variant:<22}" + "".join(f"{c:>24}" for c in cells))
+
+
+def slug(variant: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "_", variant.lower()).strip("_")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["pneumoniamnist", "retinamnist"])
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench/recipe"))
+    parser.add_argument("--part", choices=("ablation", "recipe", "all"), default="all")
+    args = parser.parse_args()
+    variants = {"ablation": list(VARIANTS), "recipe": ["recipe"], "all": [*VARIANTS, "recipe"]}[args.part]
+    jobs = [
+        (str(args.out / name / net / slug(variant) / f"fold{k}"), name, args.folds, k, net, variant)
+        for name in args.datasets
+        for variant in ["baseline", *variants]
+        for k in range(args.folds)
+        for net in NETS
+    ]
+    results = run_all(jobs, args.workers)
+    report(args.datasets, args.folds, variants, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -100,8 +100,8 @@ def resnet18_on(data: str, run: Path) -> dict[str, float]:
     from nas.search.config import load_experiment
 
     config = load_experiment(str(run / "experiment.yaml"))
-    recipe = config.train_config().replace(epochs=config.finalize.epochs, seed=0)
     splits = load_dataset(data, config.input_size)
+    recipe = config.finalize.train_config(config.train_config(), splits).replace(seed=0)
     metrics, _ = train_cached("resnet18_medmnist", splits, recipe, run / "resnet18_medmnist")
     return metrics["test"]
 

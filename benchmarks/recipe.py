@@ -82,12 +82,12 @@ def config_for(variant: str, splits: Splits) -> TrainConfig:
 
     if variant == "baseline":
         return BASELINE
-    if variant == "recipe":
-        return final_recipe(BASELINE, splits)
+    if variant == "recipe":  # as nas auto now plans it: class weights left to the recipe
+        return final_recipe(BASELINE.replace(class_weighting="none"), splits)
     changes = dict(VARIANTS[variant])
     if changes.get("ema_decay") == "auto":
         n = len(splits.train)
-        changes["ema_decay"] = ema_decay_for(BASELINE.passes(n) * BASELINE.steps_per_epoch(n))
+        changes["ema_decay"] = ema_decay_for(BASELINE.total_steps(n))
     return BASELINE.replace(**changes)
 
 

@@ -63,6 +63,15 @@ def test_finalize_fits_the_time_left():
     assert finalize_size(10, 5) == (1, 1)  # the final model is always trained
 
 
+def test_the_final_step_floor_shrinks_with_a_small_budget():
+    from nas.auto.plan import final_min_steps, final_steps
+    from nas.evaluate.recipe import MIN_STEPS
+
+    assert final_min_steps(30) == final_min_steps(10) == MIN_STEPS and final_min_steps(2) == MIN_STEPS // 5
+    assert final_steps(1080, 30) == MIN_STEPS  # RetinaMNIST: 15 passes would be 255 steps
+    assert final_steps(100_000, 30) == 15 * (100_000 // 64 + 1)  # a large set: its 15 passes
+
+
 def test_the_reference_estimate_is_its_time_per_image_times_the_recipes_images(monkeypatch):
     from nas.arch import ArchSpec
     from nas.auto import reference
@@ -72,8 +81,8 @@ def test_the_reference_estimate_is_its_time_per_image_times_the_recipes_images(m
     per_image = reference.seconds_per_image(tiny, 1, 28, 2, batch=16)
     assert 0 < per_image < reference.seconds_per_image(resolve_arch("resnet18_medmnist"), 1, 28, 2, batch=16)
     monkeypatch.setattr(reference, "seconds_per_image", lambda *args: 0.01)
-    seconds = reference.estimate_training_seconds(tiny, 1, 28, 2, train_images=650, batch=64, epochs=3)
-    assert seconds == pytest.approx(0.01 * 3 * 11 * 64 * reference.EVAL_OVERHEAD)  # 11 batches an epoch
+    seconds = reference.estimate_training_seconds(tiny, 1, 28, 2, steps=33, batch=64)
+    assert seconds == pytest.approx(0.01 * 33 * 64 * reference.EVAL_OVERHEAD)
 
 
 def test_a_killed_run_resumes_within_its_budget(tmp_path, capsys, data):
@@ -119,6 +128,7 @@ def test_a_killed_run_resumes_within_its_budget(tmp_path, capsys, data):
     assert (out / "model" / "model.onnx").is_file()
     experiment = (out / "experiment.yaml").read_text()
     assert "protocol: kfold" in experiment and f"table: {TABLE}" in experiment
+    assert "recipe: final" in experiment and "min_steps: 300" in experiment  # the floor of a 2-minute run
     assert "nas auto" in capsys.readouterr().out  # the summary table
 
 
@@ -126,7 +136,11 @@ def test_objectives_map_to_a_validation_metric_and_its_settings():
     from nas.auto.plan import objective_settings
     from nas.errors import UsageError
 
-    assert objective_settings("balanced_accuracy") == ("val_balanced_accuracy", {})
+    assert objective_settings("balanced_accuracy") == (
+        "val_balanced_accuracy",
+        {"select_metric": "balanced_accuracy"},
+    )
+    assert objective_settings("auc") == ("val_auc", {})
     metric, settings = objective_settings("sensitivity@spec=0.9", "binary")
     assert metric == "val_sensitivity"
     assert settings == {"threshold_method": "specificity", "target_specificity": 0.9}

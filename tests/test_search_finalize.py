@@ -11,11 +11,13 @@ import optuna
 import pytest
 import torch
 import yaml
-from medmnist_data import write_npz
+from medmnist_data import tiny_splits, write_npz
 
 from nas import cli
+from nas.data import load_dataset
 from nas.errors import ConfigError, UsageError
 from nas.evaluate import cache
+from nas.evaluate.recipe import final_recipe
 from nas.search import factory, report
 from nas.search.config import ExperimentConfig, experiment_from
 from nas.search.final import read_final
@@ -90,7 +92,7 @@ def scripted(monkeypatch):
         return {"val": {"auc": auc, "accuracy": 0.5}, "test": {"auc": auc - 0.1, "accuracy": 0.4}}, False
 
     monkeypatch.setattr(cache, "train_cached", train_cached)
-    monkeypatch.setattr(factory, "load_splits", lambda config: None)
+    monkeypatch.setattr(factory, "load_splits", lambda config: tiny_splits())
     return calls
 
 
@@ -149,16 +151,20 @@ def run_cli(capsys, *argv):
 def test_finalize_cli_trains_reuses_and_train_best_follows(tmp_path, capsys):
     config = experiment(tmp_path)
     run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
-    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1)
+    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1, "--min-steps", 0)
     assert rc == 0, err
     assert "final.json" in out and out.count("(reused)") == 0
     record = read_final(run)
     assert (run / record.trials[0].dirs[0] / "metrics.json").is_file()
-    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1)
+    recipe = final_recipe(config.train_config().replace(epochs=1), load_dataset(config.dataset.path), 0)
+    assert record.train_config == recipe.to_json() and recipe.label_smoothing > 0  # the final recipe
+    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1, "--min-steps", 0)
     assert rc == 0, err
     assert out.count("(reused)") == 2 and read_final(run) == record  # a rerun trains nothing
     best = record.trials[0].number
-    rc, out, err = run_cli(capsys, "train", run, "--best", "--epochs", 1, "--batch-size", 16, "--threads", 1)
+    rc, out, err = run_cli(
+        capsys, "train", run, "--best", "--epochs", 1, "--batch-size", 16, "--threads", 1, "--min-steps", 0
+    )
     assert rc == 0, err
     assert (run / "final" / f"trial_{best}" / "metrics.json").is_file()
 
@@ -169,6 +175,7 @@ def test_finalize_cli_trains_reuses_and_train_best_follows(tmp_path, capsys):
         ((), "no search run at"),
         (("--top", "0"), "--top must be >= 1, got 0"),
         (("--seeds", "0"), "--seeds must be >= 1, got 0"),
+        (("--min-steps", "-1"), "--min-steps must be >= 0, got -1"),
     ],
 )
 def test_one_line_errors(tmp_path, capsys, argv, message):
@@ -200,7 +207,7 @@ def test_search_finalizes_at_its_end(tmp_path):
         reward={"type": "weighted_sum", "weights": {"params": -1.0e-6}},  # cheap: the search trains nothing
         strategy={"name": "random"},
         trials=2,
-        finalize={"top": 1, "seeds": 1, "epochs": 1},
+        finalize={"top": 1, "seeds": 1, "epochs": 1, "min_steps": 0},
     )
     summary = run_experiment(config)
     record = read_final(config.out)
@@ -271,12 +278,14 @@ def test_parallel_final_trainings_give_the_sequential_figures(tmp_path):
     config = experiment(tmp_path)
     run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
     progress = []
-    parallel = finalize_run(run, top=2, seeds=2, epochs=1, workers=2, progress=lambda *a: progress.append(a))
+    parallel = finalize_run(
+        run, top=2, seeds=2, epochs=1, min_steps=0, workers=2, progress=lambda *a: progress.append(a)
+    )
     assert sorted(progress) == [(0, 7, False), (0, 8, False), (1, 7, False), (1, 8, False)]
     for trial_dir in (run / "finalize").iterdir():  # train again in this process, from scratch
         for trained in trial_dir.iterdir():
             (trained / "metrics.json").unlink()
-    sequential = finalize_run(run, top=2, seeds=2, epochs=1)
+    sequential = finalize_run(run, top=2, seeds=2, epochs=1, min_steps=0)
     for a, b in zip(parallel.trials, sequential.trials, strict=True):
         assert (a.number, a.final_rank, a.seeds, a.dirs) == (b.number, b.final_rank, b.seeds, b.dirs)
         for figures in ("val", "test"):  # float noise of another process only

@@ -226,17 +226,23 @@ def test_device_auto_trains_where_it_can_and_a_bad_device_is_one_line():
         TrainConfig(device="gpu")
 
 
-def test_a_step_floor_raises_the_epochs_on_a_small_split_only():
+def test_a_step_floor_raises_the_steps_on_a_small_split_only():
     config = TrainConfig(epochs=2, batch_size=10, min_steps=50)
-    assert config.steps_per_epoch(95) == 10 and config.passes(95) == 5
-    assert config.passes(1000) == 2  # 200 steps already
-    assert TrainConfig(epochs=2, batch_size=10).passes(95) == 2
+    assert config.steps_per_pass(95) == 10 and config.total_steps(95) == 50
+    assert config.steps_per_pass(91) == 9  # a last batch of one is dropped
+    assert config.total_steps(1000) == 200  # 2 passes are more than the floor
+    assert TrainConfig(epochs=2, batch_size=10).total_steps(95) == 20
 
 
-def test_a_step_floor_trains_that_many_epochs(splits):
-    config = FAST.replace(epochs=1, min_steps=3 * FAST.steps_per_epoch(len(splits.train)))
-    result = evaluate_candidate(ARCH, splits, config)
-    assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
+def test_a_step_floor_stretches_each_epoch_and_keeps_the_epochs(splits):
+    from nas.builder import build_model
+    from nas.evaluate.loop import fit
+
+    n = len(splits.train)
+    floor = 3 * FAST.steps_per_pass(n) + 1
+    result = fit(build_model(ARCH, 1, 2, splits.input_size), splits, FAST.replace(epochs=2, min_steps=floor))
+    assert [h["epoch"] for h in result.history] == [1, 2]  # two validations, as asked
+    assert result.images_seen == floor * FAST.batch_size  # 64 images: every batch full
 
 
 def test_one_cycle_warms_up_to_the_learning_rate_then_decays():

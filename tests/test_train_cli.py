@@ -12,7 +12,7 @@ from nas import cli
 from nas.search.summary import read_search_run
 
 ARCH = "conv_k3_s2_c8:ir_k3_e2_c16:head"
-COMMON = ("--epochs", "2", "--batch-size", "16", "--threads", "1")
+COMMON = ("--epochs", "2", "--batch-size", "16", "--threads", "1", "--min-steps", "0")
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +128,19 @@ def test_train_with_teacher(capsys, tmp_path, data):
     report = json.loads((tmp_path / "kd" / "kd_report.json").read_text())
     assert report["kd_temperature"] == 2.0 and report["teacher"]["arch"] == "conv_k3_c8:head"
     assert "with KD test" in out and "no KD test" in out and "teacher test" in out
+
+
+def test_the_final_recipe_is_the_default_and_plain_keeps_the_flags(capsys, tmp_path, data):
+    argv = ("train", "--arch", ARCH, "--data", data, "--epochs", "1", "--batch-size", "16", "--threads", "1")
+    rc, _, err = run(capsys, *argv, "--out", tmp_path / "final", "--min-steps", "8", "--flips", "horizontal")
+    assert rc == 0, err
+    config = json.loads((tmp_path / "final" / "metrics.json").read_text())["config"]
+    assert config["min_steps"] == 8 and config["label_smoothing"] > 0 and config["ema_decay"] > 0
+    assert config["flips"] == "horizontal" and config["max_rotate"] > 0
+    assert len(json.loads((tmp_path / "final" / "metrics.json").read_text())["history"]) == 1  # the epochs
+    rc, _, err = run(capsys, *argv, "--out", tmp_path / "plain", "--recipe", "plain")
+    assert rc == 0, err
+    config = json.loads((tmp_path / "plain" / "metrics.json").read_text())["config"]
+    assert config["min_steps"] == 0 and config["label_smoothing"] == 0 and config["ema_decay"] == 0
+    err = one_line_error(*run(capsys, *argv, "--min-steps", "-3")[::2])
+    assert "min_steps must be >= 0" in err and not (tmp_path / "runs").exists()

@@ -20,20 +20,25 @@ from nas.errors import UsageError
 from nas.latency.table import safe_name
 
 OBJECTIVES = {"auc": "val_auc", "accuracy": "val_accuracy", "balanced_accuracy": "val_balanced_accuracy"}
+SELECT = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy"}  # the epoch kept; else AUC
 SENSITIVITY_AT = re.compile(r"sensitivity@spec=(0?\.\d+|1|1\.0+)")
 OBJECTIVE_FORMS = (*OBJECTIVES, "sensitivity@spec=S")
 KFOLD_BELOW = 2000  # train + val images
 SEARCH_EPOCHS, FINAL_EPOCHS, BATCH = 5, 15, 64
+MOST_TOP, MOST_SEEDS = 5, 3
+MOST_FINAL_TRAININGS = MOST_TOP * MOST_SEEDS
+FULL_FLOOR_MINUTES = 10  # below this budget the final recipe's step floor shrinks in proportion
 SEARCH_SHARE = 0.6  # of what is left after the table: the rest finalizes, exports and re-measures
 FINISH_S = 90.0  # export with parity and the card, the interleaved re-measure, the summary
 
 
 def objective_settings(objective: str, task: str | None = None) -> tuple[str, dict[str, Any]]:
-    """The validation metric an ``--objective`` maximizes, and the training settings it needs:
+    """The validation metric an ``--objective`` maximizes, and the training settings it needs: the
+    epoch kept is the best by accuracy or balanced accuracy for those objectives (by AUC otherwise);
     ``sensitivity@spec=S`` is the sensitivity at the threshold that keeps specificity S on validation
     (binary tasks only). A bad form, or a task it does not suit, is a one-line ``UsageError``."""
     if objective in OBJECTIVES:
-        return OBJECTIVES[objective], {}
+        return OBJECTIVES[objective], {"select_metric": SELECT[objective]} if objective in SELECT else {}
     match = SENSITIVITY_AT.fullmatch(objective)
     if match is None or not 0 < float(match[1]) <= 1:
         raise UsageError(
@@ -71,17 +76,16 @@ def experiment(
     objective: str,
     max_latency_ms: float,
     search_seconds: float,
+    budget_minutes: float,
     out: Path,
 ) -> dict[str, Any]:
     """The experiment file (``DIR/experiment.yaml``): ``nas search`` on it reruns the search."""
+    from nas.evaluate.recipe import class_weighting_for
+
     metric, settings = objective_settings(objective, profile.task)
-    training = {
-        "epochs": SEARCH_EPOCHS,
-        "batch_size": BATCH,
-        "lr": 0.003,
-        "class_weighting": "loss",
-        **settings,
-    }
+    weighting = class_weighting_for(settings.get("select_metric", "auc"), profile.imbalance)
+    training = {"epochs": SEARCH_EPOCHS, "batch_size": BATCH, "lr": 0.003, "class_weighting": weighting}
+    training |= settings
     return {
         "name": f"auto-{safe_name(profile.name)}",
         "space": space,
@@ -103,8 +107,30 @@ def experiment(
         "workers": os.cpu_count() or 1,
         "seed": 0,
         "out": str(out / "search"),
-        "finalize": {"top": 5, "seeds": 3, "epochs": FINAL_EPOCHS},  # the most; nas auto fits it to time
+        "finalize": {  # top and seeds: the most; nas auto fits them to the time left
+            "top": MOST_TOP,
+            "seeds": MOST_SEEDS,
+            "epochs": FINAL_EPOCHS,
+            "recipe": "final",
+            "min_steps": final_min_steps(budget_minutes),
+        },
     }
+
+
+def final_min_steps(budget_minutes: float) -> int:
+    """The final recipe's step floor (``nas.evaluate.recipe.MIN_STEPS``), shrunk in proportion under
+    ``FULL_FLOOR_MINUTES`` so that one final training of a small set stays a small part of the budget."""
+    from nas.evaluate.recipe import MIN_STEPS
+
+    return round(MIN_STEPS * min(1.0, budget_minutes / FULL_FLOOR_MINUTES))
+
+
+def final_steps(train_images: int, budget_minutes: float) -> int:
+    """Optimizer steps of one final training: ``FINAL_EPOCHS`` passes, or the floor when that is more."""
+    from nas.evaluate.config import TrainConfig
+
+    recipe = TrainConfig(epochs=FINAL_EPOCHS, batch_size=BATCH, min_steps=final_min_steps(budget_minutes))
+    return recipe.total_steps(train_images)
 
 
 def finish_seconds(budget_s: float) -> float:
@@ -116,10 +142,6 @@ def finish_seconds(budget_s: float) -> float:
 def search_seconds(left: float, budget_s: float) -> float:
     """``SEARCH_SHARE`` of what is left once the finish is held back; at least 20 s."""
     return max(20.0, SEARCH_SHARE * (left - finish_seconds(budget_s)))
-
-
-MOST_TOP, MOST_SEEDS = 5, 3
-MOST_FINAL_TRAININGS = MOST_TOP * MOST_SEEDS
 
 
 def finalize_size(seconds_per_training: float, left: float) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nas.data import Splits, load_dataset
+from nas.data.splits import imbalance
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,7 @@ class DataProfile:
 
     @property
     def imbalance(self) -> float:
-        """Largest over smallest training class (1.0 for a balanced set)."""
-        return max(self.class_counts) / max(min(self.class_counts), 1)
+        return imbalance(self.class_counts)
 
     def describe(self) -> str:
         counts = "/".join(str(c) for c in self.class_counts)

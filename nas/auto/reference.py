@@ -19,11 +19,11 @@ EVAL_OVERHEAD = 1.15  # the per-epoch validation pass and the final scoring, mea
 
 
 def estimate_training_seconds(
-    arch: ArchSpec, chans: int, size: int, classes: int, train_images: int, batch: int, epochs: int
+    arch: ArchSpec, chans: int, size: int, classes: int, steps: int, batch: int
 ) -> float:
-    """Seconds to train ``arch`` for ``epochs`` on ``train_images`` images: the time per image of a few
-    optimizer steps (``seconds_per_image``) times the images of the recipe, plus the validation passes."""
-    images = epochs * -(-train_images // batch) * batch
+    """Seconds to train ``arch`` for ``steps`` optimizer steps of ``batch`` images: the time per image of
+    a few optimizer steps (``seconds_per_image``) times the images of the recipe, plus the validations."""
+    images = steps * batch
     return seconds_per_image(arch, chans, size, classes, min(batch, TIMING_BATCH)) * images * EVAL_OVERHEAD
 
 

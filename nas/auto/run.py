@@ -209,9 +209,8 @@ def _reference_plan(state, request: AutoRequest, reference, profile: DataProfile
             profile.channels,
             profile.size,
             profile.classes,
-            profile.train,
+            plan.final_steps(profile.train, request.budget_minutes),
             plan.BATCH,
-            plan.FINAL_EPOCHS,
         )
         done = {
             "estimate_s": round(seconds, 1),
@@ -239,9 +238,10 @@ def _reference_stage(state, config, reference, name: str, say: Say) -> None:
     if state.done("reference") is not None or not state.done("reference_plan")["train"]:
         return
     say(f"reference: training {name} with the final recipe")
-    recipe = config.train_config().replace(epochs=config.finalize.epochs, threads=None)
+    splits = load_splits(config)
+    recipe = config.finalize.train_config(config.train_config(), splits).replace(threads=None)
     start = time.monotonic()
-    metrics, _ = train_cached(reference, load_splits(config), recipe, state.out / "reference")
+    metrics, _ = train_cached(reference, splits, recipe, state.out / "reference")
     state.finish("reference", {"test": metrics["test"], "seconds": round(time.monotonic() - start, 1)})
 
 
@@ -253,7 +253,15 @@ def _experiment(state, request, profile, space: str, table_path: Path, max_ms: f
     if not path.exists():
         seconds = plan.search_seconds(state.left() - _reserved(state), _budget_s(state))
         data = plan.experiment(
-            profile, request.data, space, table_path, request.objective, max_ms, seconds, state.out
+            profile,
+            request.data,
+            space,
+            table_path,
+            request.objective,
+            max_ms,
+            seconds,
+            request.budget_minutes,
+            state.out,
         )
         state.set("search_until_s", round(state.spent() + seconds, 1))  # before the file: a resume needs it
         path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -299,7 +307,7 @@ def _first_final(state, config, say: Say) -> float:
     from nas.search.finalize import finalize_run
 
     start = time.monotonic()
-    finalize_run(config.out, top=1, seeds=1, epochs=config.finalize.epochs)
+    finalize_run(config.out, **(config.finalize.model_dump() | {"top": 1, "seeds": 1}))
     first = round(time.monotonic() - start, 1)
     state.set("first_final_s", first)
     say(f"one final training takes {first:.0f} s")
@@ -337,24 +345,30 @@ def _finalize_stage(state, config, progress, say: Say):
 
     done = state.done("finalize")
     if done is None:
-        epochs = config.finalize.epochs
+        final = config.finalize
         first = state.data.get("first_final_s") or _first_final(state, config, say)
         finish = plan.finish_seconds(_budget_s(state))
         top, seeds = plan.finalize_size(first, state.left() - _reserved(state) - finish + first)
-        say(f"finalize: top {top} x {seeds} seeds x {epochs} epochs (one training took {first:.0f} s)")
-        finalize_run(
-            config.out, top=top, seeds=seeds, epochs=epochs, progress=progress, workers=config.workers
+        say(
+            f"finalize: top {top} x {seeds} seeds, {final.epochs} epochs and at least {final.min_steps} steps"
+            f" (one training took {first:.0f} s)"
         )
-        _record_finalize(state.out / EXPERIMENT_FILE, top, seeds, epochs)
-        done = {"top": top, "seeds": seeds, "epochs": epochs}
+        finalize_run(
+            config.out,
+            **(config.finalize.model_dump() | {"top": top, "seeds": seeds}),
+            progress=progress,
+            workers=config.workers,
+        )
+        _record_finalize(state.out / EXPERIMENT_FILE, top, seeds)
+        done = {"top": top, "seeds": seeds, "epochs": final.epochs, "min_steps": final.min_steps}
         state.finish("finalize", done)
     return read_final(config.out)
 
 
-def _record_finalize(path: Path, top: int, seeds: int, epochs: int) -> None:
+def _record_finalize(path: Path, top: int, seeds: int) -> None:
     """The finalize actually run, in the experiment file (so ``nas search`` on it does the same)."""
     data = yaml.safe_load(path.read_text())
-    data["finalize"] = {"top": top, "seeds": seeds, "epochs": epochs}
+    data["finalize"].update(top=top, seeds=seeds)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 

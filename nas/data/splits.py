@@ -7,6 +7,7 @@ memory; the trainer converts each batch to float.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,11 @@ import numpy as np
 from nas.errors import DataError
 
 TASKS = ("binary", "multi-class", "multi-label")
+
+
+def imbalance(class_counts: Sequence[int]) -> float:
+    """The largest class's training count over the smallest's (1.0 for a balanced set)."""
+    return max(class_counts) / max(min(class_counts), 1) if len(class_counts) else 1.0
 
 
 @dataclass(frozen=True)

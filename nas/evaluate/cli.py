@@ -13,7 +13,9 @@ from typing import Any
 
 from nas.argtypes import finite_float, positive_int
 from nas.errors import UsageError
+from nas.evaluate.augment import FLIPS
 from nas.evaluate.config import CLASS_WEIGHTING, OPTIMIZERS
+from nas.evaluate.recipe import MIN_STEPS
 from nas.search.summary import read_search_run
 
 DEFAULT_EPOCHS = 50
@@ -61,7 +63,28 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         choices=CLASS_WEIGHTING,
         help="imbalance: loss weights or a balanced sampler",
     )
-    train.add_argument("--no-augment", action="store_true", help="no random shifts")
+    train.add_argument(
+        "--recipe",
+        choices=("final", "plain"),
+        default="final",
+        help="final (default): these settings plus the recipe scaled to the data (a step floor, label "
+        "smoothing, EMA, augmentation for the modality, class weights for the imbalance: "
+        "nas.evaluate.recipe), each only where left at its default; plain: these settings as they are",
+    )
+    train.add_argument(
+        "--min-steps",
+        type=int,
+        default=MIN_STEPS,
+        metavar="S",
+        help=f"the final recipe's floor of optimizer steps for small sets (default {MIN_STEPS})",
+    )
+    train.add_argument(
+        "--flips",
+        default="none",
+        choices=FLIPS,
+        help="mirror training images (default none: a flip swaps a patient's left and right)",
+    )
+    train.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
     train.add_argument(
@@ -115,6 +138,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from nas.data import load_dataset
     from nas.evaluate.config import TrainConfig
+    from nas.evaluate.recipe import final_recipe
     from nas.evaluate.train import train_final
     from nas.zoo import resolve_arch
 
@@ -128,6 +152,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         optimizer=args.optimizer,
         class_weighting=args.class_weighting,
         augment=not args.no_augment,
+        flips=args.flips,
         seed=args.seed,
         threads=args.threads,
         device=args.device,
@@ -135,6 +160,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         kd_alpha=args.kd_alpha,
     )
     splits = load_dataset(data, size)
+    if args.recipe == "final":
+        config = final_recipe(config, splits, args.min_steps)
     from nas.console import console as make_console
 
     console = make_console()

@@ -57,8 +57,9 @@ class TrainConfig:
 
     The binary operating threshold is chosen on validation by ``threshold_method`` (Youden's J, the
     highest threshold reaching ``target_sensitivity``, or the lowest keeping ``target_specificity``).
-    ``epochs`` passes over the training split, raised on a small split until ``min_steps`` optimizer
-    steps are taken (a few hundred images are otherwise well under 100 steps). ``schedule``: cosine
+    ``epochs`` passes over the training split, each followed by a validation; on a small split each
+    epoch is stretched to several passes until ``min_steps`` optimizer steps are taken in all (a few
+    hundred images are otherwise well under 100 steps). ``schedule``: cosine
     decay, one-cycle (warm-up then cosine decay, torch's ``OneCycleLR``) or constant. ``ema_decay`` > 0
     validates and keeps an exponential moving average of the weights (and batch-norm buffers).
     ``augment`` turns on random shifts of up to ``max_shift`` of the side, rotations up to
@@ -155,12 +156,15 @@ class TrainConfig:
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self.device
 
-    def steps_per_epoch(self, n_train: int) -> int:
-        return max(1, math.ceil(n_train / self.batch_size))
+    def steps_per_pass(self, n_train: int) -> int:
+        """Optimizer steps in one pass over ``n_train`` images (a last batch of one is dropped: batch
+        norm cannot train on it)."""
+        return max(1, n_train // self.batch_size + (n_train % self.batch_size >= 2))
 
-    def passes(self, n_train: int) -> int:
-        """Epochs actually trained on ``n_train`` images: ``epochs``, or more to reach ``min_steps``."""
-        return max(self.epochs, math.ceil(self.min_steps / self.steps_per_epoch(n_train)))
+    def total_steps(self, n_train: int) -> int:
+        """``epochs`` passes over ``n_train`` images, or ``min_steps`` when that is more (the epochs, the
+        number of validations, then share them evenly)."""
+        return max(self.epochs * self.steps_per_pass(n_train), self.min_steps)
 
     def augmentation(self) -> Augmentation:
         if not self.augment:

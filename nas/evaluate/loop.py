@@ -20,6 +20,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nas.data.splits import Split, Splits
+from nas.errors import DataError
 from nas.evaluate.config import TrainConfig, TrainingDiverged
 from nas.metrics.clinical import choose_threshold, clinical_metrics
 
@@ -126,14 +127,18 @@ def distillation_loss(
 
 
 def _batches(n: int, config: TrainConfig, sample_weights: np.ndarray | None, generator: torch.Generator):
-    if sample_weights is not None:
-        order = torch.multinomial(torch.from_numpy(sample_weights), n, replacement=True, generator=generator)
-    else:
-        order = torch.randperm(n, generator=generator)
-    for start in range(0, n, config.batch_size):
-        batch = order[start : start + config.batch_size]
-        if len(batch) >= 2:  # batch norm cannot train on one example
-            yield batch
+    """Training batches without end: pass after pass, each in a fresh order (or drawn class-balanced)."""
+    while True:
+        if sample_weights is not None:
+            order = torch.multinomial(
+                torch.from_numpy(sample_weights), n, replacement=True, generator=generator
+            )
+        else:
+            order = torch.randperm(n, generator=generator)
+        for start in range(0, n, config.batch_size):
+            batch = order[start : start + config.batch_size]
+            if len(batch) >= 2:  # batch norm cannot train on one example
+                yield batch
 
 
 def _train_subset(splits: Splits, config: TrainConfig) -> Splits:
@@ -158,6 +163,10 @@ def fit(
 
     ``on_epoch(epoch, val_metrics)`` runs after each epoch; its exceptions (a pruner's) propagate."""
     splits = _train_subset(splits, config)
+    if len(splits.train) < 2:
+        raise DataError(
+            f"'{splits.name}' has {len(splits.train)} training image(s): training needs at least 2"
+        )
     device = config.torch_device()
     mixed = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
     mean, std = splits.normalization()
@@ -171,17 +180,19 @@ def fit(
     if teacher is not None:
         teacher.model.to(device).eval()
     optimizer = _optimizer(model, config)
-    passes = config.passes(len(train_x))
-    schedule = _schedule(optimizer, config, passes * config.steps_per_epoch(len(train_x)))
+    total = config.total_steps(len(train_x))
+    schedule = _schedule(optimizer, config, total)
+    batches = _batches(len(train_x), config, sample_weights, generator)
     ema = _ema(model, config.ema_decay)
     augment = config.augmentation()
     history: list[dict[str, float]] = []
     best_state, best_epoch, best_score = _copy_state(model), 0, -math.inf
     seconds, seen = 0.0, 0
-    for epoch in range(1, passes + 1):
+    for epoch in range(1, config.epochs + 1):
         model.train()
         start, losses = time.perf_counter(), []
-        for step, batch in enumerate(_batches(len(train_x), config, sample_weights, generator)):
+        for step in range(epoch * total // config.epochs - (epoch - 1) * total // config.epochs):
+            batch = next(batches)
             x01 = augment(train_x[batch].float().div_(255), generator)
             with mixed:
                 logits = model(normalize(x01, mean, std).contiguous(memory_format=memory_format)).float()
@@ -220,7 +231,7 @@ def fit(
         if on_epoch is not None:
             on_epoch(epoch, metrics)
     if best_epoch == 0:  # the metric was never defined (one class in val): keep the last epoch
-        best_state, best_epoch = _copy_state(scored), passes
+        best_state, best_epoch = _copy_state(scored), config.epochs
     return FitResult(best_state, best_epoch, history, seconds, seen, torch.get_num_threads(), mean, std)
 
 

@@ -94,6 +94,20 @@ def add_finalize_command(commands: Any) -> None:
         help=f"final training epochs (default {DEFAULTS.epochs})",
     )
     finalize.add_argument(
+        "--recipe",
+        choices=("final", "plain"),
+        default=DEFAULTS.recipe,
+        help="final: the training settings plus the recipe scaled to the data (step floor, ...); plain: "
+        f"the settings as they are (default {DEFAULTS.recipe})",
+    )
+    finalize.add_argument(
+        "--min-steps",
+        type=int,
+        default=DEFAULTS.min_steps,
+        metavar="S",
+        help=f"the final recipe's floor of optimizer steps, for small sets (default {DEFAULTS.min_steps})",
+    )
+    finalize.add_argument(
         "--workers",
         type=int,
         metavar="W",
@@ -106,7 +120,14 @@ def cmd_finalize(args: argparse.Namespace) -> None:
     from nas.search.finalize import finalize_run
 
     record = finalize_run(
-        args.run_dir, args.top, args.seeds, args.epochs, progress=final_progress, workers=args.workers
+        args.run_dir,
+        args.top,
+        args.seeds,
+        args.epochs,
+        progress=final_progress,
+        workers=args.workers,
+        recipe=args.recipe,
+        min_steps=args.min_steps,
     )
     _print_final(Path(args.run_dir), record)
 

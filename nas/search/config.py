@@ -31,9 +31,11 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
                   CPU core)
     seed          base seed (worker k uses seed + k)
     out           run directory
-    finalize      {top: N, seeds: R, epochs: E}: at the end, train the top N of the front (pareto mode) or
-                  of the reward with the full recipe on R seeds, as ``nas finalize`` does (default: off;
-                  top 3, seeds 3, epochs 50 when given)
+    finalize      {top: N, seeds: R, epochs: E, recipe: final | plain, min_steps: S}: at the end, train the
+                  top N of the front (pareto mode) or of the reward with the full recipe on R seeds, as
+                  ``nas finalize`` does (default: off; top 3, seeds 3, epochs 50, recipe final, min_steps
+                  1500 when given). ``final`` adds the data-scaled recipe (``nas.evaluate.recipe``: at
+                  least S optimizer steps, ...) to the training settings for E epochs; ``plain`` does not
 
 Metrics: ``params``, ``macs``, ``peak_activation_kb``, ``energy_mj``, ``latency_ms`` (cheap, known
 before training) and ``val_auc``, ``val_accuracy``, ``val_sensitivity``, ``val_specificity``,
@@ -54,9 +56,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nas.errors import ConfigError, first_problem
 from nas.evaluate.protocols import EvaluationConfig
+from nas.evaluate.recipe import MIN_STEPS, final_recipe
 from nas.resources import bundled_experiments, find_experiment
 
 if TYPE_CHECKING:
+    from nas.data.splits import Splits
+    from nas.evaluate.config import TrainConfig
     from nas.search.strategies import Strategy
 
 CHEAP_METRICS = ("params", "macs", "peak_activation_kb", "energy_mj", "latency_ms")
@@ -208,6 +213,14 @@ class FinalizeConfig(_Strict):
     top: int = Field(default=3, ge=1)
     seeds: int = Field(default=3, ge=1)
     epochs: int = Field(default=50, ge=1)  # the final recipe's epochs (``nas train``'s default)
+    recipe: Literal["final", "plain"] = "final"  # plain: the training settings as they are
+    min_steps: int = Field(default=MIN_STEPS, ge=0)  # the final recipe's step floor
+
+    def train_config(self, training: TrainConfig, splits: Splits) -> TrainConfig:
+        """The final trainings' settings: ``training`` for ``epochs`` epochs, with the recipe scaled to
+        ``splits`` (``nas.evaluate.recipe``) unless ``recipe`` is ``plain``."""
+        base = training.replace(epochs=self.epochs)
+        return final_recipe(base, splits, self.min_steps) if self.recipe == "final" else base
 
 
 class ExperimentConfig(_Strict):

@@ -5,7 +5,8 @@ end when the experiment has a ``finalize`` key).
 Who is finalized: the top ``top`` of the Pareto front (pareto mode) or of the completed trials (reward
 mode, one trial per arch), ranked at search fidelity by the reward when the experiment has one, else by
 the front's first trained metric (``val_auc``, ...). Each is trained by ``train_final`` with the
-experiment's ``training`` settings and ``epochs`` final epochs, on seeds ``seed .. seed + seeds - 1``
+experiment's ``training`` settings for ``epochs`` final epochs plus the data-scaled final recipe
+(``nas.evaluate.recipe``; ``recipe: plain`` leaves it out), on seeds ``seed .. seed + seeds - 1``
 (``seed`` the experiment's training seed), into ``RUN/finalize/trial_<n>/e<epochs>_seed<s>``; a directory
 already trained with that recipe is reused (``nas.evaluate.cache``), so a rerun trains nothing again.
 
@@ -45,8 +46,11 @@ def finalize_run(
     epochs: int = DEFAULTS.epochs,
     progress: Progress | None = None,
     workers: int | None = 1,
+    recipe: str = DEFAULTS.recipe,
+    min_steps: int = DEFAULTS.min_steps,
 ) -> FinalRecord:
     """Finalize the search run in ``run_dir`` (see the module docstring); return what ``final.json`` holds.
+    ``recipe`` and ``min_steps``: as the experiment's ``finalize`` key (``FinalizeConfig.train_config``).
     ``workers`` > 1 trains that many networks at once, each in its own single-threaded process (on a
     small CPU, two 1-thread trainings side by side did 1.95x one thread's work, one 2-thread 1.31x);
     None: the experiment's ``workers``."""
@@ -56,6 +60,8 @@ def finalize_run(
     for name, value in (("top", top), ("seeds", seeds), ("epochs", epochs)):
         if value < 1:
             raise UsageError(f"--{name} must be >= 1, got {value}")
+    if min_steps < 0:
+        raise UsageError(f"--min-steps must be >= 0, got {min_steps}")
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
     config = run_config(run_dir)
@@ -65,7 +71,8 @@ def finalize_run(
     if not chosen:
         raise UsageError(f"{run_dir} has no completed trial with a {rank_by} to finalize")
     splits = load_splits(config)
-    base = dataclasses.replace(config.train_config(), epochs=epochs)
+    final = FinalizeConfig(top=top, seeds=seeds, epochs=epochs, recipe=recipe, min_steps=min_steps)
+    base = final.train_config(config.train_config(), splits)
     jobs = [
         (row, seed, run_dir / FINAL_DIR / f"trial_{row['number']}" / f"e{epochs}_seed{seed}")
         for row in chosen

@@ -10,9 +10,10 @@ the epoch choice does not flatter the score.
 
 - ``ablation``: the baseline (the final recipe ``nas auto`` used before this benchmark: 15 epochs,
   batch 64, AdamW lr 3e-3, cosine, shifts of 1/14, loss class weights) against the baseline with one
-  ingredient changed, for two networks (``NETS``: one inverted-residual net with SE, one tiny
-  depthwise-separable net). Printed: per dataset and variant the mean over folds and networks of the
-  paired difference to the baseline (AUC, ACC, balanced ACC) with its std over the folds x networks
+  ingredient changed (``VARIANTS``), then, forward selection, the best single change (no class weights)
+  with each other ingredient added, for two networks (``NETS``: one inverted-residual net with SE, one
+  tiny depthwise-separable net). Printed: per dataset and variant the mean over folds and networks of
+  the paired difference to the baseline (AUC, ACC, balanced ACC) with its std over the folds x networks
   pairs, and the mean baseline figures.
 - ``recipe``: the baseline against ``nas.evaluate.recipe.final_recipe`` (what ``nas train``,
   ``nas finalize`` and ``nas auto`` now use), the same way.
@@ -45,6 +46,7 @@ NETS = {
 }
 BASELINE = TrainConfig(epochs=15, batch_size=64, lr=0.003, class_weighting="loss", seed=0, threads=1)
 VARIANTS: dict[str, dict[str, Any]] = {
+    "steps >= 500": {"min_steps": 500},
     "steps >= 1500": {"min_steps": 1500},
     "one-cycle": {"schedule": "onecycle"},
     "label smoothing 0.1": {"label_smoothing": 0.1},
@@ -53,9 +55,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "colour jitter 0.2": {"color_jitter": 0.2},
     "no class weights": {"class_weighting": "none"},
     "balanced sampler": {"class_weighting": "sampler"},
+    # forward selection from the best single change: each other ingredient added to it
+    "no weights + steps >= 1500": {"class_weighting": "none", "min_steps": 1500},
+    "no weights + EMA": {"class_weighting": "none", "ema_decay": "auto"},
+    "no weights + colour jitter": {"class_weighting": "none", "color_jitter": 0.2},
 }
 METRICS = ("auc", "accuracy", "balanced_accuracy")
+EMA_HORIZON = 0.1  # the weight average spans about this share of the steps
 _SPLITS: dict[str, Splits] = {}
+
+
+def ema_decay_for(steps: int) -> float:
+    """An EMA decay whose horizon (1 / (1 - decay)) is ``EMA_HORIZON`` of the training, at least 10 steps."""
+    return 1 - 1 / max(10.0, EMA_HORIZON * steps)
 
 
 def fold(name: str, folds: int, k: int) -> Splits:
@@ -78,7 +90,7 @@ def fold(name: str, folds: int, k: int) -> Splits:
 
 
 def config_for(variant: str, splits: Splits) -> TrainConfig:
-    from nas.evaluate.recipe import ema_decay_for, final_recipe
+    from nas.evaluate.recipe import final_recipe
 
     if variant == "baseline":
         return BASELINE
@@ -87,7 +99,7 @@ def config_for(variant: str, splits: Splits) -> TrainConfig:
     changes = dict(VARIANTS[variant])
     if changes.get("ema_decay") == "auto":
         n = len(splits.train)
-        changes["ema_decay"] = ema_decay_for(BASELINE.total_steps(n))
+        changes["ema_decay"] = ema_decay_for(BASELINE.replace(**{**changes, "ema_decay": 0.0}).total_steps(n))
     return BASELINE.replace(**changes)
 
 

@@ -151,14 +151,14 @@ def run_cli(capsys, *argv):
 def test_finalize_cli_trains_reuses_and_train_best_follows(tmp_path, capsys):
     config = experiment(tmp_path)
     run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
-    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1, "--min-steps", 0)
+    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1, "--min-steps", 5)
     assert rc == 0, err
     assert "final.json" in out and out.count("(reused)") == 0
     record = read_final(run)
     assert (run / record.trials[0].dirs[0] / "metrics.json").is_file()
-    recipe = final_recipe(config.train_config().replace(epochs=1), load_dataset(config.dataset.path), 0)
-    assert record.train_config == recipe.to_json() and recipe.label_smoothing > 0  # the final recipe
-    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1, "--min-steps", 0)
+    recipe = final_recipe(config.train_config().replace(epochs=1), load_dataset(config.dataset.path), 5)
+    assert record.train_config == recipe.to_json() and recipe.min_steps == 5  # the final recipe
+    rc, out, err = run_cli(capsys, "finalize", run, "--top", 2, "--seeds", 1, "--epochs", 1, "--min-steps", 5)
     assert rc == 0, err
     assert out.count("(reused)") == 2 and read_final(run) == record  # a rerun trains nothing
     best = record.trials[0].number

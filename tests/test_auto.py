@@ -63,6 +63,14 @@ def test_finalize_fits_the_time_left():
     assert finalize_size(10, 5) == (1, 1)  # the final model is always trained
 
 
+def test_final_trainings_on_several_workers_are_counted_at_their_share():
+    from nas.auto.plan import finalize_size, seconds_per_final_training
+
+    each = seconds_per_final_training(45, workers=2)
+    assert each == 22.5 and seconds_per_final_training(45, workers=1) == 45
+    assert finalize_size(each, 350) == (5, 3) and finalize_size(45, 350) == (2, 3)
+
+
 def test_the_final_step_floor_shrinks_with_a_small_budget():
     from nas.auto.plan import final_min_steps, final_steps
     from nas.evaluate.recipe import MIN_STEPS

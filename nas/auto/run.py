@@ -280,7 +280,7 @@ def _search_stage(state, config, say: Say) -> None:
         _search(config, seconds, monitor)
     if "extend_until_s" not in state.data:  # time one final training: what finalize will not need, searches
         first = _first_final(state, config, say)
-        need = first * plan.MOST_FINAL_TRAININGS
+        need = plan.seconds_per_final_training(first, config.workers) * plan.MOST_FINAL_TRAININGS
         spare = state.left() - _reserved(state) - plan.finish_seconds(_budget_s(state)) - need
         state.set("extend_until_s", round(state.spent() + (0.9 * spare if spare > 60 else 0.0), 1))
     seconds = state.data["extend_until_s"] - state.spent()
@@ -348,7 +348,8 @@ def _finalize_stage(state, config, progress, say: Say):
         final = config.finalize
         first = state.data.get("first_final_s") or _first_final(state, config, say)
         finish = plan.finish_seconds(_budget_s(state))
-        top, seeds = plan.finalize_size(first, state.left() - _reserved(state) - finish + first)
+        each = plan.seconds_per_final_training(first, config.workers)
+        top, seeds = plan.finalize_size(each, state.left() - _reserved(state) - finish + each)
         say(
             f"finalize: top {top} x {seeds} seeds, {final.epochs} epochs and at least {final.min_steps} steps"
             f" (one training took {first:.0f} s)"

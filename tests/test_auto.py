@@ -75,7 +75,7 @@ def test_the_final_step_floor_shrinks_with_a_small_budget():
     from nas.auto.plan import final_min_steps, final_steps
     from nas.evaluate.recipe import MIN_STEPS
 
-    assert final_min_steps(30) == final_min_steps(10) == MIN_STEPS and final_min_steps(2) == MIN_STEPS // 5
+    assert final_min_steps(60) == final_min_steps(30) == MIN_STEPS and final_min_steps(2) == MIN_STEPS // 15
     assert final_steps(1080, 30) == MIN_STEPS  # RetinaMNIST: 15 passes would be 255 steps
     assert final_steps(100_000, 30) == 15 * (100_000 // 64 + 1)  # a large set: its 15 passes
 
@@ -136,7 +136,7 @@ def test_a_killed_run_resumes_within_its_budget(tmp_path, capsys, data):
     assert (out / "model" / "model.onnx").is_file()
     experiment = (out / "experiment.yaml").read_text()
     assert "protocol: kfold" in experiment and f"table: {TABLE}" in experiment
-    assert "recipe: final" in experiment and "min_steps: 300" in experiment  # the floor of a 2-minute run
+    assert "recipe: final" in experiment and "min_steps: 100" in experiment  # the floor of a 2-minute run
     assert "nas auto" in capsys.readouterr().out  # the summary table
 
 

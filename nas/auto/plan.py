@@ -27,7 +27,7 @@ KFOLD_BELOW = 2000  # train + val images
 SEARCH_EPOCHS, FINAL_EPOCHS, BATCH = 5, 15, 64
 MOST_TOP, MOST_SEEDS = 5, 3
 MOST_FINAL_TRAININGS = MOST_TOP * MOST_SEEDS
-FULL_FLOOR_MINUTES = 10  # below this budget the final recipe's step floor shrinks in proportion
+FULL_FLOOR_MINUTES = 30  # below this budget the final recipe's step floor shrinks in proportion
 SEARCH_SHARE = 0.6  # of what is left after the table: the rest finalizes, exports and re-measures
 FINISH_S = 90.0  # export with parity and the card, the interleaved re-measure, the summary
 

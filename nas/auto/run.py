@@ -356,7 +356,7 @@ def _finalize_stage(state, config, progress, say: Say):
         )
         finalize_run(
             config.out,
-            **(config.finalize.model_dump() | {"top": top, "seeds": seeds}),
+            **(final.model_dump() | {"top": top, "seeds": seeds}),
             progress=progress,
             workers=config.workers,
         )

@@ -2,8 +2,9 @@
 
 What suits a modality differs: shifts and small rotations or zooms for grey X-ray and ultrasound
 (a patient is never mirrored: a flip swaps left and right), colour jitter for fundus or dermoscopy
-photographs, whose colour varies with the camera. ``Augmentation`` holds the amounts; the recipe
-(``nas.evaluate.recipe``) picks them from the data, and flips only when a user's config allows them.
+photographs, whose colour varies with the camera. ``Augmentation`` holds the amounts, set from the
+training settings; only shifts are on by default (``benchmarks/recipe.py`` measured the others at
+28 px), and flips only when a user's config allows them.
 """
 
 from __future__ import annotations

@@ -67,9 +67,9 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "--recipe",
         choices=("final", "plain"),
         default="final",
-        help="final (default): these settings plus the recipe scaled to the data (a step floor, label "
-        "smoothing, EMA, augmentation for the modality, class weights for the imbalance: "
-        "nas.evaluate.recipe), each only where left at its default; plain: these settings as they are",
+        help="final (default): these settings plus the recipe scaled to the data (a step floor; class "
+        "weights for a balanced metric on imbalanced data: nas.evaluate.recipe), each only where left at "
+        "its default; plain: these settings as they are",
     )
     train.add_argument(
         "--min-steps",

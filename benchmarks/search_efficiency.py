@@ -28,8 +28,8 @@ import zero_cost
 
 from nas.arch import ArchSpec
 from nas.builder import build_model
+from nas.data.splits import model_input
 from nas.data.synthetic import synthetic_splits
-from nas.export.runtime import to_input
 from nas.latency.table import LatencyTable
 from nas.search.config import RewardConfig, StrategyConfig
 from nas.search.hypervolume import Comparison, compare_hypervolumes
@@ -100,7 +100,7 @@ def main() -> None:
     space = SearchSpace.from_yaml(args.space)
     table = LatencyTable.load(Path(args.table))
     splits = synthetic_splits(table.input_size, n_train=64, n_val=8, n_test=8, seed=0)
-    images = torch.from_numpy(to_input(splits.train.images))
+    images = torch.from_numpy(model_input(splits.train.inputs))
     objectives = Objectives(table, images)
     rng = random.Random(12345)
     target = statistics.median(objectives(space.sample(rng))[0] for _ in range(30))  # MnasNet's T

@@ -8,6 +8,10 @@ Sections are separated by ``:`` (stem, each stage, head); blocks of a stage by `
 ``<type>_<option>_<option>...`` with options from the block type's grammar (``nas.blocks``); options at
 their default are left out. ``r<N>`` repeats a block N times, the repeats at stride 1 (timm's
 convention). ``to_str`` prints one canonical form, so equal networks give equal strings.
+
+A network for 1-D signals (ECG and other biosignals) starts with a ``1d`` section
+(``1d:conv_k9_s2_c16:ir_k7_e4_c24:head_c128``): the same block types then build as 1-D layers, and a
+size is a signal's length where for 2-D networks it is an image's side.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from nas.blocks.base import BlockType, Option, conv_out_size
 from nas.errors import ConfigError
 
 SECTION_SEP = ":"
+DIMS = {"1d": 1, "2d": 2}
 BLOCK_SEP = ","
 OPTION_SEP = "_"
 
@@ -99,17 +104,22 @@ class BlockSite:
     out_channels: int
     in_size: int
     out_size: int
+    dims: int = 2
 
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A whole network as a value: frozen, hashable, comparable by structure."""
+    """A whole network as a value: frozen, hashable, comparable by structure. ``dims`` is 2 for images
+    (NCHW input), 1 for signals (NCL input)."""
 
     stem: BlockSpec
     stages: tuple[tuple[BlockSpec, ...], ...]
     head: BlockSpec
+    dims: int = 2
 
     def __post_init__(self) -> None:
+        if self.dims not in DIMS.values():
+            raise ConfigError(f"an arch is 1-D or 2-D, not {self.dims}-D")
         if self.stem.kind.is_head:
             raise ConfigError(f"stem block '{self.stem}' cannot be a head")
         if not self.head.kind.is_head:
@@ -144,6 +154,7 @@ class ArchSpec:
         if not isinstance(text, str) or not text.strip():
             raise ConfigError("empty arch string")
         sections = text.strip().split(SECTION_SEP)
+        dims = DIMS[sections.pop(0)] if sections[0] in DIMS else 2
         if len(sections) < 2:
             raise ConfigError(f"arch '{text}' needs at least a stem and a head, separated by ':'")
         stem = _parse_stage(sections[0])
@@ -153,15 +164,20 @@ class ArchSpec:
         if len(head) != 1:
             raise ConfigError(f"head '{sections[-1]}' must be exactly one block")
         stages = tuple(_parse_stage(s) for s in sections[1:-1])
-        return cls(stem[0], stages, head[0])
+        return cls(stem[0], stages, head[0], dims)
 
     def to_str(self) -> str:
         parts = [self.stem.to_str(), *(_format_stage(s) for s in self.stages), self.head.to_str()]
-        return SECTION_SEP.join(parts)
+        return SECTION_SEP.join(["1d", *parts] if self.dims == 1 else parts)
+
+    def input_shape(self, in_chans: int, input_size: int, batch: int = 1) -> tuple[int, ...]:
+        """The network's input tensor shape: ``(batch, C, H, W)``, or ``(batch, C, L)`` for a 1-D arch."""
+        return (batch, in_chans, *(input_size,) * self.dims)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "arch": self.to_str(),
+            "dims": self.dims,
             "stem": self.stem.to_json(),
             "stages": [[b.to_json() for b in stage] for stage in self.stages],
             "head": self.head.to_json(),
@@ -179,7 +195,10 @@ class ArchSpec:
 
         try:
             return cls(
-                block(data["stem"]), tuple(tuple(map(block, s)) for s in data["stages"]), block(data["head"])
+                block(data["stem"]),
+                tuple(tuple(map(block, s)) for s in data["stages"]),
+                block(data["head"]),
+                data.get("dims", 2),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"malformed arch JSON: {exc}") from None
@@ -191,7 +210,8 @@ class ArchSpec:
         yield self.head
 
     def walk(self, in_chans: int = 3, input_size: int = 224) -> Iterator[BlockSite]:
-        """Every block in execution order with its input and output channels and square size.
+        """Every block in execution order with its input and output channels and size (an image's
+        side, a signal's length).
 
         The one place the arch is walked; the builder, metrics and latency keys all use it.
         """
@@ -204,10 +224,11 @@ class ArchSpec:
                 out_chs = block.kind.out_channels(block, chs)
                 out_size = 1 if block.kind.is_head else _out_size(block, size)
                 if out_size < 1:
+                    what = "x".join([str(input_size)] * self.dims)
                     raise ConfigError(
-                        f"input {input_size}x{input_size} is too small: block '{block}' gets {size}x{size}"
+                        f"input {what} is too small: block '{block}' gets {'x'.join([str(size)] * self.dims)}"
                     )
-                yield BlockSite(section, stage_index, index, block, chs, out_chs, size, out_size)
+                yield BlockSite(section, stage_index, index, block, chs, out_chs, size, out_size, self.dims)
                 chs, size = out_chs, out_size
 
     def __str__(self) -> str:
@@ -350,4 +371,5 @@ def scale_width(arch: ArchSpec, multiplier: float, divisor: int = 8) -> ArchSpec
         scaled(arch.stem, multiplier),
         tuple(tuple(scaled(b, multiplier) for b in stage) for stage in arch.stages),
         scaled(arch.head, max(1.0, multiplier)),
+        arch.dims,
     )

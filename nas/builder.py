@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch import ArchSpec, scale_width
+from nas.arch import ArchSpec, BlockSite, scale_width
+from nas.blocks.layers import TWO_D_ONLY, spatial_dims
 from nas.errors import ConfigError
 
 
@@ -31,8 +32,9 @@ def build_model(
 ) -> Network:
     """Build the network for ``in_chans`` input channels and ``num_classes`` outputs.
 
-    ``input_size`` is only checked (every block must see at least 1x1); the network itself accepts any
-    size. ``width_mult`` applies MobileNet's width multiplier first (see ``nas.arch.scale_width``).
+    ``input_size`` (an image's side, a 1-D arch's signal length) is only checked (every block must see at
+    least one pixel or sample); the network itself accepts any size. ``width_mult`` applies MobileNet's
+    width multiplier first (see ``nas.arch.scale_width``).
     """
     if isinstance(arch, str):
         arch = ArchSpec.from_str(arch)
@@ -45,9 +47,24 @@ def build_model(
     head: nn.Module = nn.Identity()
     for site in arch.walk(in_chans, input_size):
         if site.section == "stem":
-            stem = site.block.kind.build(site.block, site.in_channels)
+            stem = build_block(site, num_classes)
         elif site.section == "stage":
-            stages[site.stage].append(site.block.kind.build(site.block, site.in_channels))
+            stages[site.stage].append(build_block(site, num_classes))
         else:
-            head = site.block.kind.build(site.block, site.in_channels, num_classes)
+            head = build_block(site, num_classes)
     return Network(stem, nn.Sequential(*(nn.Sequential(*blocks) for blocks in stages)), head)
+
+
+def build_block(site: BlockSite, num_classes: int) -> nn.Module:
+    """One block as its block type builds it, with 1-D layers for a 1-D arch; a block type (a plugin's)
+    that builds 2-D layers regardless is a ``ConfigError`` rather than a shape error at the first input."""
+    kind = site.block.kind
+    with spatial_dims(site.dims):
+        module = (
+            kind.build(site.block, site.in_channels, num_classes)
+            if kind.is_head
+            else kind.build(site.block, site.in_channels)
+        )
+    if site.dims == 1 and any(isinstance(m, TWO_D_ONLY) for m in module.modules()):
+        raise ConfigError(f"block type '{kind.name}' does not build as 1-D (it makes 2-D layers)")
+    return module

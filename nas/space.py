@@ -230,12 +230,14 @@ class SearchSpace:
             blocks = stage.decode(pick, chs, self.config.channel_divisor)
             stages.append(blocks)
             chs = blocks[-1].channels if blocks else chs
-        return ArchSpec(stem, tuple(stages), self.head)
+        return ArchSpec(stem, tuple(stages), self.head, self.config.dims)
 
     def encode(self, arch: ArchSpec) -> dict[str, Any]:
         """A choice vector that decodes to ``arch``; ``ConfigError`` if the arch is not in this space."""
         if arch.stem not in self.stems or arch.head != self.head or len(arch.stages) != len(self.stages):
             raise ConfigError(f"arch is not in space '{self.name}' (stem, head or stage count differ)")
+        if arch.dims != self.config.dims:
+            raise ConfigError(f"arch is {arch.dims}-D, space '{self.name}' is {self.config.dims}-D")
         found = {p.name: p.choices[0] for p in self.params}
         if STEM_STRIDE in found:
             found[STEM_STRIDE] = self.stem_strides[self.stems.index(arch.stem)]

@@ -115,6 +115,8 @@ class SpaceConfig(BaseModel):
     # the stem block's own stride
     stem_stride: StrideChoices | None = Field(default=None, exclude_if=lambda v: v is None)
     head: str
+    # 1 for signal networks (1-D layers, a size is a length); 2, the default, is left out of a dump
+    dims: Literal[1, 2] = Field(default=2, exclude_if=lambda v: v == 2)
     channel_divisor: int = Field(default=8, ge=1)
     stages: list[StageConfig] = Field(min_length=1)
 

@@ -25,7 +25,7 @@ def test_grayscale_folder(tmp_path):
     splits = load_folder(write_folder(tmp_path / "xrays"), size=28)
     assert splits.name == "xrays" and splits.task == "binary"
     assert splits.class_names == ("normal", "pneumonia")
-    assert splits.train.images.shape[1:] == (28, 28, 1)
+    assert splits.train.inputs.shape[1:] == (28, 28, 1)
     # stratified: 20% test, 10% val of each class
     assert sorted(np.bincount(splits.test.labels).tolist()) == [2, 4]
     assert sorted(np.bincount(splits.val.labels).tolist()) == [1, 2]
@@ -35,9 +35,9 @@ def test_grayscale_folder(tmp_path):
 def test_split_is_deterministic(tmp_path):
     root = write_folder(tmp_path / "xrays")
     a, b = load_folder(root), load_folder(root)
-    assert np.array_equal(a.test.images, b.test.images)
+    assert np.array_equal(a.test.inputs, b.test.inputs)
     c = load_folder(root, seed=1)
-    assert not np.array_equal(a.test.images, c.test.images)
+    assert not np.array_equal(a.test.inputs, c.test.inputs)
 
 
 def test_rgb_and_forced_channels(tmp_path):
@@ -55,7 +55,7 @@ def test_sixteen_bit_images(tmp_path):
             values[:10] = 40000
             Image.fromarray(values).save(root / label / f"{i}.png")
     splits = load_folder(root, size=16, val_fraction=0.0, test_fraction=0.0)
-    assert splits.n_channels == 1 and splits.train.images.max() == 255
+    assert splits.n_channels == 1 and splits.train.inputs.max() == 255
 
 
 def test_load_dataset_reads_folders(tmp_path):

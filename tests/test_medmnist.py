@@ -37,7 +37,7 @@ def test_load_grayscale_binary(tmp_path):
     splits = load_npz(path)
     assert splits.name == "pneumoniamnist" and splits.task == "binary"
     assert splits.class_names == ("normal", "pneumonia")
-    assert splits.train.images.shape == (64, 28, 28, 1) and splits.train.images.dtype == np.uint8
+    assert splits.train.inputs.shape == (64, 28, 28, 1) and splits.train.inputs.dtype == np.uint8
     assert splits.train.labels.shape == (64,) and splits.train.labels.dtype == np.int64
     assert (len(splits.val), len(splits.test)) == (32, 32)
     assert (splits.n_channels, splits.input_size, splits.num_classes) == (1, 28, 2)
@@ -47,7 +47,7 @@ def test_load_rgb_multi_class_64(tmp_path):
     path = write_npz(tmp_path / "bloodmnist_64.npz", sizes=(8, 4, 4), size=64, channels=3)
     splits = load_npz(path)
     assert splits.name == "bloodmnist" and splits.task == "multi-class" and splits.num_classes == 8
-    assert splits.train.images.shape == (8, 64, 64, 3)
+    assert splits.train.inputs.shape == (8, 64, 64, 3)
 
 
 def test_load_multi_label(tmp_path):
@@ -128,7 +128,7 @@ def test_class_imbalance_weights(tmp_path):
 def test_normalization_matches_numpy(tmp_path):
     splits = load_npz(write_npz(tmp_path / "pneumoniamnist.npz"))
     mean, std = splits.normalization()
-    pixels = splits.train.images.astype(np.float64) / 255
+    pixels = splits.train.inputs.astype(np.float64) / 255
     assert mean == pytest.approx([pixels.mean()]) and std == pytest.approx([pixels.std()])
 
 

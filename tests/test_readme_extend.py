@@ -160,7 +160,7 @@ def test_dataset(plugin_package, tmp_path, monkeypatch):
     monkeypatch.setenv("MY_XRAYS", str(tmp_path / "xrays"))
     splits = load_dataset("my-xrays", 28)
     assert splits.task == "binary" and splits.class_names == ("normal", "pneumonia")
-    assert splits.train.images.shape[1:] == (28, 28, 1)
+    assert splits.train.inputs.shape[1:] == (28, 28, 1)
     assert sum(len(s) for s in (splits.train, splits.val, splits.test)) == 30
     assert "not for redistribution" in dataset_card("my-xrays")["licence"]
 

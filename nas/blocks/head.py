@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from nas.blocks.base import ACT, FLAG, FLOAT, INT, BlockType, Option
-from nas.blocks.layers import ConvBnAct, activation
+from nas.blocks.layers import ConvBnAct, activation, nd
 from nas.errors import ConfigError
 
 
@@ -24,8 +24,8 @@ class Head(nn.Module):
             layers.append(ConvBnAct(chs, spec.channels, 1, act=spec.act))
             chs = spec.channels
         if spec.convcls:
-            layers += [nn.Dropout(spec.dropout), nn.Conv2d(chs, num_classes, 1), nn.ReLU()]
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
+            layers += [nn.Dropout(spec.dropout), nd("Conv")(chs, num_classes, 1), nn.ReLU()]
+        layers += [nd("AdaptiveAvgPool")(1), nn.Flatten(1)]
         if not spec.convcls:
             if spec.hidden:
                 layers += [nn.Linear(chs, spec.hidden), activation(spec.act)]

@@ -1,11 +1,35 @@
-"""Small torch layers shared by the block modules."""
+"""Small torch layers shared by the block modules, and the switch that makes them 1-D or 2-D."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import nn
 
 from nas.errors import ConfigError
+
+_DIMS: ContextVar[int] = ContextVar("nas_spatial_dims", default=2)
+TWO_D_ONLY = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+
+
+@contextmanager
+def spatial_dims(dims: int) -> Iterator[None]:
+    """Blocks built inside get ``dims``-D layers from ``nd`` (timm's ``set_layer_config`` pattern), so a
+    block module is written once for images and signals and a block type's build signature stays as it is."""
+    token = _DIMS.set(dims)
+    try:
+        yield
+    finally:
+        _DIMS.reset(token)
+
+
+def nd(layer: str) -> type[nn.Module]:
+    """The torch layer class for the dims being built: ``nd("Conv")`` is ``nn.Conv1d`` or ``nn.Conv2d``."""
+    return getattr(nn, f"{layer}{_DIMS.get()}d")
+
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -45,10 +69,10 @@ class ConvBnAct(nn.Sequential):
     ) -> None:
         pad = kernel // 2 if padding is None else padding
         layers: list[nn.Module] = [
-            nn.Conv2d(in_chs, out_chs, kernel, stride, pad, groups=groups, bias=not bn)
+            nd("Conv")(in_chs, out_chs, kernel, stride, pad, groups=groups, bias=not bn)
         ]
         if bn:
-            layers.append(nn.BatchNorm2d(out_chs))
+            layers.append(nd("BatchNorm")(out_chs))
         if act is not None:
             layers.append(activation(act))
         super().__init__(*layers)
@@ -59,10 +83,10 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, reduced: int, act: str, hard_gate: bool) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.reduce = nn.Conv2d(channels, reduced, 1)
+        self.pool = nd("AdaptiveAvgPool")(1)
+        self.reduce = nd("Conv")(channels, reduced, 1)
         self.act = activation(act)
-        self.expand = nn.Conv2d(reduced, channels, 1)
+        self.expand = nd("Conv")(reduced, channels, 1)
         self.gate = nn.Hardsigmoid() if hard_gate else nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,5 +121,5 @@ class ChannelShuffle(nn.Module):
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.size(0), x.size(1), x.size(2), x.size(3)
-        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+        n, c, rest = x.size(0), x.size(1), x.shape[2:]
+        return x.view(n, self.groups, c // self.groups, *rest).transpose(1, 2).reshape(n, c, *rest)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from nas.blocks.base import FLAG, INT, BlockType, Option, kernel_option, same_channels, stride_option
+from nas.blocks.layers import nd
 from nas.errors import ConfigError
 
 
@@ -27,11 +28,11 @@ def _check(spec, in_chs: int) -> None:
 
 
 def build_max(spec, in_chs: int) -> nn.Module:
-    return nn.MaxPool2d(spec.kernel, spec.stride, _padding(spec), ceil_mode=spec.ceil)
+    return nd("MaxPool")(spec.kernel, spec.stride, _padding(spec), ceil_mode=spec.ceil)
 
 
 def build_avg(spec, in_chs: int) -> nn.Module:
-    return nn.AvgPool2d(spec.kernel, spec.stride, _padding(spec), ceil_mode=spec.ceil)
+    return nd("AvgPool")(spec.kernel, spec.stride, _padding(spec), ceil_mode=spec.ceil)
 
 
 MAX_BLOCK = BlockType(

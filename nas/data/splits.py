@@ -1,8 +1,10 @@
-"""The value every dataset loader returns: train/val/test images and labels, with what the trainer needs
+"""The value every dataset loader returns: train/val/test inputs and labels, with what the trainer needs
 to know about the task.
 
-Images stay ``uint8`` NHWC (channels last, as stored by MedMNIST and PIL) so even 224x224 sets fit in
-memory; the trainer converts each batch to float.
+Two modalities share it. Images stay ``uint8`` NHWC (channels last, as stored by MedMNIST and PIL) so even
+224x224 sets fit in memory; the trainer converts each batch to float in [0, 1]. Signals (ECG and other
+biosignals) are ``float32`` ``(N, channels, length)``, used as they are. ``model_input`` is the one place
+that turns either into what a network (and an exported model) takes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,26 @@ import numpy as np
 from nas.errors import DataError
 
 TASKS = ("binary", "multi-class", "multi-label")
+IMAGE, SIGNAL = "image", "signal"
+
+
+def modality(inputs: np.ndarray) -> str:
+    """``image`` for uint8 (N, H, W, C), ``signal`` for float32 (N, C, L); else a ``DataError``."""
+    if inputs.dtype == np.uint8 and inputs.ndim == 4:
+        return IMAGE
+    if inputs.dtype == np.float32 and inputs.ndim == 3:
+        return SIGNAL
+    raise DataError(
+        "inputs must be uint8 images (N, H, W, C) or float32 signals (N, C, L), "
+        f"got {inputs.dtype} {inputs.shape}"
+    )
+
+
+def model_input(inputs: np.ndarray) -> np.ndarray:
+    """Stored inputs as the network takes them: images become float32 NCHW in [0, 1], signals stay."""
+    if modality(inputs) == IMAGE:
+        return np.ascontiguousarray(inputs.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
+    return np.ascontiguousarray(inputs)
 
 
 def imbalance(class_counts: Sequence[int]) -> float:
@@ -24,23 +46,22 @@ def imbalance(class_counts: Sequence[int]) -> float:
 
 @dataclass(frozen=True)
 class Split:
-    """Images ``(N, H, W, C)`` uint8 and labels: ``(N,)`` int64 class indices, or ``(N, K)`` 0/1 for
-    multi-label."""
+    """Inputs (uint8 images ``(N, H, W, C)`` or float32 signals ``(N, C, L)``) and labels: ``(N,)`` int64
+    class indices, or ``(N, K)`` 0/1 for multi-label."""
 
-    images: np.ndarray
+    inputs: np.ndarray
     labels: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise DataError(f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
-        if len(self.labels) != len(self.images):
-            raise DataError(f"{len(self.images)} images but {len(self.labels)} labels")
+        modality(self.inputs)
+        if len(self.labels) != len(self.inputs):
+            raise DataError(f"{len(self.inputs)} inputs but {len(self.labels)} labels")
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.inputs)
 
     def subset(self, indices: np.ndarray) -> Split:
-        return Split(self.images[indices], self.labels[indices])
+        return Split(self.inputs[indices], self.labels[indices])
 
 
 @dataclass(frozen=True)
@@ -59,9 +80,12 @@ class Splits:
             raise DataError(f"task '{self.task}' is not one of {', '.join(TASKS)}")
         if self.task == "binary" and len(self.class_names) != 2:
             raise DataError(f"a binary task needs 2 class names, got {len(self.class_names)}")
-        shapes = {s.images.shape[1:] for s in (self.train, self.val, self.test)}
+        shapes = {(s.inputs.dtype.name, s.inputs.shape[1:]) for s in (self.train, self.val, self.test)}
         if len(shapes) != 1:
-            raise DataError(f"splits of '{self.name}' have different image shapes: {sorted(shapes)}")
+            raise DataError(f"splits of '{self.name}' have different input shapes: {sorted(shapes)}")
+        parts = (self.train, self.val, self.test)
+        if self.modality == SIGNAL and not all(np.isfinite(s.inputs).all() for s in parts):
+            raise DataError(f"signals of '{self.name}' hold NaN or infinite values: fill or drop them")
         for split in (self.train, self.val, self.test):
             if self.task == "multi-label":
                 if split.labels.ndim != 2 or split.labels.shape[1] != self.num_classes:
@@ -75,12 +99,27 @@ class Splits:
         return len(self.class_names)
 
     @property
+    def modality(self) -> str:
+        return modality(self.train.inputs)
+
+    @property
+    def dims(self) -> int:
+        """Spatial dimensions of a network's input: 2 for images, 1 for signals."""
+        return 2 if self.modality == IMAGE else 1
+
+    @property
     def n_channels(self) -> int:
-        return int(self.train.images.shape[3])
+        return int(self.train.inputs.shape[3] if self.modality == IMAGE else self.train.inputs.shape[1])
 
     @property
     def input_size(self) -> int:
-        return int(self.train.images.shape[1])
+        """An image's side or a signal's length."""
+        return int(self.train.inputs.shape[1] if self.modality == IMAGE else self.train.inputs.shape[2])
+
+    def describe_shape(self) -> str:
+        """``1x28x28`` for images, ``1x140`` (channels x samples) for signals."""
+        side = self.input_size
+        return f"{self.n_channels}x{side}x{side}" if self.modality == IMAGE else f"{self.n_channels}x{side}"
 
     def class_counts(self) -> np.ndarray:
         """Training examples per class (positives per label for multi-label)."""
@@ -104,8 +143,12 @@ class Splits:
         return 1.0 / counts[self.train.labels]
 
     def normalization(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the training images in [0, 1]; export puts them into the graph."""
-        pixels = self.train.images.reshape(-1, self.n_channels)
+        """Per-channel mean and std of the training inputs as the network takes them (images in [0, 1],
+        signals raw); export puts them into the graph."""
+        if self.modality == SIGNAL:
+            values = self.train.inputs.transpose(0, 2, 1).reshape(-1, self.n_channels).astype(np.float64)
+            return values.mean(axis=0).tolist(), np.maximum(values.std(axis=0), 1e-3).tolist()
+        pixels = self.train.inputs.reshape(-1, self.n_channels)
         total = np.zeros(self.n_channels)
         total_sq = np.zeros(self.n_channels)
         for start in range(0, len(pixels), 1 << 22):  # chunks keep 224x224 sets from doubling memory

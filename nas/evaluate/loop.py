@@ -53,13 +53,22 @@ class FitResult:
 
 
 def to_tensor(split: Split, device: str) -> torch.Tensor:
-    """uint8 NHWC numpy -> uint8 NCHW tensor; floats are made per batch to keep memory at 1 byte a pixel."""
-    return torch.from_numpy(np.ascontiguousarray(split.images)).permute(0, 3, 1, 2).contiguous().to(device)
+    """Images: uint8 NHWC numpy -> uint8 NCHW tensor (floats are made per batch, to keep memory at 1 byte a
+    pixel); signals: the float32 (N, C, L) array as a tensor."""
+    if split.inputs.dtype != np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(split.inputs)).to(device)
+    return torch.from_numpy(np.ascontiguousarray(split.inputs)).permute(0, 3, 1, 2).contiguous().to(device)
+
+
+def as_float(batch: torch.Tensor) -> torch.Tensor:
+    """A batch of ``to_tensor`` as the network's input scale: uint8 images to [0, 1], signals unchanged."""
+    return batch.float().div_(255) if batch.dtype == torch.uint8 else batch.float()
 
 
 def normalize(x01: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    m = torch.tensor(mean, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
+    shape = (1, -1) + (1,) * (x01.dim() - 2)
+    m = torch.tensor(mean, dtype=x01.dtype, device=x01.device).view(shape)
+    s = torch.tensor(std, dtype=x01.dtype, device=x01.device).view(shape)
     return (x01 - m) / s
 
 
@@ -76,11 +85,11 @@ def predict_probs(
     task: str,
     channels_last: bool = False,
 ) -> np.ndarray:
-    """Class probabilities ``(N, K)`` of uint8 NCHW images, in eval mode."""
+    """Class probabilities ``(N, K)`` of a ``to_tensor`` batch, in eval mode."""
     model.eval()
     out = []
     for start in range(0, len(images), EVAL_BATCH):
-        x = normalize(images[start : start + EVAL_BATCH].float().div_(255), mean, std)
+        x = normalize(as_float(images[start : start + EVAL_BATCH]), mean, std)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out.append(probabilities(model(x).float(), task).cpu())
@@ -165,7 +174,7 @@ def fit(
     splits = _train_subset(splits, config)
     if len(splits.train) < 2:
         raise DataError(
-            f"'{splits.name}' has {len(splits.train)} training image(s): training needs at least 2"
+            f"'{splits.name}' has {len(splits.train)} training example(s): training needs at least 2"
         )
     device = config.torch_device()
     mixed = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
@@ -193,7 +202,7 @@ def fit(
         start, losses = time.perf_counter(), []
         for step in range(epoch * total // config.epochs - (epoch - 1) * total // config.epochs):
             batch = next(batches)
-            x01 = augment(train_x[batch].float().div_(255), generator)
+            x01 = augment(as_float(train_x[batch]), generator)
             with mixed:
                 logits = model(normalize(x01, mean, std).contiguous(memory_format=memory_format)).float()
                 loss = criterion(logits, train_y[batch])

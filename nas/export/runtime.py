@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.data.splits import Split
+from nas.data.splits import Split, model_input
 from nas.latency.backends.base import Settings, Timing
 from nas.latency.backends.timing import interleave
 from nas.onnxrt import INPUT, OUTPUT, runner, session
@@ -28,11 +28,6 @@ def logits(sess: Any, images01: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def to_input(images: np.ndarray) -> np.ndarray:
-    """uint8 NHWC images as the deployment contract's input: float32 NCHW in [0, 1]."""
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
-
-
 def probabilities(raw: np.ndarray, task: str) -> np.ndarray:
     """Sigmoid per label for multi-label tasks, softmax otherwise (as the trainer scores them)."""
     raw = raw.astype(np.float64)
@@ -44,7 +39,7 @@ def probabilities(raw: np.ndarray, task: str) -> np.ndarray:
 
 def split_probs(sess: Any, split: Split, task: str) -> np.ndarray:
     """Class probabilities ``(N, K)`` of a split's images through an exported model."""
-    return probabilities(logits(sess, to_input(split.images)), task)
+    return probabilities(logits(sess, model_input(split.inputs)), task)
 
 
 def onnx_runner(onnx_bytes: bytes, input_shape: tuple[int, ...]) -> Callable[[], None]:

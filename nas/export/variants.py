@@ -92,11 +92,11 @@ def clinical_scores(
 
 def parity_images(source: Source) -> np.ndarray:
     """Images for parity checks: real test images when there is data, else generated ones."""
+    from nas.data.splits import model_input
     from nas.export.quantize import calibration_images
-    from nas.export.runtime import to_input
 
     if source.splits is not None:
-        return to_input(source.splits.test.images[:PARITY_IMAGES])
+        return model_input(source.splits.test.inputs[:PARITY_IMAGES])
     return calibration_images(None, PARITY_IMAGES, source.input_shape[1:], seed=1)
 
 
@@ -112,7 +112,7 @@ def _quantized(
     """The INT8 model, calibrated on training images (generated ones when there is no data)."""
     from nas.export.quantize import calibration_images, quantize_int8
 
-    train = source.splits.train.images if source.splits is not None else None
+    train = source.splits.train.inputs if source.splits is not None else None
     images = calibration_images(train, options.calibration_images, source.input_shape[1:], options.seed)
     int8 = quantize_int8(fp32, images, options.calibration_method, meta)
     return int8, {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from nas.arch import ArchSpec, BlockSite, BlockSpec
+from nas.builder import build_block
 
 KEY_SEP = "|"
 DTYPES = ("fp32", "fp16", "int8")
@@ -23,9 +24,10 @@ def check_dtype(dtype: str) -> str:
 
 
 def block_key(site: BlockSite, dtype: str = "fp32", num_classes: int | None = None) -> str:
-    """``<block>|in<C>|<H>x<W>|<dtype>``; a head also carries ``n<classes>`` (its classifier's width)."""
+    """``<block>|in<C>|<H>x<W>|<dtype>`` (``<L>`` alone for a 1-D block); a head also carries ``n<classes>``
+    (its classifier's width)."""
     check_dtype(dtype)
-    parts = [site.block.to_str(), f"in{site.in_channels}", f"{site.in_size}x{site.in_size}"]
+    parts = [site.block.to_str(), f"in{site.in_channels}", "x".join([str(site.in_size)] * site.dims)]
     if site.block.kind.is_head:
         if num_classes is None or num_classes < 1:
             raise ValueError(f"the head key of '{site.block}' needs num_classes >= 1")
@@ -40,30 +42,25 @@ def arch_keys(
     return [(block_key(s, dtype, num_classes), s) for s in arch.walk(in_chans, input_size)]
 
 
-def block_site(block: BlockSpec, in_chans: int, input_size: int) -> BlockSite:
-    """The site of ``block`` alone on a ``in_chans x input_size x input_size`` input.
+def block_site(block: BlockSpec, in_chans: int, input_size: int, dims: int = 2) -> BlockSite:
+    """The site of ``block`` alone on a ``in_chans x input_size x input_size`` input (``x input_size``
+    for ``dims`` 1).
 
     Walks a one-block arch (1x1 conv stem keeping the shape) so the block is canonicalized and sized
     exactly as inside any network.
     """
     stem = BlockSpec.make("conv", kernel=1, channels=in_chans)
     if block.kind.is_head:
-        arch = ArchSpec(stem, (), block)
+        arch = ArchSpec(stem, (), block, dims)
     else:
-        arch = ArchSpec(stem, ((block,),), BlockSpec.make("head"))
+        arch = ArchSpec(stem, ((block,),), BlockSpec.make("head"), dims)
     return list(arch.walk(in_chans, input_size))[1]
 
 
-def input_shape(site: BlockSite) -> tuple[int, int, int, int]:
-    return (1, site.in_channels, site.in_size, site.in_size)
+def input_shape(site: BlockSite) -> tuple[int, ...]:
+    return (1, site.in_channels, *(site.in_size,) * site.dims)
 
 
 def block_module(site: BlockSite, num_classes: int) -> nn.Module:
-    """The block alone as a torch module in eval mode, built by its block type (as the builder does)."""
-    kind = site.block.kind
-    module = (
-        kind.build(site.block, site.in_channels, num_classes)
-        if kind.is_head
-        else kind.build(site.block, site.in_channels)
-    )
-    return module.eval()
+    """The block alone as a torch module in eval mode, built as the builder builds it."""
+    return build_block(site, num_classes).eval()

@@ -19,7 +19,8 @@ from nas.space import SearchSpace
 
 def space_sites(space: SearchSpace, in_chans: int, input_size: int) -> list[BlockSite]:
     """Distinct block sites (stem, every stage layer, head) in network order."""
-    sites = [block_site(stem, in_chans, input_size) for stem in space.stems]
+    dims = space.config.dims
+    sites = [block_site(stem, in_chans, input_size, dims) for stem in space.stems]
     inputs = {(stem.out_channels, stem.out_size) for stem in sites}
     divisor = space.config.channel_divisor
     for stage in space.stages:
@@ -32,16 +33,16 @@ def space_sites(space: SearchSpace, in_chans: int, input_size: int) -> list[Bloc
             if block is None:  # identity skip: the next layer is first, from in_chs == out
                 reached.add((in_chs, size))
                 continue
-            first = block_site(block, in_chs, size)
+            first = block_site(block, in_chs, size, dims)
             sites.append(first)
             reached.add((first.out_channels, first.out_size))
         for (chs, size), combo in itertools.product(sorted(reached), stage.combos):
             if stage.max_layers > 1:
                 block = stage.realize(combo, 1, chs, chs)
                 if block is not None:
-                    sites.append(block_site(block, chs, size))
+                    sites.append(block_site(block, chs, size, dims))
         inputs = reached | (inputs if stage.min_layers == 0 else set())
-    sites += [block_site(space.head, chs, size) for chs, size in sorted(inputs)]
+    sites += [block_site(space.head, chs, size, dims) for chs, size in sorted(inputs)]
     return _distinct(sites)
 
 

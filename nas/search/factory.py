@@ -109,10 +109,10 @@ def dataset_shape(config: ExperimentConfig, evaluator: TrainingEvaluator | None)
     """Input channels and classes, without loading the data when no training needs it."""
     if evaluator is not None:
         splits = evaluator.splits
-        return splits.train.images.shape[-1], splits.num_classes
+        return splits.n_channels, splits.num_classes
     from nas.data import DATASETS
 
     if config.dataset.path is None and config.dataset.name.lower() in DATASETS:
         return DATASETS.get(config.dataset.name.lower()).shape()
     splits = load_splits(config)
-    return splits.train.images.shape[-1], splits.num_classes
+    return splits.n_channels, splits.num_classes

@@ -49,14 +49,14 @@ def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
 def pooled(splits: Splits) -> Split:
     """Train and val as one split (the data the folds are drawn from)."""
     return Split(
-        np.concatenate([splits.train.images, splits.val.images]),
+        np.concatenate([splits.train.inputs, splits.val.inputs]),
         np.concatenate([splits.train.labels, splits.val.labels]),
     )
 
 
 def fold_splits(splits: Splits, data: Split, assigned: np.ndarray, fold: int) -> Splits:
     """Fold ``fold`` as validation, the others as training; the test split is an empty one."""
-    empty = Split(data.images[:0], data.labels[:0])
+    empty = Split(data.inputs[:0], data.labels[:0])
     held = assigned == fold
     return Splits(
         splits.name,

@@ -5,7 +5,8 @@ input. fvcore counts one fused multiply-add as one "flop", so its total is a MAC
 what fvcore reports for torchvision's own models (``tests/test_complexity.py``).
 
 What fvcore counts: convolutions, linear/matmul, batch norm (eval: one op per element, plus one more with
-affine weights) and ``adaptive_avg_pool2d`` (one op per input element). What it does not count:
+affine weights) and ``adaptive_avg_pool2d`` (one op per input element; the project counts
+``adaptive_avg_pool1d`` of 1-D networks the same way). What it does not count:
 
 * reported by fvcore as unsupported: ``hardtanh`` (ReLU6), ``hardswish``, ``hardsigmoid``, ``sigmoid``,
   ``silu``, elementwise ``add`` (residual sums) and ``mul`` (squeeze-excite scaling), ``max_pool2d`` and
@@ -87,14 +88,16 @@ def count_params(model: torch.nn.Module) -> int:
 
 
 def count_macs(
-    model: torch.nn.Module, in_chans: int, input_size: int
+    model: torch.nn.Module, in_chans: int, input_size: int, dims: int = 2
 ) -> tuple[int, dict[str, int], dict[str, int]]:
-    """fvcore MACs of one batch-1 eval-mode forward pass: total, by operator, and skipped op calls.
+    """fvcore MACs of one batch-1 eval-mode forward pass (``dims`` 1: a signal of ``input_size``
+    samples): total, by operator, and skipped op calls.
 
     Skipped ops are keyed without the ``aten::`` prefix (``{"add": 10, "hardtanh": 35}``); see the
     module docstring for what fvcore skips and why the total is kept as is.
     """
     from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import elementwise_flop_counter
 
     skipped: Counter[str] = Counter()
 
@@ -111,13 +114,14 @@ def count_macs(
     model.eval()
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    x = torch.zeros(1, in_chans, input_size, input_size, device=device)
+    x = torch.zeros(1, in_chans, *(input_size,) * dims, device=device)
     try:
         with _quiet_fvcore(), torch.no_grad():
             analysis = FlopCountAnalysis(model, x)
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             analysis.tracer_warnings("none")
             analysis.set_op_handle(**{kind: record(kind) for kind in _SILENTLY_IGNORED})
+            analysis.set_op_handle("aten::adaptive_avg_pool1d", elementwise_flop_counter(1, 0))
             total = int(analysis.total())
             by_operator = {op: int(n) for op, n in analysis.by_operator().items() if n}
             for kind, calls in analysis.unsupported_ops().items():
@@ -131,8 +135,8 @@ def measure(arch: ArchSpec, in_chans: int = 3, input_size: int = 224, num_classe
     """Build ``arch`` and measure it: one fvcore pass for MACs, one fx trace for memory and traffic."""
     model = build_model(arch, in_chans=in_chans, num_classes=num_classes, input_size=input_size).eval()
     params = count_params(model)
-    macs, by_operator, skipped = count_macs(model, in_chans, input_size)
-    activations = profile(trace(model, in_chans, input_size), bytes_per_element=4)
+    macs, by_operator, skipped = count_macs(model, in_chans, input_size, arch.dims)
+    activations = profile(trace(model, in_chans, input_size, arch.dims), bytes_per_element=4)
     return Complexity(
         params=params,
         macs=macs,

@@ -86,8 +86,9 @@ def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
 
 
-def trace(model: torch.nn.Module, in_chans: int, input_size: int) -> ActivationTrace:
-    """Symbolically trace ``model`` in eval mode and run it once on a zero input of batch 1.
+def trace(model: torch.nn.Module, in_chans: int, input_size: int, dims: int = 2) -> ActivationTrace:
+    """Symbolically trace ``model`` in eval mode and run it once on a zero input of batch 1 (``dims`` 1:
+    a signal of ``input_size`` samples).
 
     Trace once, then ask ``profile`` for any element size: ``measure`` needs both peak and traffic."""
     was_training = model.training
@@ -99,31 +100,32 @@ def trace(model: torch.nn.Module, in_chans: int, input_size: int) -> ActivationT
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
         with torch.no_grad():
-            prop.propagate(torch.zeros(1, in_chans, input_size, input_size, device=device, dtype=dtype))
+            x = torch.zeros(1, in_chans, *(input_size,) * dims, device=device, dtype=dtype)
+            prop.propagate(x)
     finally:
         model.train(was_training)
     return ActivationTrace(tuple(gm.graph.nodes), prop.numel, prop.alias_of)
 
 
 def profile_activations(
-    model: torch.nn.Module, in_chans: int, input_size: int, bytes_per_element: int = 4
+    model: torch.nn.Module, in_chans: int, input_size: int, bytes_per_element: int = 4, dims: int = 2
 ) -> ActivationProfile:
     """Peak live activation bytes and activation traffic of one batch-1 forward pass (one trace)."""
-    return profile(trace(model, in_chans, input_size), bytes_per_element)
+    return profile(trace(model, in_chans, input_size, dims), bytes_per_element)
 
 
 def peak_activation_bytes(
-    model: torch.nn.Module, in_chans: int, input_size: int, bytes_per_element: int = 4
+    model: torch.nn.Module, in_chans: int, input_size: int, bytes_per_element: int = 4, dims: int = 2
 ) -> int:
     """The largest sum of live activation bytes during one forward pass: what must fit in SRAM."""
-    return profile_activations(model, in_chans, input_size, bytes_per_element).peak_bytes
+    return profile_activations(model, in_chans, input_size, bytes_per_element, dims).peak_bytes
 
 
 def activation_traffic_bytes(
-    model: torch.nn.Module, in_chans: int, input_size: int, bytes_per_element: int = 4
+    model: torch.nn.Module, in_chans: int, input_size: int, bytes_per_element: int = 4, dims: int = 2
 ) -> int:
     """Bytes read and written by all compute ops of one forward pass (the SRAM term of the energy)."""
-    return profile_activations(model, in_chans, input_size, bytes_per_element).traffic_bytes
+    return profile_activations(model, in_chans, input_size, bytes_per_element, dims).traffic_bytes
 
 
 def profile(traced: ActivationTrace, bytes_per_element: int = 4) -> ActivationProfile:

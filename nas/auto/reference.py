@@ -32,9 +32,10 @@ def seconds_per_image(arch: ArchSpec, chans: int, size: int, classes: int, batch
     warm-up step (the first call picks kernels and allocates), per image. A small batch keeps this to a
     few seconds even for ResNet-18; a CPU's time per image barely changes with the batch at these sizes."""
     model = build_model(arch, in_chans=chans, num_classes=classes, input_size=size).train()
-    model = model.to(memory_format=torch.channels_last)
+    layout = torch.channels_last if arch.dims == 2 else torch.contiguous_format
+    model = model.to(memory_format=layout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, chans, size, size).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(arch.input_shape(chans, size, batch)).contiguous(memory_format=layout)
     y = torch.randint(0, classes, (batch,))
     times = []
     for _ in range(1 + TIMED_STEPS):

@@ -1,10 +1,12 @@
-"""Training-time augmentation of a batch of images in [0, 1] (NCHW), drawn from the training seed.
+"""Training-time augmentation of a batch of images in [0, 1] (NCHW) or of signals (NCL), drawn from the
+training seed.
 
 What suits a modality differs: shifts and small rotations or zooms for grey X-ray and ultrasound
 (a patient is never mirrored: a flip swaps left and right), colour jitter for fundus or dermoscopy
 photographs, whose colour varies with the camera. ``Augmentation`` holds the amounts, set from the
 training settings; only shifts are on by default (``benchmarks/recipe.py`` measured the others at
-28 px), and flips only when a user's config allows them.
+28 px), and flips only when a user's config allows them. A signal is only shifted in time (a heartbeat's
+position in its window varies); the image-only amounts are refused for signals.
 """
 
 from __future__ import annotations
@@ -29,7 +31,19 @@ class Augmentation:
     color_jitter: float = 0.0
     flips: str = "none"
 
+    def image_only(self) -> list[str]:
+        """The amounts set here that only mean something for images."""
+        named = {
+            "max_rotate": self.max_rotate,
+            "max_scale": self.max_scale,
+            "color_jitter": self.color_jitter,
+        }
+        named["flips"] = self.flips != "none"
+        return [name for name, value in named.items() if value]
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if x.dim() == 3:
+            return random_shift(x, round(self.max_shift * x.shape[-1]), generator)
         if self.max_rotate or self.max_scale:
             x = random_affine(x, self.max_shift, self.max_rotate, self.max_scale, generator)
         else:
@@ -47,9 +61,16 @@ def _uniform(n: int, bound: float, generator: torch.Generator, device: torch.dev
 
 
 def random_shift(x: torch.Tensor, max_px: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to ``max_px`` whole pixels (edges replicated)."""
+    """Translate each image (or signal, NCL) by up to ``max_px`` whole pixels or samples (edges
+    replicated)."""
     if max_px < 1:
         return x
+    if x.dim() == 3:
+        n, _, length = x.shape
+        padded = F.pad(x, (max_px, max_px), mode="replicate")
+        start = torch.randint(0, 2 * max_px + 1, (n,), generator=generator).to(x.device)
+        index = (start[:, None] + torch.arange(length, device=x.device))[:, None, :].expand_as(x)
+        return padded.gather(2, index)
     n, _, h, w = x.shape
     padded = F.pad(x, (max_px, max_px, max_px, max_px), mode="replicate").permute(0, 2, 3, 1)
     oy = torch.randint(0, 2 * max_px + 1, (n,), generator=generator).to(x.device)

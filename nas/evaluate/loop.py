@@ -20,7 +20,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nas.data.splits import Split, Splits
-from nas.errors import DataError
+from nas.errors import ConfigError, DataError
 from nas.evaluate.config import TrainConfig, TrainingDiverged
 from nas.metrics.clinical import choose_threshold, clinical_metrics
 
@@ -90,7 +90,7 @@ def predict_probs(
     out = []
     for start in range(0, len(images), EVAL_BATCH):
         x = normalize(as_float(images[start : start + EVAL_BATCH]), mean, std)
-        if channels_last:
+        if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         out.append(probabilities(model(x).float(), task).cpu())
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 0))
@@ -184,7 +184,8 @@ def fit(
     sample_weights = splits.sample_weights() if config.class_weighting == "sampler" else None
     generator = torch.Generator().manual_seed(config.seed)
     criterion = make_criterion(splits, config, device)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    channels_last = config.channels_last and splits.dims == 2  # a layout of 4-D tensors only
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     if teacher is not None:
         teacher.model.to(device).eval()
@@ -194,6 +195,10 @@ def fit(
     batches = _batches(len(train_x), config, sample_weights, generator)
     ema = _ema(model, config.ema_decay)
     augment = config.augmentation()
+    if splits.dims == 1 and augment.image_only():
+        raise ConfigError(
+            f"{', '.join(augment.image_only())} only apply to images; '{splits.name}' holds signals"
+        )
     history: list[dict[str, float]] = []
     best_state, best_epoch, best_score = _copy_state(model), 0, -math.inf
     seconds, seen = 0.0, 0
@@ -226,7 +231,7 @@ def fit(
             seen += len(batch)
         seconds += time.perf_counter() - start
         scored = model if ema is None else ema.module
-        probs = predict_probs(scored, val_x, mean, std, splits.task, config.channels_last)
+        probs = predict_probs(scored, val_x, mean, std, splits.task, channels_last)
         if not np.isfinite(probs).all():
             raise TrainingDiverged(
                 f"validation outputs are not finite after epoch {epoch} (lr {config.lr:g})"

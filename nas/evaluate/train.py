@@ -17,7 +17,7 @@ import torch
 from nas.arch import ArchSpec
 from nas.builder import build_model
 from nas.data.splits import Splits
-from nas.errors import DataError, NasError
+from nas.errors import ConfigError, DataError, NasError
 from nas.evaluate.checkpoint import TrainedModel, is_trained_dir, load_trained, save_trained
 from nas.evaluate.config import TrainConfig
 from nas.evaluate.loop import FitResult, Teacher, fit, predict_probs, split_metrics, to_tensor
@@ -51,6 +51,11 @@ def _arch(arch: ArchSpec | str) -> ArchSpec:
 
 
 def _model(arch: ArchSpec, splits: Splits, seed: int) -> torch.nn.Module:
+    if arch.dims != splits.dims:
+        raise ConfigError(
+            f"'{arch}' is a {arch.dims}-D network but '{splits.name}' holds {splits.modality}s "
+            f"({splits.describe_shape()}): use a {splits.dims}-D arch or space"
+        )
     torch.manual_seed(seed)  # weight init (and dropout) follow the seed
     return build_model(arch, splits.n_channels, splits.num_classes, splits.input_size)
 

@@ -76,7 +76,7 @@ def net_item(name: str, arch: ArchSpec, settings: dict[str, Any]) -> Item:
     """A whole network as a measurable item."""
     size, chans = settings["input_size"], settings["in_chans"]
     model = build_model(arch, in_chans=chans, num_classes=settings["num_classes"], input_size=size).eval()
-    return Item(name, model, (1, chans, size, size))
+    return Item(name, model, arch.input_shape(chans, size))
 
 
 def build_table(

@@ -155,7 +155,9 @@ def clinical_metrics(
 
     ``accuracy`` is at argmax (threshold 0.5 for binary), MedMNIST's ACC; binary sensitivity,
     specificity and balanced accuracy are at ``threshold`` (0.5 if not given), which is reported too.
-    Multi-class sensitivity/specificity are one-vs-rest macro averages of the argmax decision."""
+    Multi-class sensitivity/specificity are one-vs-rest macro averages of the argmax decision, with
+    ``macro_f1`` and each class's sensitivity (``sensitivity_<k>``, k the output index) beside them: on
+    imbalanced sets (ECG5000's rare beats) the average hides the class a model misses."""
     y = np.asarray(y_true)
     probs = np.asarray(probs, dtype=np.float64)
     if len(y) != len(probs):
@@ -193,12 +195,19 @@ def _multi_class(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     classes = [k for k in range(probs.shape[1]) if (y == k).any()]
     recall = [_ratio(((predicted == k) & (y == k)).sum(), (y == k).sum()) for k in classes]
     specificity = [_ratio(((predicted != k) & (y != k)).sum(), (y != k).sum()) for k in classes]
+    precision = [_ratio(((predicted == k) & (y == k)).sum(), (predicted == k).sum()) for k in classes]
+    f1 = [
+        2 * p * r / (p + r) if p + r > 0 else 0.0
+        for p, r in zip(np.nan_to_num(precision), recall, strict=True)
+    ]
     return {
         "auc": macro_auc(y, probs),
         "accuracy": float((predicted == y).mean()),
         "sensitivity": float(np.nanmean(recall)),
         "specificity": float(np.nanmean(specificity)),
         "balanced_accuracy": float(np.nanmean(recall)),
+        "macro_f1": float(np.mean(f1)),
+        **{f"sensitivity_{k}": r for k, r in zip(classes, recall, strict=True)},
         "ece": expected_calibration_error(predicted == y, probs.max(axis=1)),
         "logloss": log_loss(y, probs),
         "brier": brier_score(y, probs),

@@ -48,7 +48,8 @@ class Complexity:
     """Everything the search and the reports need to know about a network's cost, as one value.
 
     ``macs`` is fvcore's total (eval mode, batch 1); ``fvcore_skipped_ops`` the op calls it did not
-    count; byte figures are fp32 (4 bytes per element); ``energy_mj_estimate`` is an estimate
+    count; byte figures are fp32 (4 bytes per element) except ``int8_weight_bytes``, a microcontroller's
+    flash for the int8 model (``int8_weight_bytes``); ``energy_mj_estimate`` is an estimate
     (``nas.metrics.energy``), not a measurement.
     """
 
@@ -59,6 +60,7 @@ class Complexity:
     peak_activation_bytes: int
     activation_traffic_bytes: int
     energy_mj_estimate: float
+    int8_weight_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A plain JSON-able dict (copies of the dicts, ints and a float)."""
@@ -78,6 +80,7 @@ class Complexity:
             peak_activation_bytes=int(data["peak_activation_bytes"]),
             activation_traffic_bytes=int(data["activation_traffic_bytes"]),
             energy_mj_estimate=float(data["energy_mj_estimate"]),
+            int8_weight_bytes=int(data.get("int8_weight_bytes", 0)),
         )
 
 
@@ -85,6 +88,15 @@ def count_params(model: torch.nn.Module) -> int:
     """All parameters (trainable or not, shared ones once); BatchNorm running stats are buffers, not
     parameters, as in torchvision's published counts."""
     return sum(p.numel() for p in model.parameters())
+
+
+def int8_weight_bytes(model: torch.nn.Module) -> int:
+    """Flash for the int8 model as a QDQ export stores it: batch norm folded into the convs, one byte per
+    conv or linear weight, and per output channel an int32 bias and an fp32 scale (the zero points of
+    symmetric weights are not stored on microcontroller runtimes). The exported INT8 ONNX file's
+    initializers are the exact figure (``nas export --int8``)."""
+    layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
+    return sum(m.weight.numel() + 8 * m.weight.shape[0] for m in model.modules() if isinstance(m, layers))
 
 
 def count_macs(
@@ -145,6 +157,7 @@ def measure(arch: ArchSpec, in_chans: int = 3, input_size: int = 224, num_classe
         peak_activation_bytes=activations.peak_bytes,
         activation_traffic_bytes=activations.traffic_bytes,
         energy_mj_estimate=energy_estimate_mj(macs, params, activations.traffic_bytes, dtype="fp32"),
+        int8_weight_bytes=int8_weight_bytes(model),
     )
 
 

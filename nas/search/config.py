@@ -17,6 +17,9 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
                   pareto mode (evolution and mnasnet-rl rank by it)
     objectives    [{metric, direction}] for pareto mode
     constraints   [{metric, min|max}]: on cheap metrics they reject a candidate before training
+    microcontroller  a named budget (``cortex-m4``: 256 KB SRAM, 1 MB flash; ``cortex-m7``: 512 KB,
+                  2 MB) or {sram_kb, flash_kb}: constraints int8_peak_activation_kb <= SRAM and
+                  int8_weight_kb <= flash, beside the ``constraints``
     strategy      {name: a registered strategy (listed below), population, sample_size,
                   learning_rate, options: {a plugin strategy's own settings}}
     pruner        {name: none | median | hyperband | successive_halving, min_epochs, reduction_factor,
@@ -37,8 +40,9 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
                   1500 when given). ``final`` adds the data-scaled recipe (``nas.evaluate.recipe``: at
                   least S optimizer steps, ...) to the training settings for E epochs; ``plain`` does not
 
-Metrics: ``params``, ``macs``, ``peak_activation_kb``, ``energy_mj``, ``latency_ms`` (cheap, known
-before training) and ``val_auc``, ``val_accuracy``, ``val_sensitivity``, ``val_specificity``,
+Metrics: ``params``, ``macs``, ``peak_activation_kb`` (fp32), ``int8_peak_activation_kb`` (SRAM of the
+int8 model), ``int8_weight_kb`` (its flash), ``energy_mj``, ``latency_ms`` (cheap, known before
+training) and ``val_auc``, ``val_accuracy``, ``val_sensitivity``, ``val_specificity``,
 ``val_balanced_accuracy``, ``val_ece``, ``val_logloss``, ``val_brier`` (need training; ece, logloss and
 brier are lower-is-better). With kfold or repeats each is the mean over the runs.
 """
@@ -64,7 +68,18 @@ if TYPE_CHECKING:
     from nas.evaluate.config import TrainConfig
     from nas.search.strategies import Strategy
 
-CHEAP_METRICS = ("params", "macs", "peak_activation_kb", "energy_mj", "latency_ms")
+CHEAP_METRICS = (
+    "params",
+    "macs",
+    "peak_activation_kb",
+    "int8_peak_activation_kb",
+    "int8_weight_kb",
+    "energy_mj",
+    "latency_ms",
+)
+# Named microcontroller budgets: (SRAM KB, flash KB) of a typical board of the class: Nordic nRF52840
+# (Cortex-M4F, 256 KB SRAM, 1 MB flash) and ST STM32F767 (Cortex-M7, 512 KB SRAM, 2 MB flash).
+MICROCONTROLLERS = {"cortex-m4": (256.0, 1024.0), "cortex-m7": (512.0, 2048.0)}
 TRAINED_METRICS = (
     "val_auc",
     "val_accuracy",
@@ -207,6 +222,29 @@ class PrunerConfig(_Strict):
     startup_trials: int = Field(default=5, ge=1)  # trials that reach a step before any is stopped there
 
 
+class MicrocontrollerConfig(_Strict):
+    """The ``microcontroller`` key: a board's SRAM and flash, by name or in KB."""
+
+    sram_kb: float = Field(gt=0)
+    flash_kb: float = Field(gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in MICROCONTROLLERS:
+                raise ValueError(f"unknown microcontroller '{value}' (named: {', '.join(MICROCONTROLLERS)})")
+            sram, flash = MICROCONTROLLERS[value]
+            return {"sram_kb": sram, "flash_kb": flash}
+        return value
+
+    def constraints(self) -> list[ConstraintConfig]:
+        return [
+            ConstraintConfig(metric="int8_peak_activation_kb", max=self.sram_kb),
+            ConstraintConfig(metric="int8_weight_kb", max=self.flash_kb),
+        ]
+
+
 class FinalizeConfig(_Strict):
     """The ``finalize`` key: what ``nas search`` finalizes at its end (``nas.search.finalize``)."""
 
@@ -235,6 +273,7 @@ class ExperimentConfig(_Strict):
     reward: RewardConfig | None = None
     objectives: list[ObjectiveConfig] = Field(default_factory=list)
     constraints: list[ConstraintConfig] = Field(default_factory=list)
+    microcontroller: MicrocontrollerConfig | None = None
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     pruner: PrunerConfig = Field(default_factory=PrunerConfig)
     trials: int = Field(default=20, ge=1)
@@ -283,12 +322,17 @@ class ExperimentConfig(_Strict):
         return self
 
     def metrics_used(self) -> list[str]:
-        metrics = [o.metric for o in self.objectives] + [c.metric for c in self.constraints]
+        metrics = [o.metric for o in self.objectives] + [c.metric for c in self.all_constraints()]
         if self.reward is not None and self.reward.type == "weighted_sum":
             metrics += list(self.reward.weights)
         elif self.reward is not None:
             metrics += [self.reward.accuracy, self.reward.latency]
         return list(dict.fromkeys(metrics))
+
+    def all_constraints(self) -> list[ConstraintConfig]:
+        """The ``constraints`` and the microcontroller's SRAM and flash."""
+        board = self.microcontroller.constraints() if self.microcontroller else []
+        return [*self.constraints, *board]
 
     def train_config(self):
         """The ``training`` mapping as the trainer's ``TrainConfig`` (its keys, its validation)."""

@@ -54,6 +54,8 @@ def cheap_metrics(
         "params": float(c.params),
         "macs": float(c.macs),
         "peak_activation_kb": c.peak_activation_bytes / 1024,
+        "int8_peak_activation_kb": c.peak_activation_bytes / 4 / 1024,  # one byte per element
+        "int8_weight_kb": c.int8_weight_bytes / 1024,
         "energy_mj": c.energy_mj_estimate,
     }
     if table is not None:
@@ -64,7 +66,7 @@ def cheap_metrics(
 def cheap_rejection(config: ExperimentConfig, metrics: dict[str, float]) -> str | None:
     """Why a candidate with these cheap metrics is never trained (the first cheap constraint it breaks,
     e.g. ``params 412000 not <= 300000``); None when it would be trained."""
-    for constraint in config.constraints:
+    for constraint in config.all_constraints():
         if constraint.metric in CHEAP_METRICS and constraint.violation(metrics[constraint.metric]) > 0:
             bound = f"<= {constraint.max:g}" if constraint.max is not None else f">= {constraint.min:g}"
             return f"{constraint.metric} {metrics[constraint.metric]:g} not {bound}"
@@ -153,7 +155,7 @@ class CandidateObjective:
         return report
 
     def values(self, trial: Trial, metrics: dict[str, float]) -> float | list[float]:
-        violations = [c.violation(metrics[c.metric]) for c in self.config.constraints]
+        violations = [c.violation(metrics[c.metric]) for c in self.config.all_constraints()]
         trial.set_user_attr("constraints", violations)
         if self.config.mode == "pareto":  # NSGA-II and TPE rank feasible trials first (reward mode folds
             for i, violation in enumerate(violations):  # violations into the reward instead)

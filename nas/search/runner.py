@@ -33,6 +33,7 @@ IDENTITY_KEYS = (
     "reward",
     "objectives",
     "constraints",
+    "microcontroller",
 )
 PLOT_REFERENCES = ("mnasnet_a1", "mobilenet_v2", "mnasnet0_5")
 CONFIG_FILE = "config.yaml"

@@ -1,9 +1,10 @@
-"""Datasets as one ``Splits`` value: registered datasets by name (MedMNIST, ``synthetic``), MedMNIST-layout
-``.npz`` files, and folders of images.
+"""Datasets as one ``Splits`` value: registered datasets by name (MedMNIST, ``ecg5000``, ``synthetic``),
+``.npz`` files (MedMNIST's images or signals), folders of images, and UCR/UEA signal file pairs.
 
 A dataset others can name is one module with an object that has ``load(size) -> Splits``,
 ``shape() -> (channels, classes)`` and ``card() -> {licence, citation, ...}`` (see ``Dataset``), plus one
-line in ``DATASETS`` (or an entry point ``dataset.<name>`` in the group ``nas.plugins``).
+line in ``DATASETS`` (or an entry point ``dataset.<name>`` in the group ``nas.plugins``). A signal dataset
+also sets ``modality = "signal"``: its ``load`` then gets a length, or None for the data's own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from nas.data.checks import check_splits
 from nas.data.folder import load_folder
 from nas.data.medmnist import DATASETS as MEDMNIST_INFO
 from nas.data.medmnist import load_medmnist, load_npz
-from nas.data.splits import Split, Splits
+from nas.data.signals import is_signals, load_signals
+from nas.data.splits import IMAGE, SIGNAL, Split, Splits
 from nas.errors import DataError
 from nas.registry import Registry
 
@@ -38,36 +40,55 @@ DATASETS: Registry[Dataset] = Registry(
     "dataset",
     {
         "synthetic": "nas.data.synthetic:DATASET",
+        "ecg5000": "nas.data.signals:ECG5000",
         **{name: f"nas.data.medmnist:MEDMNIST.{name}" for name in MEDMNIST_INFO},
     },
     casefold=True,
 )
 
 
-def load_dataset(name_or_path: str | Path, size: int | None = 28) -> Splits:
-    """A registered name (``pneumoniamnist``, ``synthetic``), a ``.npz`` file in MedMNIST's layout, or a
-    folder of images with one sub-folder per class, at ``size`` pixels (None: a .npz file's own size,
-    28 for the rest); data no model could learn and be scored on is a one-line ``DataError``
-    (``check_splits``)."""
+IMAGE_SIZE = 28
+"""The image side every caller passes when the user gave none."""
+
+
+def load_dataset(name_or_path: str | Path, size: int | None = IMAGE_SIZE) -> Splits:
+    """A registered name (``pneumoniamnist``, ``ecg5000``, ``synthetic``), a ``.npz`` file (MedMNIST's
+    layout or ``{split}_signals``), a folder of images with one sub-folder per class, or a UCR/UEA
+    ``NAME_TRAIN``/``NAME_TEST`` ``.tsv``/``.ts`` pair (either file, or the folder holding it).
+
+    For images ``size`` is the side in pixels (None: a .npz file's own size, 28 for the rest). For signals
+    it is the length, checked and never resampled; None and 28 both mean the data's own length, because
+    28 is what callers pass when the user gave no size, so a signal set loads wherever an image set does.
+    Data no model could learn and be scored on is a one-line ``DataError`` (``check_splits``)."""
     return check_splits(_load(name_or_path, size))
 
 
 def _load(name_or_path: str | Path, size: int | None) -> Splits:
     text = str(name_or_path)
     if text in DATASETS:
-        return DATASETS.get(text).load(size or 28)
+        dataset = DATASETS.get(text)
+        if getattr(dataset, "modality", IMAGE) == SIGNAL:
+            return dataset.load(_length(size))
+        return dataset.load(size or IMAGE_SIZE)
     path = Path(text).expanduser()
+    if is_signals(path):
+        return load_signals(path, _length(size))
     if path.is_dir():
-        return load_folder(path, size or 28)
+        return load_folder(path, size or IMAGE_SIZE)
     if path.suffix == ".npz":
         splits = load_npz(path)
         if size is not None and splits.input_size != size:
             raise DataError(f"{path} holds {splits.input_size}x{splits.input_size} images, not {size}x{size}")
         return splits
     raise DataError(
-        f"'{text}' is neither a known dataset ({', '.join(DATASETS.names())}), a .npz file, "
-        "nor a folder of images"
+        f"'{text}' is neither a known dataset ({', '.join(DATASETS.names())}), a .npz file, a folder of "
+        "images, nor a NAME_TRAIN/NAME_TEST .tsv or .ts file (or their folder)"
     )
+
+
+def _length(size: int | None) -> int | None:
+    """A signal length asked for: none when ``size`` is None or the image default."""
+    return None if size == IMAGE_SIZE else size
 
 
 def dataset_card(name: str | None) -> dict[str, Any]:
@@ -89,4 +110,5 @@ __all__ = [
     "load_folder",
     "load_medmnist",
     "load_npz",
+    "load_signals",
 ]

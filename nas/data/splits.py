@@ -66,7 +66,8 @@ class Split:
 
 @dataclass(frozen=True)
 class Splits:
-    """A dataset: its three splits, its task and class names."""
+    """A dataset: its three splits, its task and class names; ``provenance`` says how a split the source
+    did not provide was made (a validation split drawn out of train), so a report can say so."""
 
     name: str
     task: str
@@ -74,6 +75,7 @@ class Splits:
     train: Split
     val: Split
     test: Split
+    provenance: str = ""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -7,6 +7,7 @@ class-balanced sampler) comes from the config's seed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -156,9 +157,7 @@ def _train_subset(splits: Splits, config: TrainConfig) -> Splits:
     if config.max_train_samples is None or config.max_train_samples >= n:
         return splits
     keep = np.sort(np.random.default_rng(config.seed).permutation(n)[: config.max_train_samples])
-    return Splits(
-        splits.name, splits.task, splits.class_names, splits.train.subset(keep), splits.val, splits.test
-    )
+    return dataclasses.replace(splits, train=splits.train.subset(keep))
 
 
 def fit(

@@ -253,8 +253,9 @@ def _check(block: BlockSpec, in_chs: int) -> None:
 
 def _drop_no_ops(block: BlockSpec) -> BlockSpec:
     """Options that change nothing go back to their default: a padding equal to the default 'same'
-    padding (``k3_p1``), and the act of a head with neither a 1x1 conv nor a hidden layer."""
-    if block.has("padding") and block.padding == block.kernel // 2:
+    padding (``k3_p1``; not ``k4_p2`` at stride 1, where 'same' pads 1 left and 2 right), and the act
+    of a head with neither a 1x1 conv nor a hidden layer."""
+    if block.has("padding") and block.padding == block.kernel // 2 and (block.kernel % 2 or block.stride > 1):
         block = block.replace(padding=None)
     if block.kind.is_head and not block.channels and not block.hidden:
         block = block.replace(act=block.kind.option("act").default)

@@ -1,4 +1,5 @@
-"""Reference networks as arch strings, built faithfully from their papers and torchvision's source.
+"""Reference networks as arch strings, built faithfully from their papers and torchvision's source (the
+1-D time-series baselines from the Keras code their benchmark ran).
 
 Names resolve anywhere an arch is accepted (``nas arch info mobilenet_v2``). The figures the tests hold
 them to (parameters, fvcore MACs) are stated in ``tests/test_zoo.py``.
@@ -70,6 +71,16 @@ REFERENCES: dict[str, Reference] = {
     "resnet18_medmnist": Reference(
         "conv_k3_c64:basic_r2_c64:basic_r2_s2_c128:basic_r2_s2_c256:basic_r2_s2_c512:head",
         "Yang et al. 2023, MedMNIST v2 ResNet-18 (28): 3x3 stride-1 stem, no max-pool (CIFAR style)",
+    ),
+    "fcn1d_wang": Reference(
+        "1d:conv_k8_c128_bias:conv_k5_c256_bias,conv_k3_c128_bias:head",
+        "Wang, Yan & Oates 2017, FCN for time series, as Fawaz et al. 2019 benchmark it (dl-4-tsc fcn.py,"
+        " Keras: conv biases before BatchNorm, 'same' padding)",
+    ),
+    "resnet1d_wang": Reference(
+        "1d:res3_c64_bias:res3_r2_c128_bias:head",
+        "Wang, Yan & Oates 2017, ResNet for time series, as Fawaz et al. 2019 benchmark it (dl-4-tsc"
+        " resnet.py, Keras: conv biases before BatchNorm, BatchNorm-only shortcut in the third block)",
     ),
 }
 

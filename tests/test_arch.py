@@ -54,6 +54,7 @@ def test_json_lists_every_option_with_defaults():
         "channels": 8,
         "act": "relu",
         "nobn": False,
+        "bias": False,
     }
     assert data["stages"][0][0] == {
         "type": "ir",

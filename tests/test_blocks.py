@@ -30,7 +30,7 @@ def convs(module: nn.Module) -> list[nn.Conv2d]:
 
 
 def test_registry():
-    assert set(BLOCKS) == {"conv", "ds", "ir", "fire", "basic", "maxpool", "avgpool", "head"}
+    assert set(BLOCKS) == {"conv", "ds", "ir", "fire", "basic", "res3", "maxpool", "avgpool", "head"}
     assert [name for name in BLOCKS if block_type(name).is_head] == ["head"]
     for name in BLOCKS:
         kind = block_type(name)

@@ -168,7 +168,7 @@ def test_zoo_json(capsys):
     rc, out, err = run(capsys, "zoo", "--input-size", "28", "--in-chans", "1", "--num-classes", "2", "--json")
     assert rc == 0 and err == ""
     rows = json.loads(out)
-    assert isinstance(rows, list) and len(rows) == 10
+    assert isinstance(rows, list) and len(rows) == 12
     assert [row["name"] for row in rows] == list(REFERENCES)
     for row in rows:
         assert set(row) >= REPORT_KEYS

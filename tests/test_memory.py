@@ -49,19 +49,18 @@ def test_residual_keeps_skip_live() -> None:
 
 
 def test_views_alias_and_copies_count() -> None:
-    # Channel shuffle: view and transpose share storage with the expand output; the reshape after a
+    # Channel shuffle: unflatten and transpose share storage with the expand output; the flatten after a
     # transpose must copy, so it is a tensor of its own. SE off: se is nn.Identity, an alias too.
     model = build_model("conv_k3_c8:ir_k3_e2_c16_g2:head", in_chans=1, num_classes=10, input_size=8)
     traced = trace(model, 1, 8)
     by_name = {n.name: n for n in traced.nodes}
     aliases = {n.name: a.name for n, a in traced.alias_of.items()}
-    assert aliases["view"] == "stages_0_0_expand_2"
-    assert aliases["transpose"] == "view"
+    assert aliases["unflatten"] == "stages_0_0_expand_2"
+    assert aliases["transpose"] == "unflatten"
     assert aliases["stages_0_0_se"] == "stages_0_0_dw_2"
-    assert "reshape" not in aliases
-    assert traced.numel[by_name["reshape"]] == 16 * 64
-    assert by_name["size"] not in traced.numel  # ints are not activations
-    # Peak: expand ReLU output (1024 el.) is live via its views while reshape writes its copy (1024).
+    assert "flatten" not in aliases
+    assert traced.numel[by_name["flatten"]] == 16 * 64
+    # Peak: expand ReLU output (1024 el.) is live via its views while flatten writes its copy (1024).
     assert profile(traced).peak_bytes == 2 * 16 * 64 * F32
 
 

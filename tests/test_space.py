@@ -16,7 +16,7 @@ from nas.builder import build_model
 from nas.space import SearchSpace, list_bundled
 from nas.zoo import REFERENCES
 
-SPACES = ("mnasnet", "fbnet", "mobilenetv3", "mnasnet_small")
+SPACES = ("mnasnet", "fbnet", "mobilenetv3", "mnasnet_small", "mnasnet1d")
 N_SAMPLES = 1000
 N_FORWARD_28 = 25
 N_FORWARD_224 = 5
@@ -106,7 +106,7 @@ def test_sampled_archs_build_and_run_28(name):
     for arch in samples(name)[:N_FORWARD_28]:
         model = build_model(arch, in_chans=1, num_classes=2, input_size=28).eval()
         with torch.no_grad():
-            out = model(torch.randn(1, 1, 28, 28))
+            out = model(torch.randn(arch.input_shape(1, 28)))
         assert out.shape == (1, 2), arch
         assert torch.isfinite(out).all(), arch
 
@@ -116,7 +116,7 @@ def test_sampled_archs_build_and_run_224(name):
     for arch in samples(name)[-N_FORWARD_224:]:
         model = build_model(arch, in_chans=3, num_classes=1000, input_size=224).eval()
         with torch.no_grad():
-            out = model(torch.randn(1, 3, 224, 224))
+            out = model(torch.randn(arch.input_shape(3, 224)))
         assert out.shape == (1, 1000), arch
         assert torch.isfinite(out).all(), arch
 
@@ -188,6 +188,15 @@ def test_suggest_with_optuna(name):
     again = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=4))
     again.optimize(objective, n_trials=3)
     assert [t.params for t in again.trials] == [t.params for t in study.trials[:3]]
+
+
+def test_1d_space_samples_1d_archs():
+    space = load("mnasnet1d")
+    archs = samples("mnasnet1d")[:50]
+    assert all(a.dims == 1 and a.to_str().startswith("1d:") for a in archs)
+    assert {b.kernel for a in archs for b in a.blocks() if b.has("kernel")} >= {3, 5, 7, 9}
+    with pytest.raises(ValueError, match="1-D"):
+        space.encode(ArchSpec.from_str(archs[0].to_str().removeprefix("1d:")))
 
 
 def test_log10_size_fbnet():

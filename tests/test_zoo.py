@@ -25,6 +25,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from nas.arch import ArchSpec
+from nas.blocks.layers import ConvBnAct
 from nas.builder import build_model
 from nas.zoo import REFERENCES, resolve_arch
 
@@ -90,7 +91,12 @@ def test_reference_string_is_canonical(name):
     assert resolve_arch(name) == ArchSpec.from_str(text)
 
 
-@pytest.mark.parametrize("name", [n for n in REFERENCES if n != "resnet18_medmnist"])
+IMAGENET = [
+    n for n in REFERENCES if n != "resnet18_medmnist" and ArchSpec.from_str(REFERENCES[n].arch).dims == 2
+]
+
+
+@pytest.mark.parametrize("name", IMAGENET)
 def test_reference_builds_and_runs_at_224(name):
     _, _, shape = measure(name)
     assert shape == (1, 1000)
@@ -155,6 +161,57 @@ def test_resnet18_medmnist():
     with torch.no_grad():
         assert tuple(model.stages[0](model.stem(x)).shape) == (2, 64, 28, 28)
         assert tuple(model(x).shape) == (2, 2)
+
+
+# Wang et al. 2017's time-series baselines as dl-4-tsc builds them in Keras, for 1 input channel and
+# 5 classes (trainable parameters: Conv1D weights + bias, BatchNorm gamma + beta, Dense weights + bias).
+WANG_1D = {
+    #   conv k8   1->128:     1*128*8 + 128 =   1,152  + BN 256 ->   1,408
+    #   conv k5 128->256:   128*256*5 + 256 = 164,096  + BN 512 -> 164,608
+    #   conv k3 256->128:   256*128*3 + 128 =  98,432  + BN 256 ->  98,688
+    #   dense   128->5:         128*5 + 5   =     645
+    #   total  1,408 + 164,608 + 98,688 + 645 = 265,349
+    "fcn1d_wang": 265_349,
+    #   block 1 (1->64):    k8 1*64*8+64 = 576, k5 64*64*5+64 = 20,544, k3 64*64*3+64 = 12,352,
+    #                       shortcut k1 1*64+64 = 128, 4 BN x 128 = 512            ->  34,112
+    #   block 2 (64->128):  k8 64*128*8+128 = 65,664, k5 128*128*5+128 = 82,048,
+    #                       k3 128*128*3+128 = 49,280, shortcut k1 64*128+128 = 8,320,
+    #                       4 BN x 256 = 1,024                                      -> 206,336
+    #   block 3 (128->128): k8 128*128*8+128 = 131,200, k5 82,048, k3 49,280,
+    #                       shortcut BN only, 4 BN x 256 = 1,024                    -> 263,552
+    #   dense 128->5: 645
+    #   total  34,112 + 206,336 + 263,552 + 645 = 504,645
+    "resnet1d_wang": 504_645,
+}
+
+
+@pytest.mark.parametrize("name", list(WANG_1D))
+def test_wang_time_series_baselines(name):
+    arch = resolve_arch(name)
+    assert arch.dims == 1
+    model = build_model(arch, in_chans=1, num_classes=5, input_size=140).eval()
+    assert n_params(model) == WANG_1D[name]
+    assert not any(isinstance(m, nn.Conv2d | nn.BatchNorm2d) for m in model.modules())
+    x = torch.randn(2, 1, 140)
+    with torch.no_grad():
+        assert tuple(model(x).shape) == (2, 5)
+        # Keras 'same' padding keeps the length through every block, even kernel 8 included
+        sites = list(arch.walk(1, 140))
+        x = model.stem(x)
+        assert tuple(x.shape[1:]) == (sites[0].out_channels, sites[0].out_size) == (x.shape[1], 140)
+        blocks = [b for stage in model.stages for b in stage]
+        for block, site in zip(blocks, sites[1:-1], strict=True):
+            x = block(x)
+            assert tuple(x.shape[1:]) == (site.out_channels, site.out_size), site.block
+            assert site.out_size == 140
+
+
+def test_resnet1d_wang_shortcuts():
+    # dl-4-tsc: a 1x1 conv-BN shortcut where the channels change (blocks 1, 2), BatchNorm alone in block 3
+    model = build_model(resolve_arch("resnet1d_wang"), in_chans=1, num_classes=5, input_size=140)
+    blocks = [model.stem, *model.stages[0]]
+    assert [type(b.shortcut) for b in blocks] == [ConvBnAct, ConvBnAct, nn.BatchNorm1d]
+    assert [b.conv1[0].kernel_size for b in blocks] == [(8,)] * 3
 
 
 def test_resolve_arch():

@@ -14,6 +14,7 @@ BLOCKS: Registry[BlockType] = Registry(
         "ir": "nas.blocks.mbconv:BLOCK",
         "fire": "nas.blocks.fire:BLOCK",
         "basic": "nas.blocks.basic:BLOCK",
+        "res3": "nas.blocks.tsres:BLOCK",
         "maxpool": "nas.blocks.pool:MAX_BLOCK",
         "avgpool": "nas.blocks.pool:AVG_BLOCK",
         "head": "nas.blocks.head:BLOCK",

@@ -99,7 +99,13 @@ class BlockType:
 
 
 def conv_out_size(size: int, kernel: int, stride: int, padding: int | None, ceil: bool = False) -> int:
-    """Output side of a conv or pool window, as torch computes it (``padding=None`` is 'same', k//2)."""
+    """Output side of a conv or pool window, as torch computes it.
+
+    ``padding=None`` is 'same': at stride 1 the size is kept for any kernel (an even kernel pads one more
+    on the right, as Keras and torch's ``padding="same"`` do); a strided window pads k//2.
+    """
+    if padding is None and stride == 1:
+        return size
     pad = kernel // 2 if padding is None else padding
     span = size + 2 * pad - kernel
     if span < 0:

@@ -1,4 +1,8 @@
-"""Plain convolution block (``conv``): conv, BatchNorm, activation. Stems, 1x1 projections."""
+"""Plain convolution block (``conv``): conv, BatchNorm, activation. Stems, 1x1 projections.
+
+``bias`` keeps a conv bias before the BatchNorm, as Keras' ``Conv1D`` has by default, so Keras
+networks (Wang et al.'s FCN) are exact in parameters.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,25 @@ from nas.blocks.base import (
     stride_option,
 )
 from nas.blocks.layers import ConvBnAct
+from nas.errors import ConfigError
 
 
 def build(spec, in_chs: int) -> nn.Module:
     return ConvBnAct(
-        in_chs, spec.channels, spec.kernel, spec.stride, act=spec.act, padding=spec.padding, bn=not spec.nobn
+        in_chs,
+        spec.channels,
+        spec.kernel,
+        spec.stride,
+        act=spec.act,
+        padding=spec.padding,
+        bn=not spec.nobn,
+        bias=spec.bias,
     )
+
+
+def _check(spec, in_chs: int) -> None:
+    if spec.nobn and spec.bias:
+        raise ConfigError("a 'nobn' conv already has a bias: drop 'bias'")
 
 
 BLOCK = BlockType(
@@ -33,8 +50,10 @@ BLOCK = BlockType(
         channels_option(),
         act_option(),
         Option("nobn", "nobn", FLAG, default=False),
+        Option("bias", "bias", FLAG, default=False),
     ),
     build=build,
     out_channels=declared_channels,
+    check=_check,
     summary="conv kxk, BatchNorm (or bias with nobn), activation",
 )

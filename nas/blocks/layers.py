@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -10,6 +11,10 @@ import torch
 from torch import nn
 
 from nas.errors import ConfigError
+
+# torch warns at every first forward of an even 'same' kernel that it may copy the input to pad it:
+# that is the intended behaviour here (Keras-exact sizes), not something a user can act on.
+warnings.filterwarnings("ignore", "Using padding='same' with even kernel lengths", UserWarning)
 
 _DIMS: ContextVar[int] = ContextVar("nas_spatial_dims", default=2)
 TWO_D_ONLY = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
@@ -54,7 +59,12 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 
 class ConvBnAct(nn.Sequential):
-    """Conv, then BatchNorm (or a conv bias when ``bn`` is off), then an optional activation."""
+    """Conv, then BatchNorm (or a conv bias when ``bn`` is off), then an optional activation.
+
+    ``padding=None`` is 'same' (``conv_out_size``): k//2, or torch's ``"same"`` for an even kernel at
+    stride 1, which pads one more on the right as Keras does. ``bias`` keeps a conv bias before the
+    BatchNorm, as Keras' ``Conv1D`` has by default (exact parameter counts of Keras networks).
+    """
 
     def __init__(
         self,
@@ -66,10 +76,13 @@ class ConvBnAct(nn.Sequential):
         act: str | None = "relu",
         padding: int | None = None,
         bn: bool = True,
+        bias: bool = False,
     ) -> None:
-        pad = kernel // 2 if padding is None else padding
+        pad: int | str = padding if padding is not None else kernel // 2
+        if padding is None and stride == 1 and kernel % 2 == 0:
+            pad = "same"
         layers: list[nn.Module] = [
-            nd("Conv")(in_chs, out_chs, kernel, stride, pad, groups=groups, bias=not bn)
+            nd("Conv")(in_chs, out_chs, kernel, stride, pad, groups=groups, bias=bias or not bn)
         ]
         if bn:
             layers.append(nd("BatchNorm")(out_chs))
@@ -121,5 +134,4 @@ class ChannelShuffle(nn.Module):
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, rest = x.size(0), x.size(1), x.shape[2:]
-        return x.view(n, self.groups, c // self.groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)  # 1-D and 2-D alike

@@ -23,6 +23,9 @@ def _padding(spec) -> int:
 
 
 def _check(spec, in_chs: int) -> None:
+    if spec.padding is None and spec.stride == 1 and spec.kernel % 2 == 0:
+        # 'same' would pad one more on the right (conv_out_size); torch pools pad both sides alike
+        raise ConfigError(f"an even window k{spec.kernel} at stride 1 needs an explicit padding p")
     if _padding(spec) > spec.kernel // 2:
         raise ConfigError(f"padding p{_padding(spec)} is more than half the kernel k{spec.kernel}")
 

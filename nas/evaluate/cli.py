@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.argtypes import finite_float, positive_int
 from nas.errors import UsageError
@@ -17,6 +17,9 @@ from nas.evaluate.augment import FLIPS
 from nas.evaluate.config import CLASS_WEIGHTING, OPTIMIZERS
 from nas.evaluate.recipe import MIN_STEPS
 from nas.search.summary import read_search_run
+
+if TYPE_CHECKING:
+    from nas.data.splits import Splits
 
 DEFAULT_EPOCHS = 50
 
@@ -106,8 +109,9 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     return train
 
 
-def _resolve(args: argparse.Namespace) -> tuple[str, str, int, Path]:
-    """(arch, data, input size, output directory) from either form of the command."""
+def _resolve(args: argparse.Namespace) -> tuple[str, str, int, Path | None]:
+    """(arch, data, input size, output directory) from either form of the command; the directory is None
+    when it is named after the data (``default_out``)."""
     if args.run_dir is not None:
         if args.arch is not None:
             raise UsageError("give either RUN_DIR (with --trial N or --best) or --arch, not both")
@@ -122,15 +126,15 @@ def _resolve(args: argparse.Namespace) -> tuple[str, str, int, Path]:
         raise UsageError(
             "give RUN_DIR with --trial N or --best, or --arch ARCH_OR_NAME with --data NAME_OR_PATH"
         )
-    size = args.input_size or 28
-    if args.out:
-        return args.arch, args.data, size, Path(args.out)
+    return args.arch, args.data, args.input_size or 28, Path(args.out) if args.out else None
+
+
+def default_out(arch: str, data: str, splits: Splits) -> Path:
+    """``runs/train/<data>_<side or length>/<reference name or arch hash>``."""
     from nas.zoo import REFERENCES
 
-    label = (
-        args.arch if args.arch in REFERENCES else "arch-" + hashlib.sha1(args.arch.encode()).hexdigest()[:10]
-    )
-    return args.arch, args.data, size, Path("runs") / "train" / f"{Path(args.data).stem}_{size}" / label
+    label = arch if arch in REFERENCES else "arch-" + hashlib.sha1(arch.encode()).hexdigest()[:10]
+    return Path("runs") / "train" / f"{Path(data).stem}_{splits.input_size}" / label
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -160,13 +164,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         kd_alpha=args.kd_alpha,
     )
     splits = load_dataset(data, size)
+    out = out or default_out(arch_text, data, splits)
     if args.recipe == "final":
         config = final_recipe(config, splits, args.min_steps)
     from nas.console import console as make_console
 
     console = make_console()
     console.print(
-        f"[bold]{splits.name}[/] {splits.task}, {splits.n_channels}x{size}x{size}, train/val/test "
+        f"[bold]{splits.name}[/] {splits.task}, {splits.describe_shape()}, train/val/test "
         f"{len(splits.train)}/{len(splits.val)}/{len(splits.test)}; arch {arch.to_str()}"
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -61,6 +61,13 @@ def default_objective(config: ExperimentConfig) -> CandidateObjective:
     """The objective for ``config``; module-level so spawned workers can rebuild it."""
     space = SearchSpace.from_yaml(config.space)
     evaluator = TrainingEvaluator(config) if config.needs_training() else None
+    if evaluator is not None and evaluator.splits.dims != space.config.dims:
+        splits = evaluator.splits
+        raise ConfigError(
+            f"space '{space.name}' is {space.config.dims}-D but '{splits.name}' holds {splits.modality}s "
+            f"({splits.describe_shape()}): use a {splits.dims}-D space (e.g. "
+            f"{'mnasnet1d' if splits.dims == 1 else 'mnasnet_small'})"
+        )
     in_chans, num_classes = dataset_shape(config, evaluator)
     table = latency_table(config)
     if table is not None:

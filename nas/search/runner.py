@@ -16,6 +16,7 @@ from nas.evaluate.protocols import EvaluationConfig
 from nas.outdir import writable_dir
 from nas.search.config import ExperimentConfig
 from nas.search.summary import SearchSummary, read_summary
+from nas.space import SearchSpace
 
 if TYPE_CHECKING:
     from nas.search.run import TrialCallback
@@ -35,7 +36,7 @@ IDENTITY_KEYS = (
     "constraints",
     "microcontroller",
 )
-PLOT_REFERENCES = ("mnasnet_a1", "mobilenet_v2", "mnasnet0_5")
+PLOT_REFERENCES = {2: ("mnasnet_a1", "mobilenet_v2", "mnasnet0_5"), 1: ("resnet1d_wang", "fcn1d_wang")}
 CONFIG_FILE = "config.yaml"
 
 Monitor = Callable[[ExperimentConfig], AbstractContextManager[list["TrialCallback"]]]
@@ -115,7 +116,7 @@ def reference_metrics(config: ExperimentConfig) -> dict[str, dict[str, float]]:
     in_chans, num_classes = dataset_shape(config, None)
     table = latency_table(config)
     found, unpriced = {}, {}
-    for name in PLOT_REFERENCES:
+    for name in PLOT_REFERENCES[SearchSpace.from_yaml(config.space).config.dims]:
         arch = resolve_arch(name)
         try:
             found[name] = cheap_metrics(arch, in_chans, config.input_size, num_classes, None)

@@ -14,6 +14,7 @@ import pytest
 from medmnist_data import tiny_splits
 
 import nas.evaluate.train as train_module
+from nas.data.splits import Split, Splits
 from nas.errors import ConfigError, DataError
 from nas.evaluate import TrainConfig
 from nas.evaluate.protocols import PROTOCOLS, EvaluationConfig, aggregate, run_protocol
@@ -181,6 +182,27 @@ def test_folds_are_stratified_complete_and_seeded():
 def test_too_few_examples_of_a_class_for_the_folds(splits):
     with pytest.raises(DataError, match="kfold with 40 folds needs at least 40 examples of every class"):
         check_data(splits, EvaluationConfig(protocol="kfold", folds=40))
+
+
+def test_a_rare_class_is_enough_for_multi_class_folds_not_binary():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (40, 8, 8, 1), dtype=np.uint8)
+
+    def data(task: str, labels: np.ndarray) -> Splits:
+        names = tuple(str(k) for k in range(labels.max() + 1))
+        part = Split(images[:20], labels[:20])
+        return Splits("rare", task, names, part, Split(images[20:], labels[20:]), part)
+
+    rare = np.array([0] * 19 + [2] + [1] * 19 + [2])  # class 2: one in train, one in val
+    check_data(data("multi-class", rare), EvaluationConfig(protocol="kfold", folds=5))
+    with pytest.raises(DataError, match="at least 2 examples of every class in train + val; class '2' has 1"):
+        check_data(
+            data("multi-class", np.where(np.arange(40) == 39, 0, rare)),
+            EvaluationConfig(protocol="kfold", folds=5),
+        )
+    binary = np.array([0] * 19 + [1] + [0] * 19 + [1])
+    with pytest.raises(DataError, match="at least 5 examples of every class in train + val; class '1' has 2"):
+        check_data(data("binary", binary), EvaluationConfig(protocol="kfold", folds=5))
 
 
 def test_kfold_score_is_the_mean_of_the_folds(splits, spy):

@@ -69,14 +69,18 @@ def fold_splits(splits: Splits, data: Split, assigned: np.ndarray, fold: int) ->
 
 
 def check_data(splits: Splits, evaluation: EvaluationConfig) -> None:
-    """Every class needs an example in every fold, or a fold's AUC is undefined."""
+    """Binary and multi-label: every class needs an example in every fold, or a fold's AUC is undefined.
+    Multi-class: two examples of every class are enough (each fold then trains on one; macro AUC leaves
+    a class a fold lacks out), so a set with a very rare class (ECG5000's 2 beats of class 5) can be
+    cross-validated."""
     folds = folds_of(evaluation)
     labels = pooled(splits).labels
     counts = labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels, minlength=splits.num_classes)
-    if len(labels) < 2 * folds or counts.min() < folds:
+    needed = 2 if splits.task == "multi-class" else folds
+    if len(labels) < 2 * folds or counts.min() < needed:
         k = int(counts.argmin())
         raise DataError(
-            f"kfold with {folds} folds needs at least {folds} examples of every class in train + val; "
+            f"kfold with {folds} folds needs at least {needed} examples of every class in train + val; "
             f"class '{splits.class_names[k]}' has {int(counts[k])}"
         )
 

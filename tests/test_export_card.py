@@ -50,6 +50,7 @@ def test_trained_card_has_every_figure(tmp_path):
     assert contract["threshold"] == pytest.approx(source.threshold) == card["threshold"]
     assert contract["input"]["range"] == [0.0, 1.0] and contract["normalization"]["inside_graph"]
     assert "class 1" in contract["threshold_applies_to"]
+    assert card["classes"] == source.class_names == contract["class_names"]
     assert "not a medical device" in card["intended_use"].lower()
     md = (out / "model_card.md").read_text()
     for text in (source.arch.to_str(), f"{c['params']:,}", "ESTIMATE", "Not a medical device", "[0, 1]"):

@@ -22,7 +22,7 @@ def test_pruning_shrinks_layers_and_still_exports(arch):
     source = from_arch(arch, None, None, 3, None)
     before = count_params(source.network)
     widths = [m.out_channels for m in source.network.modules() if isinstance(m, torch.nn.Conv2d)]
-    pruned = prune_channels(source.network, 0.5, 1, 28)
+    pruned = prune_channels(source.network, 0.5, source.input_shape)
     assert count_params(source.network) == before  # the original is left alone
     assert count_params(pruned) < 0.5 * before
     new_widths = [m.out_channels for m in pruned.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -58,7 +58,7 @@ def test_kept_channels_line_up_across_layers(arch):
         for m in network.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.copy_(torch.arange(m.num_features, dtype=torch.float32))
-    pruned = prune_channels(network, 0.4, 1, 28)
+    pruned = prune_channels(network, 0.4, (1, 1, 28, 28))
 
     def convs(net):
         bn_after = {}
@@ -88,13 +88,13 @@ def test_kept_channels_line_up_across_layers(arch):
 
 def test_shuffled_grouped_convs_are_refused():
     with pytest.raises(ValueError, match="channel-shuffled"):
-        prune_channels(from_arch(SHUFFLED, None, None, None, None).network, 0.3, 1, 28)
+        prune_channels(from_arch(SHUFFLED, None, None, None, None).network, 0.3, (1, 1, 28, 28))
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1.0, 1.5])
 def test_ratio_must_be_a_fraction(ratio):
     with pytest.raises(ValueError, match="prune ratio"):
-        prune_channels(from_arch(SMALL, None, None, None, None).network, ratio, 1, 28)
+        prune_channels(from_arch(SMALL, None, None, None, None).network, ratio, (1, 1, 28, 28))
 
 
 def test_trained_prune_finetunes_and_reports_deltas(tmp_path):

@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from nas.data import dataset_card
 from nas.errors import DataError, first_problem
 from nas.export import FORMATS
-from nas.export.format import ExportOptions
+from nas.export.format import ExportOptions, input_kind
 from nas.export.source import Source
+from nas.onnxrt import INPUT
 
 SCHEMA = "nas-model-card/1"
 CARD_JSON, CARD_MD = "model_card.json", "model_card.md"
@@ -104,7 +105,8 @@ class PruningSection(BaseModel):
 
 class ModelCard(BaseModel):
     """Every figure of one export; other top-level keys are format sections (a dict each). Only
-    ``int8`` and ``pruning`` may be left out (exports without INT8 or pruning)."""
+    ``int8`` and ``pruning`` may be left out (exports without INT8 or pruning), and ``classes`` (cards
+    written before it)."""
 
     model_config = ConfigDict(extra="allow", validate_by_name=True, validate_by_alias=True)
     __pydantic_extra__: dict[str, dict[str, Any]] = Field(init=False)
@@ -115,6 +117,7 @@ class ModelCard(BaseModel):
     origin: str
     pruned: bool
     threshold: float | None  # the operating point, also in deployment_contract: scripts read it here
+    classes: list[str] | None = None  # the dataset's labels in output order, as it names them
     files: dict[str, FileEntry]
     deployment_contract: DeploymentContract
     complexity: Complexity
@@ -171,18 +174,13 @@ def build_card(
         "origin": source.origin,
         "pruned": pruning is not None,
         "threshold": threshold,  # the operating point, also in deployment_contract: scripts read it here
+        "classes": source.class_names,
         "files": {
             key: {"file": name, "bytes": sizes[key][0], "weight_bytes": sizes[key][1]}
             for key, name in files.items()
         },
         "deployment_contract": {
-            "input": {
-                "name": "image",
-                "dtype": "float32",
-                "layout": "NCHW",
-                "shape": ["batch", source.in_chans, source.input_size, source.input_size],
-                "range": [0.0, 1.0],
-            },
+            "input": input_section(source.input_shape),
             "normalization": {"inside_graph": True, "mean": source.mean, "std": source.std},
             "output": {"name": "logits", "shape": ["batch", source.num_classes]},
             "probabilities": "sigmoid per label" if source.task == "multi-label" else "softmax of the logits",
@@ -229,6 +227,19 @@ def build_card(
     if taken:
         raise ValueError(f"format section(s) {', '.join(taken)} would replace the card's own")
     return ModelCard.model_validate({**card, **formats})
+
+
+def input_section(input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The contract's input: images float32 NCHW in [0, 1]; signals float32 NCL, raw (range None)."""
+    kind = input_kind(input_shape)
+    return {
+        "name": INPUT,
+        "dtype": "float32",
+        "layout": kind.layout,
+        "shape": ["batch", *input_shape[1:]],
+        "range": kind.range,
+        "values": kind.words,
+    }
 
 
 def _ratio(timings: dict[str, dict[str, Any]], num: str, den: str) -> float:
@@ -283,7 +294,8 @@ def render_markdown(card: ModelCard) -> str:
         "",
         "## Deployment contract",
         "",
-        f"- Input `image`: float32, NCHW {contract.input['shape']}, raw pixels in [0, 1].",
+        f"- Input `{contract.input['name']}`: float32, {contract.input['layout']} {contract.input['shape']}, "
+        f"{input_kind(contract.input['shape']).words}.",
         f"- Normalization is inside the graph: (x - {contract.normalization['mean']}) / "
         f"{contract.normalization['std']}.",
         f"- Output `logits` {contract.output['shape']}; probabilities: {contract.probabilities}.",

@@ -40,7 +40,9 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
     pick.add_argument("--trial", type=int, metavar="N", help="the trial of the search run RUN_DIR")
     pick.add_argument("--best", action="store_true", help="the best trial of the search run RUN_DIR")
     export.add_argument("--arch", metavar="ARCH_OR_NAME", help="an untrained arch string or reference name")
-    export.add_argument("--input-size", type=positive_int, metavar="R", help="--arch: image side (28)")
+    export.add_argument(
+        "--input-size", type=positive_int, metavar="R", help="--arch: image side or signal length (28)"
+    )
     export.add_argument("--in-chans", type=positive_int, metavar="C", help="--arch: input channels (1)")
     export.add_argument("--num-classes", type=positive_int, metavar="K", help="--arch: classes (2)")
     export.add_argument(

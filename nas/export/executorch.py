@@ -1,11 +1,12 @@
 """ExecuTorch export (``--format executorch``): the normalized network as a ``.pte`` program for the
 ExecuTorch runtime (the successor of PyTorch Mobile), lowered to the XNNPACK CPU delegate.
 
-The deployment contract is ONNX's: raw images, float32 in [0, 1], NCHW; normalization inside the program;
-logits out. The batch is static, 1 (what an edge device runs): a dynamic batch does export, but XNNPACK
-then leaves the flatten before the classifier outside the delegate (two delegated subgraphs), and the
-memory planner bounds the batch far below the declared maximum (15 when asked for 256), so larger batches
-fail at run time. Class names and the threshold are not in the ``.pte``: they travel in the model card.
+The deployment contract is ONNX's: raw images, float32 in [0, 1], NCHW (a 1-D arch: the raw signal,
+float32 NCL); normalization inside the program; logits out. The batch is static, 1 (what an edge device
+runs): a dynamic batch does export, but XNNPACK then leaves the flatten before the classifier outside the
+delegate (two delegated subgraphs), and the memory planner bounds the batch far below the declared
+maximum (15 when asked for 256), so larger batches fail at run time. Class names and the threshold are
+not in the ``.pte``: they travel in the model card.
 
 The export is checked by loading the written file with ``executorch.runtime`` and comparing its logits
 with PyTorch's on the same images (the ONNX tolerance, 1e-4, fp32), then timed through the Python runtime
@@ -70,7 +71,7 @@ def load(path: Path) -> Any:
 
 
 def logits(method: Any, images01: np.ndarray) -> np.ndarray:
-    """Logits of float32 NCHW images in [0, 1], one image per call (the program's batch is 1)."""
+    """Logits of inputs as the model takes them, one per call (the program's batch is 1)."""
     out = [method.execute((torch.from_numpy(images01[i : i + 1]),))[0].numpy() for i in range(len(images01))]
     return np.concatenate(out)
 

@@ -19,9 +19,10 @@ another package, an entry point ``format.<name>`` in the group ``nas.plugins``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from nas.errors import UsageError
 
@@ -88,13 +89,34 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+class InputKind(NamedTuple):
+    """The deployment contract's input of one kind of network, as every file words it."""
+
+    layout: str
+    short: str  # in the ONNX metadata, after the shape
+    words: str  # in the model card and model_tvm.json
+    range: list[float] | None  # None: unbounded
+
+
+INPUT_KINDS = {
+    2: InputKind("NCHW", "[0, 1]", "raw pixels in [0, 1]", [0.0, 1.0]),
+    1: InputKind("NCL", "raw signal", "the raw signal", None),
+}
+
+
+def input_kind(input_shape: Sequence[Any]) -> InputKind:
+    """The input of a model taking ``input_shape`` (batch first, from ``ArchSpec.input_shape``): images
+    are float32 NCHW in [0, 1], signals (1-D archs) float32 NCL as recorded."""
+    return INPUT_KINDS[len(input_shape) - 2]
+
+
 @dataclass(frozen=True)
 class Reference:
     """What a format's output is checked and timed against, and what its files must say about the model."""
 
     onnx_fp32: bytes  # the fp32 ONNX model, as written to model.onnx
-    images: np.ndarray  # parity images: float32 NCHW in [0, 1], real test images when there is data
-    input_shape: tuple[int, ...]  # (1, channels, size, size)
+    images: np.ndarray  # parity inputs as the model takes them (real test inputs when there is data)
+    input_shape: tuple[int, ...]  # (1, channels, size, size), or (1, channels, length) for a 1-D arch
     class_names: list[str]
     task: str
 

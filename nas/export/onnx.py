@@ -1,7 +1,8 @@
 """ONNX export under the deployment contract, with its checks.
 
-The contract: the model takes raw images, float32 in [0, 1], NCHW, any batch size; it normalizes them
-itself (the training mean and std are constants in the graph), and it outputs logits. Class names, the
+The contract: the model takes raw images, float32 in [0, 1], NCHW (a 1-D arch: the raw signal, float32
+NCL), any batch size; it normalizes them itself (the training mean and std are constants in the graph),
+and it outputs logits. Class names, the
 operating threshold and the normalization travel in the model's ``metadata_props``, so a deployment
 needs nothing but the ``.onnx`` file. The export (``nas.onnxrt.export_onnx``, ``deployable=True``) is checked
 twice: ``onnx.checker`` on the graph, and parity against PyTorch on the same images
@@ -32,13 +33,16 @@ class ParityError(RuntimeError):
 
 
 class Normalized(nn.Module):
-    """The network behind its input normalization: what the ONNX graph computes from [0, 1] pixels."""
+    """The network behind its input normalization: what the ONNX graph computes from [0, 1] pixels (or,
+    ``dims`` 1, from the raw signal). The per-channel buffers are shaped for the input's rank, so the
+    graph holds them as broadcastable constants."""
 
-    def __init__(self, network: nn.Module, mean: list[float], std: list[float]) -> None:
+    def __init__(self, network: nn.Module, mean: list[float], std: list[float], dims: int = 2) -> None:
         super().__init__()
         self.network = network
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        shape = (1, -1, *(1,) * dims)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(shape))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.network((image - self.mean) / self.std)
@@ -60,8 +64,8 @@ def read_metadata(onnx_bytes: bytes) -> dict[str, str]:
 
 
 def parity(model: nn.Module, onnx_bytes: bytes, images01: np.ndarray) -> float:
-    """Max abs difference of the logits of PyTorch and ONNX Runtime on the same [0, 1] images;
-    raises ``ParityError`` above ``PARITY_TOLERANCE``."""
+    """Max abs difference of the logits of PyTorch and ONNX Runtime on the same inputs ([0, 1] images or
+    raw signals); raises ``ParityError`` above ``PARITY_TOLERANCE``."""
     return compare_logits(model, images01, logits(session(onnx_bytes), images01), "ONNX")
 
 

@@ -22,11 +22,11 @@ from nas import extras
 from nas.errors import UsageError
 from nas.export import FORMATS
 from nas.export.format import FORMAT_OPTION_DEFAULTS, FORMAT_OPTIONS, ExportFormat, ExportOptions, Reference
-from nas.export.onnx import Normalized, weight_bytes
+from nas.export.onnx import weight_bytes
 from nas.export.predicted import TablePrediction, predict
 from nas.export.source import Source
 from nas.export.staging import staged
-from nas.export.variants import clinical_scores, deployment_metadata, export_variants
+from nas.export.variants import clinical_scores, deployment_metadata, export_variants, normalized
 from nas.latency.backends.base import Settings
 from nas.onnxrt import export_onnx
 
@@ -105,10 +105,9 @@ def _export(
     variants = export_variants(target, options)
     models = dict(variants.onnx)
     if pruning is not None:
-        original = Normalized(source.network, source.mean, source.std).eval()
         metadata = deployment_metadata(target, options.prune)
         models["unpruned_fp32"] = export_onnx(
-            original, source.input_shape, deployable=True, metadata=metadata
+            normalized(source), source.input_shape, deployable=True, metadata=metadata
         )
     settings = Settings(rounds=options.rounds, seed=options.seed)
     measured = runtime.time_models({**models, **table.models()}, source.input_shape, settings)
@@ -154,9 +153,7 @@ def _pruned(source: Source, options: ExportOptions) -> tuple[Source, dict[str, A
     """The pruned (and, with data, fine-tuned) network with its operating threshold, and what was done."""
     from nas.export.prune import finetune, finetune_config, prune_channels
 
-    network = prune_channels(
-        source.network, options.prune, source.in_chans, source.input_size, options.round_to
-    )
+    network = prune_channels(source.network, options.prune, source.input_shape, options.round_to)
     info: dict[str, Any] = {
         "ratio": options.prune,
         "round_to": options.round_to,
@@ -174,7 +171,7 @@ def _pruned(source: Source, options: ExportOptions) -> tuple[Source, dict[str, A
 
 def _widths(network: nn.Module) -> list[int]:
     """Output channels of every conv in order: what the pruned network looks like, as a list."""
-    return [m.out_channels for m in network.modules() if isinstance(m, nn.Conv2d)]
+    return [m.out_channels for m in network.modules() if isinstance(m, nn.Conv1d | nn.Conv2d)]
 
 
 def _val_threshold(network: nn.Module, source: Source, config: Any) -> float | None:
@@ -191,10 +188,10 @@ def module_complexity(network: nn.Module, source: Source) -> dict[str, Any]:
     module, measured as ``nas.metrics.measure`` measures an arch."""
     from nas.metrics import count_macs, count_params, energy_estimate_mj, profile, trace
 
-    network = network.eval()
+    network, shape = network.eval(), (source.in_chans, source.input_size, source.arch.dims)
     params = count_params(network)
-    macs, _, _ = count_macs(network, source.in_chans, source.input_size)
-    activations = profile(trace(network, source.in_chans, source.input_size), bytes_per_element=4)
+    macs, _, _ = count_macs(network, *shape)
+    activations = profile(trace(network, *shape), bytes_per_element=4)
     traffic = activations.traffic_bytes
     return {
         "params": params,

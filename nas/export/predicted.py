@@ -56,10 +56,14 @@ def predict(source: Source, table_path: Path | None, pruned: bool) -> TablePredi
     base = {"ms": None, "table": str(table_path), "device": table.provenance.get("device")}
     if pruned:
         return TablePrediction({**base, "note": "pruned widths are not in the table"})
-    shape = (s["in_chans"], s["input_size"], s["num_classes"])
-    if shape != (source.in_chans, source.input_size, source.num_classes):
+    # a table that stores its space says its dims (none before 1-D spaces: 2); one without: its keys will
+    dims = s["space_config"].get("dims", 2) if s["space_config"] else source.arch.dims
+    shape = (s["in_chans"], s["input_size"], dims, s["num_classes"])
+    if shape != (source.in_chans, source.input_size, source.arch.dims, source.num_classes):
+        inputs = "x".join(map(str, [s["in_chans"], *[s["input_size"]] * dims]))
+        kind = "signal" if dims == 1 else "image"
         return TablePrediction(
-            {**base, "note": f"table is for {shape[0]}x{shape[1]} inputs and {shape[2]} classes"}
+            {**base, "note": f"table is for {inputs} {kind} inputs and {shape[3]} classes"}
         )
     try:
         ms = table.predict(source.arch)

@@ -8,7 +8,7 @@ indices on both sides of the permutation, which misaligns every kept channel: ch
 blocks), so networks with shuffled grouped convs are refused. Importance is the L2 norm of each
 channel group's weights, the same ratio in every layer (predictable, and the ratio means the same
 thing on every network). The classifier keeps its outputs (one per class); the first conv keeps its
-inputs (the image channels).
+inputs (the image or signal channels). 1-D networks (Conv1d, BatchNorm1d) are pruned the same way.
 
 The pruned network no longer matches any arch string (an expansion of 3 becomes 2.1), so it is handled
 as a module from here on: complexity is measured on it and it is exported like any other network.
@@ -33,16 +33,17 @@ ROUND_TO = 8
 def classifier(network: nn.Module) -> nn.Module:
     """The layer producing the logits: the last conv or linear of the head (or of the network)."""
     scope = getattr(network, "head", network)
-    layers = [m for m in scope.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    layers = [m for m in scope.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]
     if not layers:
         raise ValueError("the network has no conv or linear layer to produce its logits")
     return layers[-1]
 
 
 def prune_channels(
-    network: nn.Module, ratio: float, in_chans: int, input_size: int, round_to: int | None = ROUND_TO
+    network: nn.Module, ratio: float, input_shape: tuple[int, ...], round_to: int | None = ROUND_TO
 ) -> nn.Module:
-    """A copy of ``network`` with ``ratio`` of the channels of every prunable layer removed.
+    """A copy of ``network`` with ``ratio`` of the channels of every prunable layer removed;
+    ``input_shape`` (``ArchSpec.input_shape``: NCHW, or NCL for a 1-D arch) is what it is traced on.
 
     ``round_to`` keeps channel counts multiples of it; None keeps the exact ratio. Rounding matters more
     than the ratio: MobileNetV2 at 28 and 64 pixels, 30 % pruned, measured 0.64x and 0.58x the
@@ -61,7 +62,7 @@ def prune_channels(
             "does not follow the shuffle's permutation"
         )
     pruned = copy.deepcopy(network).eval()
-    example = torch.zeros(1, in_chans, input_size, input_size)
+    example = torch.zeros(input_shape)
     pruner = tp.pruner.BasePruner(
         pruned,
         example,

@@ -6,8 +6,8 @@ each quantized op) is ONNX Runtime's recommended format and stays readable by ot
 are per output channel: depthwise convs have very different ranges per channel, and one scale per
 tensor costs them most of their precision. Activations are unsigned 8-bit, weights signed (U8S8):
 ONNX Runtime's fast x86 kernels (VNNI) are U8S8, and S8 activations measured 1.1-1.3x *slower* than
-fp32 on MobileNetV2 here, against 0.6-0.8x for U8S8. Calibration uses training images, never val or
-test, which are the ones the quantized model is then scored on.
+fp32 on MobileNetV2 here, against 0.6-0.8x for U8S8. Calibration uses training images (or signals), never
+val or test, which are the ones the quantized model is then scored on.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.data.splits import model_input
 from nas.errors import UsageError
 from nas.onnxrt import INPUT
 
@@ -25,7 +26,8 @@ CALIBRATION_BATCH = 32
 
 
 class ImageReader:
-    """ONNX Runtime's ``CalibrationDataReader`` protocol over float32 NCHW images in [0, 1]."""
+    """ONNX Runtime's ``CalibrationDataReader`` protocol over model inputs (float32 NCHW images in [0, 1],
+    or NCL signals)."""
 
     def __init__(self, images01: np.ndarray, batch: int = CALIBRATION_BATCH) -> None:
         self._batches = [images01[i : i + batch] for i in range(0, len(images01), batch)]
@@ -42,16 +44,18 @@ class ImageReader:
 
 
 def calibration_images(
-    train_images: np.ndarray | None, count: int, shape: tuple[int, int, int], seed: int = 0
+    train_inputs: np.ndarray | None, count: int, shape: tuple[int, ...], seed: int = 0
 ) -> np.ndarray:
-    """``count`` float32 NCHW images in [0, 1]: a seeded sample of the training images (uint8 NHWC),
-    or, for an untrained network without data, smooth generated images with natural-image statistics
-    rather than white noise (whose activation ranges no real input reaches)."""
+    """``count`` inputs as the model takes them (``model_input``): a seeded sample of the training inputs,
+    or, for an untrained network without data, generated ones of ``shape``: for ``(C, L)`` standard-normal
+    signals (the scale the untrained normalization assumes); for ``(C, H, W)`` smooth images in [0, 1]
+    with natural-image statistics rather than white noise (whose activation ranges no real input
+    reaches)."""
     rng = np.random.default_rng(seed)
-    if train_images is not None:
-        picked = np.sort(rng.permutation(len(train_images))[:count])
-        chosen = train_images[picked].transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(chosen, dtype=np.float32) / np.float32(255)
+    if train_inputs is not None:
+        return model_input(train_inputs[np.sort(rng.permutation(len(train_inputs))[:count])])
+    if len(shape) == 2:
+        return rng.standard_normal((count, *shape), dtype=np.float32)
     c, h, w = shape
     coarse = rng.random((count, c, max(2, h // 4), max(2, w // 4)), dtype=np.float32)
     rows = np.linspace(0, coarse.shape[2] - 1, h).round().astype(int)
@@ -65,7 +69,7 @@ def quantize_int8(
     onnx_bytes: bytes, calibration: np.ndarray, method: str = "minmax", metadata: dict[str, Any] | None = None
 ) -> bytes:
     """The fp32 model quantized to INT8 (QDQ, per-channel S8 weights, U8 activations), calibrated on
-    ``calibration`` (float32 NCHW in [0, 1]); ``metadata`` is set on the result."""
+    ``calibration`` (model inputs, ``calibration_images``); ``metadata`` is set on the result."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -80,7 +84,7 @@ def quantize_int8(
     if method not in methods:
         raise UsageError(f"calibration method must be one of {', '.join(methods)}, got '{method}'")
     if len(calibration) == 0:
-        raise UsageError("INT8 calibration needs at least one image")
+        raise UsageError("INT8 calibration needs at least one input")
     with tempfile.TemporaryDirectory(prefix="nas-int8-") as tmp:
         fp32, prepared, int8 = (Path(tmp) / name for name in ("fp32.onnx", "prep.onnx", "int8.onnx"))
         fp32.write_bytes(onnx_bytes)

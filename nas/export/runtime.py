@@ -23,7 +23,8 @@ BATCH = 256
 
 
 def logits(sess: Any, images01: np.ndarray) -> np.ndarray:
-    """Logits of float32 NCHW images in [0, 1], in batches."""
+    """Logits of inputs as the model takes them (float32 NCHW images in [0, 1], or NCL signals), in
+    batches."""
     out = [sess.run([OUTPUT], {INPUT: images01[i : i + BATCH]})[0] for i in range(0, len(images01), BATCH)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -38,12 +39,12 @@ def probabilities(raw: np.ndarray, task: str) -> np.ndarray:
 
 
 def split_probs(sess: Any, split: Split, task: str) -> np.ndarray:
-    """Class probabilities ``(N, K)`` of a split's images through an exported model."""
+    """Class probabilities ``(N, K)`` of a split's images or signals through an exported model."""
     return probabilities(logits(sess, model_input(split.inputs)), task)
 
 
 def onnx_runner(onnx_bytes: bytes, input_shape: tuple[int, ...]) -> Callable[[], None]:
-    """A no-argument call running the model once (1 thread) on a fixed image of ``input_shape``."""
+    """A no-argument call running the model once (1 thread) on a fixed input of ``input_shape``."""
     return runner(session(onnx_bytes), np.random.default_rng(0).random(input_shape, dtype=np.float32))
 
 

@@ -21,7 +21,7 @@ from nas.arch import ArchSpec
 from nas.data.splits import Splits
 from nas.errors import DataError, NasError, UsageError
 
-UNTRAINED_MEAN, UNTRAINED_STD = 0.5, 0.5
+UNTRAINED_NORMALIZATION = {2: (0.5, 0.5), 1: (0.0, 1.0)}  # mean, std by dims: images in [0, 1], raw signals
 UNTRAINED_SEED = 0
 SHAPE_OPTIONS = ("input_size", "in_chans", "num_classes")  # an untrained arch's; a run has its own
 
@@ -47,8 +47,9 @@ class Source:
     data_note: str = "untrained network and no --data"
 
     @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return (1, self.in_chans, self.input_size, self.input_size)
+    def input_shape(self) -> tuple[int, ...]:
+        """``(1, C, H, W)``, or ``(1, C, L)`` for a 1-D arch: the arch says which, never the data."""
+        return self.arch.input_shape(self.in_chans, self.input_size)
 
 
 @dataclass(frozen=True)
@@ -172,8 +173,9 @@ def from_arch(
 ) -> Source:
     """An untrained network (random init, seed 0): for testing the tool chain and for timing.
 
-    Without data: 1 channel, 28x28, 2 classes unless given, normalization mean 0.5 std 0.5. With
-    ``data``: its channels, classes, class names and training-set normalization.
+    Without data: 1 channel, 28 pixels a side (or samples for a 1-D arch), 2 classes unless given,
+    normalization mean 0.5 std 0.5 (signals: 0 and 1). With ``data``: its channels, classes, class names,
+    training-set normalization and, for signals (which are never resampled), length.
     """
     from nas.builder import build_model
     from nas.zoo import REFERENCES, resolve_arch
@@ -184,19 +186,21 @@ def from_arch(
     if data is not None:
         from nas.data import load_dataset
 
-        splits = load_dataset(data, size)
+        splits = load_dataset(data, input_size if arch.dims == 1 else size)
+        _check_modality(arch, splits, data)
         for name, given, actual in (
+            ("--input-size", input_size, splits.input_size),  # signals load at their own length
             ("--in-chans", in_chans, splits.n_channels),
             ("--num-classes", num_classes, splits.num_classes),
         ):
             if given is not None and given != actual:
                 raise DataError(f"{name} {given} contradicts the data '{data}', which has {actual}")
-        chans, classes = splits.n_channels, splits.num_classes
+        chans, classes, size = splits.n_channels, splits.num_classes, splits.input_size
         mean, std = splits.normalization()
         names, task = list(splits.class_names), splits.task
     else:
         chans, classes = in_chans or 1, num_classes or 2
-        mean, std = [UNTRAINED_MEAN] * chans, [UNTRAINED_STD] * chans
+        mean, std = ([v] * chans for v in UNTRAINED_NORMALIZATION[arch.dims])
         names = [f"class_{k}" for k in range(classes)]
         task = "binary" if classes == 2 else "multi-class"
     torch.manual_seed(UNTRAINED_SEED)
@@ -225,6 +229,17 @@ def from_arch(
     return source
 
 
+def _check_modality(arch: ArchSpec, splits: Splits, data: str) -> None:
+    """A one-line ``DataError`` when the data's inputs are not what the arch takes (images for 2-D archs,
+    signals for 1-D ones)."""
+    if splits.dims != arch.dims:
+        wanted = "signal" if arch.dims == 1 else "image"
+        raise DataError(
+            f"data '{data}' holds {splits.modality}s ({splits.describe_shape()}) but the arch is "
+            f"{arch.dims}-D: export a {splits.dims}-D arch, or give {wanted} data"
+        )
+
+
 def _attach_data(source: Source, given: str | None, recorded: str | None) -> None:
     """Load the dataset of a trained model: ``--data`` if given (errors propagate), else the one the run
     recorded (if it cannot be found, the export goes on without data and the card says why)."""
@@ -240,11 +255,13 @@ def _attach_data(source: Source, given: str | None, recorded: str | None) -> Non
             raise
         source.data_note = f"dataset '{recorded}' not found ({' '.join(str(exc).split())}); pass --data"
         return
-    shape = (splits.n_channels, splits.num_classes, splits.task)
-    expected = (source.in_chans, source.num_classes, source.task)
-    if shape != expected:
+    _check_modality(source.arch, splits, given or recorded)
+    shape = (splits.n_channels, splits.num_classes, splits.task, splits.input_size)
+    expected = (source.in_chans, source.num_classes, source.task, source.input_size)
+    if shape != expected:  # a signal set loads at its own length, which may not be the model's
         raise DataError(
-            f"data '{given or recorded}' has {shape[0]} channel(s), {shape[1]} classes ({shape[2]}); "
-            f"the model was trained for {expected[0]}, {expected[1]} ({expected[2]})"
+            f"data '{given or recorded}' has {shape[0]} channel(s), {shape[1]} classes ({shape[2]}), "
+            f"size {shape[3]}; the model was trained for {expected[0]}, {expected[1]} ({expected[2]}), "
+            f"size {expected[3]}"
         )
     source.splits, source.data_note = splits, f"'{given or recorded}'"

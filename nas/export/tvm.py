@@ -6,7 +6,8 @@ operators legalized and fused, then built by MetaSchedule's ``compile_relax`` wi
 the ONNX ones: ``model_tvm.so`` (the library: kernels, VM bytecode and weights), ``run_tvm.py`` (a
 loader that needs only numpy and the TVM runtime), ``model_tvm.json`` (input shape, classes, target,
 versions) and ``tvm_target.json`` (the target, which ``--target`` accepts back). The deployment contract
-is the ONNX one (float32 [0, 1] NCHW in, normalization inside, logits out) at a static batch of 1.
+is the ONNX one (float32 [0, 1] NCHW in, or the raw NCL signal for a 1-D arch; normalization inside;
+logits out) at a static batch of 1.
 
 For the host the library is checked against PyTorch (``PARITY_TOLERANCE``) and timed against ONNX
 Runtime, interleaved in this process, 1 thread each. A cross-compiled library cannot run here; its
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import ConfigError
-from nas.export.format import ExportOptions, Reference
+from nas.export.format import ExportOptions, Reference, input_kind
 from nas.extras import require
 
 AARCH64 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"], "mcpu": "cortex-a72"}
@@ -102,7 +103,7 @@ def build(tvm: Any, mod: Any, target: Any, database: Any = None) -> Any:
 
 
 def tvm_logits(tvm: Any, executable: Any, images: np.ndarray) -> np.ndarray:
-    """Logits of an executable built for this machine, one image at a time (batch 1)."""
+    """Logits of an executable built for this machine, one input at a time (batch 1)."""
     vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
     rows = []
     for image in images:
@@ -242,10 +243,11 @@ def _write_support(reference: Reference, section: dict[str, Any], out: Path) -> 
     """The loader script, the target and the library's description beside the library."""
     shutil.copyfile(Path(__file__).with_name("tvm_loader.py"), out / LOADER)
     (out / TARGET_FILE).write_text(json.dumps(section["target"], indent=2) + "\n")
+    kind = input_kind(reference.input_shape)
     meta = {
         "library": LIBRARY,
         "input_shape": section["input_shape"],
-        "input": "float32 NCHW, raw pixels in [0, 1]; normalized inside the library",
+        "input": f"float32 {kind.layout}, {kind.words}; normalized inside the library",
         "output": "logits",
         "class_names": reference.class_names,
         "task": reference.task,

@@ -2,13 +2,15 @@
 
 Needs Python 3, numpy and the TVM runtime of the version that compiled the library (its
 ``model_tvm.json`` names it; on a board: ``pip install apache-tvm==<version> apache-tvm-ffi``), nothing
-from the ``nas`` package. The library takes one image at a time: float32, NCHW with batch 1, raw pixels
-in [0, 1] (it normalizes them itself), and returns logits.
+from the ``nas`` package. The library takes one input at a time, batch 1: an image as float32 NCHW, raw
+pixels in [0, 1], or, for a 1-D network, a signal as float32 NCL, raw as recorded (it normalizes either
+itself), and returns logits.
 
     python run_tvm.py images.npy                      # prints logits and class probabilities
     python run_tvm.py images.npy --out logits.npy     # also writes the logits, shape (N, classes)
 
-``images.npy``: float32 in [0, 1] shaped (N, C, H, W) or (C, H, W); uint8 arrays are divided by 255.
+``images.npy``: images float32 in [0, 1] shaped (N, C, H, W) or (C, H, W), uint8 arrays divided by 255;
+signals float32 shaped (N, C, L) or (C, L). ``model_tvm.json``'s ``input_shape`` says which.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ def load(library: Path):
 
 
 def as_input(images: np.ndarray, shape: list[int] | None) -> np.ndarray:
-    """Images as float32 NCHW in [0, 1], checked against the model's input shape when it is known."""
-    if images.dtype == np.uint8:
+    """Images as float32 NCHW in [0, 1] (uint8 ones divided by 255), signals (a 3-D ``shape``) as float32
+    NCL unscaled; checked against the model's input shape when it is known."""
+    if images.dtype == np.uint8 and (shape is None or len(shape) == 4):
         images = images.astype(np.float32) / np.float32(255)
     images = np.asarray(images, dtype=np.float32)
     if shape is not None and images.ndim == len(shape) - 1:
@@ -45,7 +48,7 @@ def as_input(images: np.ndarray, shape: list[int] | None) -> np.ndarray:
 
 
 def logits(vm, images: np.ndarray) -> np.ndarray:
-    """The model's logits for each image, one call per image."""
+    """The model's logits for each input, one call per input."""
     import tvm
 
     rows = []
@@ -64,8 +67,8 @@ def probabilities(raw: np.ndarray, task: str) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run a TVM-compiled nas model on .npy images.")
-    parser.add_argument("images", type=Path, help=".npy file: float32 [0, 1] NCHW (or uint8)")
+    parser = argparse.ArgumentParser(description="Run a TVM-compiled nas model on .npy images or signals.")
+    parser.add_argument("images", type=Path, help=".npy file: float32 [0, 1] NCHW (or uint8), or NCL signals")
     parser.add_argument("--lib", type=Path, default=HERE / "model_tvm.so", help="the compiled library")
     parser.add_argument("--meta", type=Path, default=HERE / "model_tvm.json", help="its description")
     parser.add_argument("--out", type=Path, help="write the logits here (.npy)")

@@ -1,7 +1,7 @@
 """The ONNX models every export makes of a network, and their clinical scores through ONNX Runtime.
 
 The fp32 model (normalization inside the graph, checked against PyTorch) and, when asked for, its INT8
-version (calibrated on training images, checked against the fp32 logits), both carrying the deployment
+version (calibrated on training inputs, checked against the fp32 logits), both carrying the deployment
 metadata. ``nas export`` (``nas.export.pipeline``) writes them; benchmarks that compare many networks
 make and score them the same way here, so that their figures are the ones an export would report.
 """
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from nas.data.splits import Splits
-from nas.export.format import ExportOptions
+from nas.export.format import ExportOptions, input_kind
 from nas.export.onnx import Normalized, parity
 from nas.export.source import Source
 from nas.onnxrt import export_onnx, session
@@ -31,7 +31,7 @@ class Variants:
 
     model: nn.Module  # the network behind its normalization, eval mode: what the graphs compute
     onnx: dict[str, bytes]  # "fp32", and "int8" when asked for
-    images: np.ndarray  # the parity images (float32 NCHW in [0, 1])
+    images: np.ndarray  # the parity inputs, as the model takes them
     parity: dict[str, float]  # the model card's parity entry
     calibration: dict[str, Any] | None  # how the INT8 model was calibrated (None: no INT8)
 
@@ -43,7 +43,7 @@ def export_variants(source: Source, options: ExportOptions) -> Variants:
     from nas.export.runtime import logits
 
     meta = deployment_metadata(source, options.prune)
-    model = Normalized(source.network, source.mean, source.std).eval()
+    model = normalized(source)
     fp32 = export_onnx(model, source.input_shape, deployable=True, metadata={**meta, "precision": "fp32"})
     images = parity_images(source)
     parities = {"fp32_max_abs_diff": max(parity(model, fp32, images[:1]), parity(model, fp32, images))}
@@ -58,14 +58,20 @@ def export_variants(source: Source, options: ExportOptions) -> Variants:
     return Variants(model, onnx, images, parities, calibration)
 
 
+def normalized(source: Source) -> Normalized:
+    """``source``'s network behind its normalization, for its arch's input rank, in eval mode."""
+    return Normalized(source.network, source.mean, source.std, source.arch.dims).eval()
+
+
 def deployment_metadata(source: Source, pruned: float | None = None) -> dict[str, Any]:
     """What a deployment reads from the file itself (the ONNX metadata_props), less the precision."""
+    kind, dims = input_kind(source.input_shape), ", ".join(map(str, source.input_shape[1:]))
     return {
         "arch": source.arch.to_str(),
         "class_names": source.class_names,
         "threshold": source.threshold,
         "task": source.task,
-        "input": f"float32 NCHW [batch, {source.in_chans}, {source.input_size}, {source.input_size}], [0, 1]",
+        "input": f"float32 {kind.layout} [batch, {dims}], {kind.short}",
         "normalization": {"mean": source.mean, "std": source.std, "inside_graph": True},
         "output": "logits",
         "pruned_channel_ratio": pruned,
@@ -91,7 +97,7 @@ def clinical_scores(
 
 
 def parity_images(source: Source) -> np.ndarray:
-    """Images for parity checks: real test images when there is data, else generated ones."""
+    """Inputs for parity checks: real test images (or signals) when there is data, else generated ones."""
     from nas.data.splits import model_input
     from nas.export.quantize import calibration_images
 
@@ -101,7 +107,7 @@ def parity_images(source: Source) -> np.ndarray:
 
 
 def model_logits(model: nn.Module, images01: np.ndarray) -> np.ndarray:
-    """PyTorch's logits of float32 NCHW images in [0, 1]."""
+    """PyTorch's logits of inputs as the model takes them (float32 NCHW in [0, 1], or NCL signals)."""
     with torch.no_grad():
         return model.eval()(torch.from_numpy(images01)).numpy()
 
@@ -109,7 +115,7 @@ def model_logits(model: nn.Module, images01: np.ndarray) -> np.ndarray:
 def _quantized(
     fp32: bytes, source: Source, options: ExportOptions, meta: dict[str, Any]
 ) -> tuple[bytes, dict[str, Any]]:
-    """The INT8 model, calibrated on training images (generated ones when there is no data)."""
+    """The INT8 model, calibrated on training inputs (generated ones when there is no data)."""
     from nas.export.quantize import calibration_images, quantize_int8
 
     train = source.splits.train.inputs if source.splits is not None else None
@@ -117,6 +123,8 @@ def _quantized(
     int8 = quantize_int8(fp32, images, options.calibration_method, meta)
     return int8, {
         "images": len(images),
-        "source": "training split" if train is not None else "generated images (no data)",
+        "source": "training split"
+        if train is not None
+        else f"generated {'signals' if source.arch.dims == 1 else 'images'} (no data)",
         "method": options.calibration_method,
     }

@@ -26,9 +26,9 @@ SETTINGS = Settings(rounds=15, warmup_ms=1.0)
 T = TypeVar("T")
 
 
-def tiny_item(token: str) -> Item:
-    site = block_site(parse_block(token)[0], 8, 8)
-    return Item(token, block_module(site, 10), input_shape(site))
+def tiny_item(token: str, dims: int = 2) -> Item:
+    site = block_site(parse_block(token)[0], 8, 8 if dims == 2 else 64, dims)
+    return Item(f"{dims}d:{token}", block_module(site, 10), input_shape(site))
 
 
 def check(timings: dict[str, Timing], names: list[str]) -> None:
@@ -117,7 +117,7 @@ def tracker() -> Iterator[int]:
 
 def test_tvm_backend_times_items_on_this_cpu() -> None:
     backend = make_backend("tvm")
-    items = [tiny_item("ir_k3_e3_c8"), tiny_item("ir_k5_e3_c8")]
+    items = [tiny_item("ir_k3_e3_c8"), tiny_item("ir_k5_e3_c8"), tiny_item("ir_k9_e3_c8_se0.25", dims=1)]
     check(backend.measure(items, SETTINGS), [i.name for i in items])
     provenance = backend.provenance()
     assert (
@@ -128,7 +128,7 @@ def test_tvm_backend_times_items_on_this_cpu() -> None:
 
 def test_rpc_backend_times_items_on_a_loopback_server(server: int) -> None:
     backend = retry(lambda: make_backend("tvm-rpc", rpc_host="127.0.0.1", rpc_port=server, target="host"))
-    items = [tiny_item("ir_k3_e3_c8"), tiny_item("ir_k5_e3_c8")]
+    items = [tiny_item("ir_k3_e3_c8"), tiny_item("ir_k9_e3_c8", dims=1)]
     check(backend.measure(items, SETTINGS), [i.name for i in items])
     check(backend.measure(items[:1], SETTINGS), [items[0].name])  # a table build measures in batches
     assert backend.provenance()["rpc"] == {"host": "127.0.0.1", "port": server, "key": None}

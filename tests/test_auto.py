@@ -171,3 +171,15 @@ def test_an_image_folder_is_read_at_the_tables_size_and_a_clashing_size_is_refus
     said, err = capsys.readouterr()
     assert "data: scans: binary, 2 classes, 1x28x28" in said
     assert "latency budget 0.001 ms" in err and not out.exists()
+
+
+def test_a_budget_that_too_few_nets_meet_is_refused_saying_what_would_do():
+    from nas.auto.run import _check_feasible
+    from nas.errors import UsageError
+
+    predicted = [0.01 * i for i in range(1, 201)]  # 200 nets, 0.01-2.00 ms
+    _check_feasible(predicted, 0.04, "s")  # 4 of 200: 2 %, enough
+    with pytest.raises(UsageError, match=r"0\.030 ms admits 3 of 200 random nets of s \(1\.5%\).*0\.210 ms"):
+        _check_feasible(predicted, 0.03, "s")
+    with pytest.raises(UsageError, match="below the fastest of 200 nets of s"):
+        _check_feasible(predicted, 0.005, "s")

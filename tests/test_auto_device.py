@@ -53,3 +53,23 @@ def test_a_given_table_of_another_size_is_refused(space, tmp_path):
     )
     with pytest.raises(ConfigError, match="cannot price this data: it differs in input_size"):
         resolve_table(DeviceRequest(table=path), space, 32, 1, 2, tmp_path / "run")
+
+
+def test_a_1d_table_is_derived_for_another_signal_shape(tmp_path, monkeypatch):
+    from test_signals_pipeline import SPACE_YAML as SPACE_1D
+
+    from nas.auto import device
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(device, "ROUNDS", 5)
+    monkeypatch.setattr(device, "CALIBRATION_NETS", 4)
+    (tmp_path / "tiny1d.yaml").write_text(SPACE_1D)
+    space = SearchSpace.from_yaml(tmp_path / "tiny1d.yaml")
+    built = resolve_table(DeviceRequest(device="ci"), space, 64, 1, 3, tmp_path / "latency_tables" / "ci")
+    derived = resolve_table(DeviceRequest(device="ci"), space, 64, 2, 5, tmp_path / "run")
+    assert (built.how, derived.how) == ("built", "derived")
+    base, table = LatencyTable.load(built.path), LatencyTable.load(derived.path)
+    body = {k for k in table.entries if k.startswith(("ir", "ds"))}
+    assert body and all(table.entries[k] == base.entries[k] for k in body)  # 1-D body keys reused
+    assert {k.split("|")[2] for k in table.entries} <= {"64", "32", "16", "8"}  # lengths, not HxW
+    assert table.settings["in_chans"] == 2 and table.settings["num_classes"] == 5

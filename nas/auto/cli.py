@@ -8,7 +8,15 @@ from typing import Any
 
 from nas.argtypes import positive_float, positive_int
 
-TEST_SHOWN = ("auc", "accuracy", "accuracy_at_threshold", "balanced_accuracy", "sensitivity", "specificity")
+TEST_SHOWN = (
+    "auc",
+    "accuracy",
+    "accuracy_at_threshold",
+    "balanced_accuracy",
+    "macro_f1",
+    "sensitivity",
+    "specificity",
+)
 
 
 def add_auto_command(commands: Any) -> None:
@@ -23,7 +31,10 @@ def add_auto_command(commands: Any) -> None:
         "written to DIR/experiment.yaml; --resume goes on with a killed run.",
     )
     auto.add_argument(
-        "--data", required=True, metavar="NAME_OR_PATH", help="a MedMNIST name, .npz or image folder"
+        "--data",
+        required=True,
+        metavar="NAME_OR_PATH",
+        help="a registered name (a MedMNIST set, ecg5000), .npz, image folder or UCR/UEA signal files",
     )
     auto.add_argument(
         "--budget", required=True, type=positive_float, metavar="MINUTES", help="wall time for it all"
@@ -44,10 +55,13 @@ def add_auto_command(commands: Any) -> None:
         "--latency-ratio",
         type=positive_float,
         metavar="R",
-        help="latency budget: R x the reference network's latency on the device (default 0.05)",
+        help="latency budget: R x the reference network's latency on the device (default 0.05 for images, "
+        "0.2 for signals)",
     )
     auto.add_argument(
-        "--reference", default="resnet18_medmnist", metavar="NET", help="default resnet18_medmnist"
+        "--reference",
+        metavar="NET",
+        help="reference network (default resnet18_medmnist for images, resnet1d_wang for signals)",
     )
     auto.add_argument(
         "--objective",
@@ -59,7 +73,8 @@ def add_auto_command(commands: Any) -> None:
         "--input-size",
         type=positive_int,
         metavar="R",
-        help="square input side the images are resized to (default: the table's, a .npz file's own, else 28)",
+        help="square side images are resized to, or the signals' length (checked, never resampled); default: "
+        "the table's, a .npz file's or a signal's own, else 28",
     )
     auto.add_argument("--int8", action="store_true", help="also export an INT8 model")
     auto.add_argument("--format", default="onnx", help="export format (onnx, tvm, executorch; default onnx)")
@@ -124,11 +139,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     from nas.console import console
 
     model, latency, budget = summary["model"], summary["latency"], summary["budget"]
-    test, published = model["test"], summary["reference"]["published_resnet18_28"]
+    test = model["test"]
     table = Table(title="nas auto", show_header=False)
-    table.add_row(
-        "data", f"{summary['data']['name']} ({summary['data']['task']}, {summary['data']['classes']} classes)"
-    )
+    data = summary["data"]
+    table.add_row("data", f"{data['name']} ({data['task']}, {data['classes']} classes, {data['shape']})")
     table.add_row("model", f"trial {model['trial']}: {model['arch']}")
     table.add_row("size", f"{model['params']:,} params, {model['weight_bytes'] / 1024:.1f} KB weights, "
                   f"peak activation {model['peak_activation_kb']:.1f} KB")  # fmt: skip
@@ -145,10 +159,8 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"{reference['name']}",
             f"not trained: about {reference['estimate_s'] / 60:.0f} min, too long for the budget",
         )
-    if published:
-        table.add_row(
-            "published ResNet-18 (28)", f"auc {published['auc']:.3f}, accuracy {published['accuracy']:.3f}"
-        )
+    for net, figures in reference["published"].items():
+        table.add_row(f"published {net}", ", ".join(f"{k} {_figure(v)}" for k, v in figures.items()))
     table.add_row(
         "latency",
         f"{latency['model_ms']:.3f} ms vs {summary['reference']['name']} {latency['reference_ms']:.3f} ms: "
@@ -158,3 +170,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     for what, path in summary["files"].items():
         table.add_row(what, path)
     console().print(table)
+
+
+def _figure(value: float | list[float]) -> str:
+    """A published figure, or the range of several reports (``0.931-0.934``)."""
+    return "-".join(f"{v:.3f}" for v in value) if isinstance(value, list | tuple) else f"{value:.3f}"

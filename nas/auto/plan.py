@@ -1,7 +1,7 @@
 """The experiment ``nas auto`` runs for a dataset, and how it splits the time budget.
 
 Choices follow what was measured in this project (README, "Which evaluation protocol"): a few hundred
-to a couple of thousand train + val images rank candidates by noise on one holdout split, so they are
+to a couple of thousand train + val examples rank candidates by noise on one holdout split, so they are
 scored by 5-fold cross-validation; larger sets use holdout. Candidates train 5 epochs, successive
 halving stops two thirds of them after 3, the strategy is TPE (it learns from stopped candidates), and
 the search is Pareto (the objective against latency) under the device's latency budget, so finalize
@@ -23,7 +23,13 @@ OBJECTIVES = {"auc": "val_auc", "accuracy": "val_accuracy", "balanced_accuracy":
 SELECT = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy"}  # the epoch kept; else AUC
 SENSITIVITY_AT = re.compile(r"sensitivity@spec=(0?\.\d+|1|1\.0+)")
 OBJECTIVE_FORMS = (*OBJECTIVES, "sensitivity@spec=S")
-KFOLD_BELOW = 2000  # train + val images
+KFOLD_BELOW = 2000  # train + val examples
+SIGNAL_LENGTHS = (100, 1000)  # what mnasnet1d is built for (search_spaces/mnasnet1d.yaml)
+DEFAULT_REFERENCE = {2: "resnet18_medmnist", 1: "resnet1d_wang"}  # by the data's dims
+# The default --latency-ratio by the data's dims: each admits most of its space's nets (measured here:
+# 0.05 x resnet18_medmnist, 0.65 ms, admits 85 % of mnasnet_small at 1x28x28; 0.2 x resnet1d_wang, 0.40 ms,
+# 88 % of mnasnet1d at 1x140, where 0.05 admitted 0.9 % and a 4-minute ECG5000 search trained none).
+DEFAULT_RATIO = {2: 0.05, 1: 0.2}
 SEARCH_EPOCHS, FINAL_EPOCHS, BATCH = 5, 15, 64
 MOST_TOP, MOST_SEEDS = 5, 3
 MOST_FINAL_TRAININGS = MOST_TOP * MOST_SEEDS
@@ -49,9 +55,28 @@ def objective_settings(objective: str, task: str | None = None) -> tuple[str, di
     return "val_sensitivity", {"threshold_method": "specificity", "target_specificity": float(match[1])}
 
 
-def space_for(size: int) -> str:
-    """``mnasnet_small`` (built for 28-64 px inputs) up to 64 px, the full MnasNet space above."""
-    return "mnasnet_small" if size <= 64 else "mnasnet"
+def space_for(profile: DataProfile) -> str:
+    """``mnasnet1d`` for signals, whatever their length (``space_note`` says when it is outside the one
+    the space is built for); for images ``mnasnet_small`` (built for 28-64 px inputs) up to 64 px, the
+    full MnasNet space above."""
+    if profile.dims == 1:
+        return "mnasnet1d"
+    return "mnasnet_small" if profile.size <= 64 else "mnasnet"
+
+
+def space_note(profile: DataProfile, space: str) -> str | None:
+    """A warning when the signals are outside the lengths ``mnasnet1d`` is built for (it is still used:
+    no other 1-D space ships)."""
+    low, high = SIGNAL_LENGTHS
+    if space != "mnasnet1d" or low <= profile.size <= high:
+        return None
+    return f"{space} is built for signals of {low}-{high} samples, these have {profile.size}: searched anyway"
+
+
+def reference_for(profile: DataProfile) -> str:
+    """The default ``--reference``: MedMNIST's ResNet-18 (28) for images, Wang et al.'s 1-D ResNet for
+    signals (the baseline time-series benchmarks report)."""
+    return DEFAULT_REFERENCE[profile.dims]
 
 
 def evaluation_for(profile: DataProfile) -> dict[str, Any]:

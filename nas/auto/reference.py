@@ -1,7 +1,8 @@
-"""The reference network (``--reference``, ResNet-18 by default) trained with the final recipe on the same
-data, so the summary compares like with like. It runs only when its training fits: its time is estimated
-before the search from a few timed optimizer steps, and reserved out of the budget when it is at most
-``RESERVE_SHARE`` of it; otherwise the summary says what it would have cost."""
+"""The reference network (``--reference``: by default MedMNIST's ResNet-18 for images, Wang et al.'s 1-D
+ResNet for signals) trained with the final recipe on the same data, so the summary compares like with
+like. It runs only when its training fits: its time is estimated before the search from a few timed
+optimizer steps, and reserved out of the budget when it is at most ``RESERVE_SHARE`` of it; otherwise the
+summary says what it would have cost."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ EVAL_OVERHEAD = 1.15  # the per-epoch validation pass and the final scoring, mea
 def estimate_training_seconds(
     arch: ArchSpec, chans: int, size: int, classes: int, steps: int, batch: int
 ) -> float:
-    """Seconds to train ``arch`` for ``steps`` optimizer steps of ``batch`` images: the time per image of
-    a few optimizer steps (``seconds_per_image``) times the images of the recipe, plus the validations."""
+    """Seconds to train ``arch`` for ``steps`` optimizer steps of ``batch`` examples (images or signals: the
+    arch's dims set the tensors' shape and layout): the time per example of a few optimizer steps
+    (``seconds_per_image``) times the examples of the recipe, plus the validations."""
     images = steps * batch
     return seconds_per_image(arch, chans, size, classes, min(batch, TIMING_BATCH)) * images * EVAL_OVERHEAD
 

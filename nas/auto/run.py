@@ -3,8 +3,8 @@ the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--
 
 1. ``table``: the device's latency table for this data shape (given, found, derived or built);
 2. ``budget``: the latency budget in ms (``--max-latency-ms``, or ``--latency-ratio`` times the reference
-   network measured now on the table's backend, on the table's scale); a budget no net of the space
-   meets is refused;
+   network measured now on the table's backend, on the table's scale); a budget that fewer than
+   ``MIN_FEASIBLE_SHARE`` of the space's nets meet is refused (the search would hardly train one);
 3. ``search``: ``DIR/experiment.yaml`` (``nas.auto.plan``) searched until its share of the budget;
 4. ``finalize``: the best of the front trained with the full recipe, as many candidates and seeds as the
    time left allows (measured on one final training, right after the search's share; time that the
@@ -20,82 +20,30 @@ the table leaves, finalize what is left but ``plan.finish_seconds``.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from nas.auto import plan
-from nas.auto.device import DeviceRequest, given_table, resolve_table
+from nas.auto.device import given_table, resolve_table
 from nas.auto.profile import DataProfile, load_profile
+from nas.auto.request import AutoRequest, check_dims, check_request
 from nas.auto.state import AutoState
+from nas.auto.summary import EXPERIMENT_FILE, MODEL_DIR, SUMMARY_FILE, build_summary
 from nas.errors import NasError, UsageError
 
 Say = Callable[[str], None]
-EXPERIMENT_FILE, SUMMARY_FILE, MODEL_DIR = "experiment.yaml", "summary.json", "model"
 FEASIBILITY_SAMPLES = 2000
+MIN_FEASIBLE_SHARE = 0.02  # ECG5000 at 0.9 %: 133 trials in 1.8 minutes, none within the budget
 MEASURE_ROUNDS = 300
-
-
-@dataclass(frozen=True)
-class AutoRequest:
-    data: str
-    budget_minutes: float
-    out: Path
-    objective: str = "auc"
-    max_latency_ms: float | None = None
-    latency_ratio: float | None = None
-    reference: str = "resnet18_medmnist"
-    int8: bool = False
-    format: str = "onnx"
-    input_size: int | None = None  # None: the table's, else a .npz file's own, else 28
-    device: DeviceRequest = field(default_factory=DeviceRequest)
-    resume: bool = False
-
-    def record(self) -> dict[str, Any]:
-        """What identifies the run (``--resume`` must ask for the same), plus the budget."""
-        device = {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self.device).items()
-        }
-        device["options"] = dict(self.device.options)
-        return {
-            "data": self.data,
-            "budget_minutes": self.budget_minutes,
-            "objective": self.objective,
-            "max_latency_ms": self.max_latency_ms,
-            "latency_ratio": self.latency_ratio,
-            "reference": self.reference,
-            "int8": self.int8,
-            "format": self.format,
-            "input_size": self.input_size,
-            "device": device,
-        }
-
-
-def check_request(request: AutoRequest) -> None:
-    """One-line ``UsageError``s for options that cannot work, before anything is loaded."""
-    from nas.export.format import ExportOptions
-    from nas.export.pipeline import check_format
-
-    if request.budget_minutes <= 0:
-        raise UsageError(f"--budget must be > 0 minutes, got {request.budget_minutes}")
-    plan.objective_settings(request.objective)
-    if request.max_latency_ms is not None and request.latency_ratio is not None:
-        raise UsageError("give --max-latency-ms or --latency-ratio, not both")
-    for name, value in (
-        ("--max-latency-ms", request.max_latency_ms),
-        ("--latency-ratio", request.latency_ratio),
-    ):
-        if value is not None and value <= 0:
-            raise UsageError(f"{name} must be > 0, got {value}")
-    check_format(ExportOptions(format=request.format, int8=request.int8))
 
 
 def run_auto(
@@ -115,8 +63,12 @@ def run_auto(
     profile = load_profile(request.data, request.input_size or (given.input_size if given else None))
     say(f"data: {profile.describe()}")
     plan.objective_settings(request.objective, profile.task)
-    space = given.space() if given else SearchSpace.from_yaml(plan.space_for(profile.size))
+    space = given.space() if given else SearchSpace.from_yaml(plan.space_for(profile))
+    request = dataclasses.replace(request, reference=request.reference or plan.reference_for(profile))
     reference = resolve_arch(request.reference)
+    check_dims(profile, space, request, reference)
+    if note := plan.space_note(profile, space.name):
+        say(f"space: {note}")
     out = request.out
     existed = out.exists()  # empty, or AutoState.open refuses it
     state = AutoState.open(out, request.record(), request.resume)
@@ -128,7 +80,7 @@ def run_auto(
         with state:
             state.set("profile", profile.to_json())
             table_path = _table_stage(state, request, space, profile, table_progress, say)
-            max_ms = _budget_stage(state, request, table_path, reference, space, say)
+            max_ms = _budget_stage(state, request, table_path, reference, space, profile.dims, say)
             _reference_plan(state, request, reference, profile, say)
     except NasError:
         if fresh:  # refused before any search: leave nothing behind
@@ -143,7 +95,7 @@ def run_auto(
         card = _export_stage(state, request, config, record, table_path, say)
         measured = _measure_stage(state, table_path, card["arch"], reference, request.reference, say)
         _reference_stage(state, config, reference, request.reference, say)
-        summary = _summary(state, request, profile, config, record, card, measured)
+        summary = build_summary(state, request, profile, config, record, card, measured)
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
@@ -151,7 +103,7 @@ def run_auto(
 def _table_stage(state, request, space, profile: DataProfile, progress, say: Say) -> Path:
     done = state.done("table")
     if done is None:
-        say(f"device: getting a latency table for {space.name} at {profile.size} px ...")
+        say(f"device: getting a latency table for {space.name} at {profile.size_text()} ...")
         choice = resolve_table(
             request.device,
             space,
@@ -167,7 +119,9 @@ def _table_stage(state, request, space, profile: DataProfile, progress, say: Say
     return Path(done["path"])
 
 
-def _budget_stage(state, request: AutoRequest, table_path: Path, reference, space, say: Say) -> float:
+def _budget_stage(
+    state, request: AutoRequest, table_path: Path, reference, space, dims: int, say: Say
+) -> float:
     from nas.latency.table import LatencyTable
     from nas.latency.validate import measure_nets
     from nas.resources import find_file
@@ -178,17 +132,12 @@ def _budget_stage(state, request: AutoRequest, table_path: Path, reference, spac
         if request.max_latency_ms is not None:
             done = {"max_ms": request.max_latency_ms, "reference_ms": None}
         else:
-            ratio = request.latency_ratio or 0.05
+            ratio = request.latency_ratio or plan.DEFAULT_RATIO[dims]
             ms = measure_nets(table, {request.reference: reference}, rounds=MEASURE_ROUNDS)[request.reference]
             done = {"max_ms": ratio * ms, "reference_ms": ms, "ratio": ratio}
         rng = random.Random(0)
-        fastest = min(table.predict(space.sample(rng)) for _ in range(FEASIBILITY_SAMPLES))
-        if fastest > done["max_ms"]:
-            raise UsageError(
-                f"the latency budget {done['max_ms']:.3f} ms is below the fastest of "
-                f"{FEASIBILITY_SAMPLES} nets of {space.name} ({fastest:.3f} ms on this device): "
-                "raise --max-latency-ms or --latency-ratio"
-            )
+        _check_feasible(sorted(table.predict(space.sample(rng)) for _ in range(FEASIBILITY_SAMPLES)),
+                        done["max_ms"], space.name)  # fmt: skip
         state.finish("budget", done)
     how = (
         f"{done['ratio']:g} x {request.reference} ({done['reference_ms']:.3f} ms)"
@@ -197,6 +146,23 @@ def _budget_stage(state, request: AutoRequest, table_path: Path, reference, spac
     )
     say(f"latency budget: {done['max_ms']:.3f} ms ({how})")
     return float(done["max_ms"])
+
+
+def _check_feasible(predicted: list[float], max_ms: float, space: str) -> None:
+    """Refuse a budget that no net, or too few, of ``predicted`` (random nets of the space, sorted) meet,
+    saying what budget admits a tenth of them."""
+    meets, n = bisect.bisect_right(predicted, max_ms), len(predicted)
+    if meets == 0:
+        raise UsageError(
+            f"the latency budget {max_ms:.3f} ms is below the fastest of {n} nets of {space} "
+            f"({predicted[0]:.3f} ms on this device): raise --max-latency-ms or --latency-ratio"
+        )
+    if meets < MIN_FEASIBLE_SHARE * n:
+        raise UsageError(
+            f"the latency budget {max_ms:.3f} ms admits {meets} of {n} random nets of {space} "
+            f"({meets / n:.1%}): the search would hardly train one; raise --max-latency-ms or "
+            f"--latency-ratio ({predicted[n // 10]:.3f} ms admits a tenth)"
+        )
 
 
 def _reference_plan(state, request: AutoRequest, reference, profile: DataProfile, say: Say) -> None:
@@ -422,46 +388,3 @@ def _measure_stage(state, table_path: Path, arch: str, reference, name: str, say
         done = {"model_ms": ms["model"], "reference_ms": ms[name], "ratio": ms["model"] / ms[name]}
         state.finish("measure", done)
     return done
-
-
-def _summary(state, request, profile, config, record, card, measured) -> dict[str, Any]:
-    from nas.data.medmnist import PUBLISHED_RESNET18
-
-    best = min(record.trials, key=lambda t: t.final_rank)
-    clinical = (card.get("clinical") or {}).get("fp32", {})
-    files = {
-        "experiment": str(state.out / EXPERIMENT_FILE),
-        "search": str(config.out),
-        "model": str(state.out / MODEL_DIR),
-        "model_card": str(state.out / MODEL_DIR / "model_card.md"),
-        "record": str(state.out / "auto.json"),
-        "summary": str(state.out / SUMMARY_FILE),
-    }
-    return {
-        "data": profile.to_json(),
-        "table": state.done("table"),
-        "latency_budget_ms": state.done("budget")["max_ms"],
-        "search": state.done("search"),
-        "finalize": state.done("finalize"),
-        "model": {
-            "trial": best.number,
-            "arch": card["arch"],
-            "params": card["complexity"]["params"],
-            "macs": card["complexity"]["macs"],
-            "peak_activation_kb": card["complexity"]["peak_activation_bytes"] / 1024,
-            "weight_bytes": card["files"]["fp32"]["weight_bytes"],
-            "val": dict(best.val),
-            "val_std": dict(best.val_std),
-            "test": clinical.get("test", {}),
-        },
-        "reference": {
-            "name": request.reference,
-            "trained": state.done("reference") is not None,
-            "estimate_s": state.done("reference_plan")["estimate_s"],
-            "test": (state.done("reference") or {}).get("test"),
-            "published_resnet18_28": PUBLISHED_RESNET18.get(profile.name) if profile.size == 28 else None,
-        },
-        "latency": measured,
-        "budget": {"minutes": request.budget_minutes, "spent_minutes": round(state.spent() / 60, 2)},
-        "files": files,
-    }

@@ -8,11 +8,10 @@
    more) and the references ``resnet1d_wang`` and ``fcn1d_wang`` (exact in parameters to Fawaz et al.'s
    Keras models).
 2. Training: every network on seeds 0..R-1 with the run's final recipe (``final.json``'s
-   ``train_config``, only the seed changed; ``--min-steps``/``--epochs`` override it), each a
-   ``train_final`` (epoch chosen on the 100 validation beats, the 4,500 test beats scored once) in its own
-   directory under ``--out``, reused on a rerun (``nas.evaluate.cache``), ``--workers`` one-thread
-   processes side by side. The finalists' own trainings in the run are not reused: every row here has the
-   same recipe and seeds.
+   ``train_config`` and seeds; ``--min-steps``/``--epochs`` override it), each a ``train_final`` (epoch
+   chosen on the 100 validation beats, the 4,500 test beats scored once) in its own directory, reused
+   when its recorded recipe matches (``nas.evaluate.cache``): a finalist's are the run's own finalize
+   directories, the rest go under ``--out``; ``--workers`` one-thread processes side by side.
 3. Measured in this process, seed 0's model of each network: params; int8 weights (the initializers of
    the INT8 QDQ ONNX model that ``nas export --int8`` writes, calibrated on training beats) and int8 peak
    activation (one byte per element, ``nas.metrics.memory``); ONNX Runtime fp32 latency, batch 1, 1
@@ -54,9 +53,10 @@ def train(arch: str, config: dict[str, Any], out: str) -> None:
     train_cached(arch, load_dataset(DATA, None), TrainConfig.from_json(config), out)
 
 
-def train_all(networks: dict[str, str], config: dict[str, Any], seeds: int, workers: int, out: Path):
-    """Every network on every seed; returns {(name, seed): trained directory}."""
-    dirs = {(name, s): out / "trained" / name / f"seed{s}" for name in networks for s in range(seeds)}
+def train_all(
+    networks: dict[str, str], config: dict[str, Any], workers: int, dirs: dict[tuple[str, int], Path]
+) -> dict[tuple[str, int], Path]:
+    """Every (network, seed) of ``dirs`` trained into its directory; returns ``dirs``."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
@@ -70,8 +70,10 @@ def train_all(networks: dict[str, str], config: dict[str, Any], seeds: int, work
     return dirs
 
 
-def measure(networks: dict[str, str], trained: dict[tuple[str, int], Path], rounds: int) -> dict[str, dict]:
-    """Costs, INT8 accuracy and interleaved latency of each network's seed-0 model."""
+def measure(
+    networks: dict[str, str], trained: dict[tuple[str, int], Path], seed: int, rounds: int
+) -> dict[str, dict]:
+    """Costs, INT8 accuracy and interleaved latency of each network's model of the first seed."""
     from nas.export.format import ExportOptions
     from nas.export.onnx import weight_bytes
     from nas.export.runtime import split_probs, time_models
@@ -83,7 +85,7 @@ def measure(networks: dict[str, str], trained: dict[tuple[str, int], Path], roun
 
     rows, fp32 = {}, {}
     for name in networks:
-        source = from_run_dir(trained[(name, 0)], None, False, DATA)
+        source = from_run_dir(trained[(name, seed)], None, False, DATA)
         variants = export_variants(source, ExportOptions(int8=True))
         test = source.splits.test
         int8 = clinical_metrics(test.labels, split_probs(session(variants.onnx["int8"]), test, source.task))
@@ -105,16 +107,13 @@ def measure(networks: dict[str, str], trained: dict[tuple[str, int], Path], roun
     return rows
 
 
-def test_figures(name: str, seeds: int, trained: dict[tuple[str, int], Path]) -> dict[str, Any]:
+def test_figures(name: str, seeds: list[int], trained: dict[tuple[str, int], Path]) -> dict[str, Any]:
     """Mean and std over seeds of the test metrics each training recorded."""
-    tests = [json.loads((trained[(name, s)] / "metrics.json").read_text())["test"] for s in range(seeds)]
+    tests = [json.loads((trained[(name, s)] / "metrics.json").read_text())["test"] for s in seeds]
     keys = [*METRICS, *sorted(k for k in tests[0] if k.startswith("sensitivity_"))]
+    spread = statistics.stdev if len(seeds) > 1 else lambda values: 0.0
     return {
-        k: {
-            "mean": statistics.mean(t[k] for t in tests),
-            "std": statistics.stdev(t[k] for t in tests) if seeds > 1 else 0.0,
-        }
-        for k in keys
+        k: {"mean": statistics.mean(t[k] for t in tests), "std": spread([t[k] for t in tests])} for k in keys
     }
 
 
@@ -161,22 +160,28 @@ def main() -> None:
 
     networks: dict[str, str] = {}
     config = TrainConfig(epochs=15, min_steps=1500, select_metric="accuracy").to_json()
+    seeds, dirs = list(range(args.seeds)), {}
+    overrides = {k: v for k, v in (("min_steps", args.min_steps), ("epochs", args.epochs)) if v is not None}
     if args.run is not None:
         final = read_final(args.run)
         if final is None:
             parser.error(f"{args.run} has no final.json: run 'nas finalize {args.run}' first")
-        config = final.train_config
+        config, seeds = final.train_config, final.trials[0].seeds
         for trial in sorted(final.trials, key=lambda t: t.final_rank):
             networks[f"trial_{trial.number}"] = trial.arch
+            if not overrides:
+                runs = zip(trial.seeds, trial.dirs, strict=True)
+                dirs |= {(f"trial_{trial.number}", s): args.run / d for s, d in runs}
     networks |= {f"arch_{i}": arch for i, arch in enumerate(args.archs)}
     finalists = list(networks)
     networks |= {name: resolve_arch(name).to_str() for name in REFERENCES}
-    config |= {k: v for k, v in (("min_steps", args.min_steps), ("epochs", args.epochs)) if v is not None}
+    config |= overrides
+    dirs = {(n, s): dirs.get((n, s), args.out / "trained" / n / f"seed{s}") for n in networks for s in seeds}
     print(f"recipe: {config}")
-    trained = train_all(networks, config, args.seeds, args.workers, args.out)
-    rows = measure(networks, trained, args.rounds)
+    trained = train_all(networks, config, args.workers, dirs)
+    rows = measure(networks, trained, seeds[0], args.rounds)
     for name, arch in networks.items():
-        rows[name] |= {"arch": arch, "test": test_figures(name, args.seeds, trained)}
+        rows[name] |= {"arch": arch, "test": test_figures(name, seeds, trained)}
     report(rows, finalists)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"recipe": config, "rows": rows}, indent=2) + "\n")

@@ -17,6 +17,10 @@ the epoch choice does not flatter the score.
   pairs, and the mean baseline figures.
 - ``recipe``: the baseline against ``nas.evaluate.recipe.final_recipe`` (what ``nas train``,
   ``nas finalize`` and ``nas auto`` now use), the same way.
+- ``signals``: for ECG5000 (``--datasets ecg5000 --part signals``), the final training of
+  ``experiments/ecg5000.yaml`` (``SIGNAL_BASELINE``: 15 epochs, at least 300 steps, shifts of 1/14,
+  epoch by accuracy) against one change each (``SIGNAL_VARIANTS``), for two of that search's finalists
+  (``SIGNAL_NETS``).
 
 Trainings run as ``--workers`` one-thread processes; each lands in its own directory under ``--out``
 and is reused on a rerun (``nas.evaluate.cache``), so a killed run loses only the trainings under way.
@@ -60,6 +64,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no weights + EMA": {"class_weighting": "none", "ema_decay": "auto"},
     "no weights + colour jitter": {"class_weighting": "none", "color_jitter": 0.2},
 }
+SIGNAL_NETS = {
+    "ds-ir-se": "1d:conv_k7_s2_c16::ds_k7_s2_c24_se0.25:ds_k5_c16_se0.25:ir_k7_s2_e6_c24_se0.25:ds_k7_c64"
+    ":head_c128_d0.1",
+    "ds-k9": "1d:conv_k7_s2_c16::ds_k7_s2_c24_se0.25:ds_k5_c32_se0.25:ir_k7_s2_e3_c24_se0.25"
+    ":ds_k9_c32_se0.25:head_c128_d0.1",
+}
+SIGNAL_BASELINE = TrainConfig(
+    epochs=15, min_steps=300, batch_size=64, lr=0.003, select_metric="accuracy", seed=0, threads=1
+)
+SIGNAL_VARIANTS: dict[str, dict[str, Any]] = {
+    "steps >= 1500": {"min_steps": 1500},
+    "no shifts": {"augment": False},
+    "EMA": {"ema_decay": "auto"},
+    "label smoothing 0.1": {"label_smoothing": 0.1},
+    "epoch by balanced accuracy": {"select_metric": "balanced_accuracy"},
+}
 METRICS = ("auc", "accuracy", "balanced_accuracy")
 EMA_HORIZON = 0.1  # the weight average spans about this share of the steps
 _SPLITS: dict[str, Splits] = {}
@@ -92,15 +112,20 @@ def fold(name: str, folds: int, k: int) -> Splits:
 def config_for(variant: str, splits: Splits) -> TrainConfig:
     from nas.evaluate.recipe import final_recipe
 
+    baseline = SIGNAL_BASELINE if splits.dims == 1 else BASELINE
     if variant == "baseline":
-        return BASELINE
+        return baseline
     if variant == "recipe":  # as nas auto now plans it: class weights left to the recipe
         return final_recipe(BASELINE.replace(class_weighting="none"), splits)
-    changes = dict(VARIANTS[variant])
+    changes = dict((SIGNAL_VARIANTS if splits.dims == 1 else VARIANTS)[variant])
     if changes.get("ema_decay") == "auto":
         n = len(splits.train)
-        changes["ema_decay"] = ema_decay_for(BASELINE.replace(**{**changes, "ema_decay": 0.0}).total_steps(n))
-    return BASELINE.replace(**changes)
+        changes["ema_decay"] = ema_decay_for(baseline.replace(**{**changes, "ema_decay": 0.0}).total_steps(n))
+    return baseline.replace(**changes)
+
+
+def nets_for(name: str) -> dict[str, str]:
+    return SIGNAL_NETS if name == "ecg5000" else NETS
 
 
 def train(out: str, name: str, folds: int, k: int, net: str, variant: str) -> dict[str, float]:
@@ -108,7 +133,7 @@ def train(out: str, name: str, folds: int, k: int, net: str, variant: str) -> di
     from nas.evaluate.cache import train_cached
 
     splits = fold(name, folds, k)
-    metrics, _ = train_cached(NETS[net], splits, config_for(variant, splits), out)
+    metrics, _ = train_cached(nets_for(name)[net], splits, config_for(variant, splits), out)
     return {m: metrics["test"][m] for m in METRICS}
 
 
@@ -126,15 +151,16 @@ def run_all(jobs: list[tuple], workers: int) -> dict[tuple, dict[str, float]]:
 
 def report(datasets: list[str], folds: int, variants: list[str], results: dict) -> None:
     for name in datasets:
-        base = [results[(name, folds, k, net, "baseline")] for k in range(folds) for net in NETS]
+        nets = nets_for(name)
+        base = [results[(name, folds, k, net, "baseline")] for k in range(folds) for net in nets]
         means = "  ".join(f"{m} {statistics.mean(r[m] for r in base):.4f}" for m in METRICS)
-        print(f"\n{name}: baseline over {folds} folds x {len(NETS)} nets: {means}")
+        print(f"\n{name}: baseline over {folds} folds x {len(nets)} nets: {means}")
         print(f"  {'variant':<22}" + "".join(f"{'d' + m:>24}" for m in METRICS))
         for variant in variants:
             pairs = [
                 (results[(name, folds, k, net, variant)], results[(name, folds, k, net, "baseline")])
                 for k in range(folds)
-                for net in NETS
+                for net in nets
             ]
             cells = []
             for m in METRICS:
@@ -153,15 +179,16 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench/recipe"))
-    parser.add_argument("--part", choices=("ablation", "recipe", "all"), default="all")
+    parser.add_argument("--part", choices=("ablation", "recipe", "all", "signals"), default="all")
     args = parser.parse_args()
-    variants = {"ablation": list(VARIANTS), "recipe": ["recipe"], "all": [*VARIANTS, "recipe"]}[args.part]
+    parts = {"ablation": list(VARIANTS), "recipe": ["recipe"], "all": [*VARIANTS, "recipe"]}
+    variants = (parts | {"signals": list(SIGNAL_VARIANTS)})[args.part]
     jobs = [
         (str(args.out / name / net / slug(variant) / f"fold{k}"), name, args.folds, k, net, variant)
         for name in args.datasets
         for variant in ["baseline", *variants]
         for k in range(args.folds)
-        for net in NETS
+        for net in nets_for(name)
     ]
     results = run_all(jobs, args.workers)
     report(args.datasets, args.folds, variants, results)

@@ -19,8 +19,15 @@ def test_the_step_floor_is_added_and_nothing_else_for_balanced_data():
 
 
 def test_what_the_user_chose_is_kept():
-    chosen = TrainConfig(min_steps=10, class_weighting="sampler", select_metric="balanced_accuracy")
+    chosen = TrainConfig(min_steps=2000, class_weighting="sampler", select_metric="balanced_accuracy")
     assert final_recipe(chosen, tiny_splits(sizes=(60, 30, 30), positive=0.1)) == chosen
+
+
+def test_the_step_floor_is_the_larger_of_the_settings_and_the_recipes():
+    proxy = TrainConfig(min_steps=300)  # a search's proxy floor, carried into its final training
+    splits = tiny_splits(sizes=(60, 30, 30))
+    assert final_recipe(proxy, splits).min_steps == MIN_STEPS
+    assert final_recipe(proxy, splits, min_steps=0).min_steps == 300
 
 
 def test_class_weights_only_for_a_balanced_metric_on_imbalanced_data():

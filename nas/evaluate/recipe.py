@@ -2,7 +2,8 @@
 final stage) and ``nas auto`` train with, on top of the user's settings.
 
 Each ingredient is filled in only where the user's setting is still at its default (a setting the user
-chose is kept), and each was kept or dropped by its measured effect in ``benchmarks/recipe.py``
+chose is kept; the step floor is the larger of the two, since a search's proxy floor is no choice about
+the final training), and each was kept or dropped by its measured effect in ``benchmarks/recipe.py``
 (3-fold validation over train + val of PneumoniaMNIST and RetinaMNIST, two networks; the figures are
 in README, "The final training recipe").
 """
@@ -33,7 +34,7 @@ def final_recipe(config: TrainConfig, splits: Splits, min_steps: int = MIN_STEPS
     weighting = config.class_weighting
     if weighting == "none":
         weighting = class_weighting_for(config.select_metric, imbalance(splits.class_counts()))
-    return config.replace(min_steps=config.min_steps or min_steps, class_weighting=weighting)
+    return config.replace(min_steps=max(config.min_steps, min_steps), class_weighting=weighting)
 
 
 def class_weighting_for(select_metric: str, imbalance: float) -> str:

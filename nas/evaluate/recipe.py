@@ -31,6 +31,8 @@ def final_recipe(config: TrainConfig, splits: Splits, min_steps: int = MIN_STEPS
     0.038 lower accuracy), label smoothing, one-cycle, rotations and zooms (lower AUC or accuracy), and
     weight EMA and colour jitter (each lowered RetinaMNIST's AUC once the class weights were gone). The
     training settings keep them (``ema_decay``, ``color_jitter``, ``max_rotate``, ...) for users."""
+    if min_steps < 0:  # max() below would hide it
+        raise ValueError(f"min_steps must be >= 0, got {min_steps}")
     weighting = config.class_weighting
     if weighting == "none":
         weighting = class_weighting_for(config.select_metric, imbalance(splits.class_counts()))

@@ -76,6 +76,22 @@ def test_tiny_net_by_hand() -> None:
     assert c.activation_traffic_bytes == 37_288
 
 
+def test_tiny_1d_net_by_hand() -> None:
+    """The same net in 1-D over 8 samples: each tap count and activation is the 2-D one over 8 x 8 pixels
+    divided by 8 (one row instead of eight), and the energy estimate uses the 1-D counts."""
+    c = measure(ArchSpec.from_str(f"1d:{TINY}"), in_chans=1, input_size=8, num_classes=10)
+    assert c.macs_by_operator["conv"] == 8 * 8 * 3 + 16 * 8 * 24
+    assert c.macs_by_operator["adaptive_avg_pool1d"] == 16 * 8
+    assert c.macs_by_operator["linear"] == 16 * 10
+    assert c.params == 24 + 16 + 384 + 32 + 170
+    assert c.peak_activation_bytes == 8192 // 8
+    # one byte per conv and linear weight, 8 per output channel (int32 bias, fp32 scale); BN folded away
+    assert c.int8_weight_bytes == (24 + 8 * 8) + (384 + 8 * 16) + (160 + 8 * 10)
+    assert c.energy_mj_estimate == pytest.approx(
+        energy_estimate_mj(c.macs, c.params, c.activation_traffic_bytes)
+    )
+
+
 def test_count_macs_keeps_training_mode() -> None:
     model = build_model(TINY, in_chans=1, num_classes=10, input_size=8).train()
     count_macs(model, 1, 8)

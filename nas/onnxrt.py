@@ -19,6 +19,12 @@ import torch
 
 OPSET = 17
 INPUT, OUTPUT = "image", "logits"  # the deployment contract's names
+SIGNAL_INPUT = "signal"  # a 1-D model's input (batch, channels, length)
+
+
+def input_name(input_shape: tuple[int, ...]) -> str:
+    """The deployment contract's input name for a model taking ``input_shape`` (batch first)."""
+    return SIGNAL_INPUT if len(input_shape) == 3 else INPUT
 
 
 def export_onnx(
@@ -36,7 +42,7 @@ def export_onnx(
     """
     if metadata is not None and not deployable:
         raise ValueError("metadata is written into deployable models only")
-    buffer = io.BytesIO()
+    buffer, name = io.BytesIO(), input_name(input_shape)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tracing runs the model; torch's thread pool stalls on a busy machine
     try:
@@ -47,9 +53,9 @@ def export_onnx(
                 (torch.zeros(input_shape),),
                 buffer,
                 dynamo=False,
-                input_names=[INPUT],
+                input_names=[name],
                 output_names=[OUTPUT],
-                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}} if deployable else None,
+                dynamic_axes={name: {0: "batch"}, OUTPUT: {0: "batch"}} if deployable else None,
                 opset_version=OPSET,
             )
     finally:

@@ -24,12 +24,12 @@ from nas.errors import DataError
 from nas.export.onnx import PARITY_TOLERANCE, read_metadata
 from nas.export.pipeline import run_export
 from nas.export.prune import prune_channels
-from nas.export.quantize import calibration_images
+from nas.export.quantize import ImageReader, calibration_images
 from nas.export.source import from_arch, from_run_dir
 from nas.export.tvm_loader import as_input
 from nas.export.variants import model_logits, normalized
 from nas.metrics import measure
-from nas.onnxrt import INPUT, session
+from nas.onnxrt import SIGNAL_INPUT, session
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ARCH = "1d:conv_k9_s2_c16:ir_r2_k7_s2_e4_c24_se0.25,ds_k5_c32:head_c128"
@@ -106,6 +106,9 @@ def test_onnx_takes_the_raw_signal_and_matches_pytorch(untrained):
     out, source, card = untrained
     assert source.input_shape == (1, 1, LENGTH) and source.mean == [0.0] and source.std == [1.0]
     assert onnx_input_dims(out / "model.onnx") == ["batch", 1, LENGTH]
+    (model_input,) = session((out / "model.onnx").read_bytes()).get_inputs()
+    (int8_input,) = session((out / "model.int8.onnx").read_bytes()).get_inputs()
+    assert model_input.name == int8_input.name == "signal"
     assert 0 <= card["parity"]["fp32_max_abs_diff"] < PARITY_TOLERANCE
     assert card["int8"]["calibration"]["source"] == "generated signals (no data)"
     assert card["parity"]["int8_vs_fp32_max_abs_logit_diff"] < 0.5
@@ -114,7 +117,7 @@ def test_onnx_takes_the_raw_signal_and_matches_pytorch(untrained):
     )
     contract = card["deployment_contract"]
     assert contract["input"] == {
-        "name": "image",
+        "name": "signal",
         "dtype": "float32",
         "layout": "NCL",
         "shape": ["batch", 1, LENGTH],
@@ -126,7 +129,7 @@ def test_onnx_takes_the_raw_signal_and_matches_pytorch(untrained):
     assert (card["complexity"]["macs"], card["complexity"]["params"]) == (reference.macs, reference.params)
     assert card["complexity"]["peak_activation_bytes"] == reference.peak_activation_bytes
     md = (out / "model_card.md").read_text()
-    assert "- Input `image`: float32, NCL ['batch', 1, 140], the raw signal." in md
+    assert "- Input `signal`: float32, NCL ['batch', 1, 140], the raw signal." in md
 
 
 def test_normalization_buffers_are_shaped_for_the_signal():
@@ -147,7 +150,7 @@ def test_signal_data_sets_length_classes_normalization_and_calibration(tmp_path)
     assert source.class_names == CLASSES and source.mean[0] == pytest.approx(2, abs=0.3)
     card = run_export(source, options(tmp_path, int8=True)).to_json()
     raw = source.splits.test.inputs  # the model file normalizes the raw series itself
-    got = session((tmp_path / "model.onnx").read_bytes()).run(None, {INPUT: raw})[0]
+    got = session((tmp_path / "model.onnx").read_bytes()).run(None, {SIGNAL_INPUT: raw})[0]
     with torch.no_grad():
         mean, std = (np.float32(v[0]) for v in (source.mean, source.std))
         expected = source.network(torch.from_numpy((raw - mean) / std)).numpy()
@@ -165,6 +168,7 @@ def test_calibration_signals_are_training_signals_or_standard_normal():
     assert all(any(np.array_equal(p, t) for t in train) for p in picked)
     generated = calibration_images(None, 64, (2, LENGTH))
     assert generated.shape == (64, 2, LENGTH) and abs(generated.std() - 1) < 0.05
+    assert [list(b) for b in iter(ImageReader(picked, batch=3).get_next, None)] == [["signal"]] * 2
 
 
 def test_trained_run_exports_through_the_cli_with_int8_and_pruning(capsys, tmp_path):

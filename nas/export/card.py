@@ -25,7 +25,7 @@ from nas.errors import DataError, first_problem
 from nas.export import FORMATS
 from nas.export.format import ExportOptions, input_kind
 from nas.export.source import Source
-from nas.onnxrt import INPUT
+from nas.onnxrt import input_name
 
 SCHEMA = "nas-model-card/1"
 CARD_JSON, CARD_MD = "model_card.json", "model_card.md"
@@ -230,10 +230,11 @@ def build_card(
 
 
 def input_section(input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """The contract's input: images float32 NCHW in [0, 1]; signals float32 NCL, raw (range None)."""
+    """The contract's input: images (``image``) float32 NCHW in [0, 1]; signals (``signal``) float32 NCL,
+    raw (range None)."""
     kind = input_kind(input_shape)
     return {
-        "name": INPUT,
+        "name": input_name(input_shape),
         "dtype": "float32",
         "layout": kind.layout,
         "shape": ["batch", *input_shape[1:]],

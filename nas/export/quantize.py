@@ -20,7 +20,7 @@ import numpy as np
 
 from nas.data.splits import model_input
 from nas.errors import UsageError
-from nas.onnxrt import INPUT
+from nas.onnxrt import input_name
 
 CALIBRATION_BATCH = 32
 
@@ -31,13 +31,13 @@ class ImageReader:
 
     def __init__(self, images01: np.ndarray, batch: int = CALIBRATION_BATCH) -> None:
         self._batches = [images01[i : i + batch] for i in range(0, len(images01), batch)]
-        self._next = 0
+        self._name, self._next = input_name(images01.shape), 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._next >= len(self._batches):
             return None
         self._next += 1
-        return {INPUT: self._batches[self._next - 1]}
+        return {self._name: self._batches[self._next - 1]}
 
     def rewind(self) -> None:
         self._next = 0

@@ -17,7 +17,7 @@ import numpy as np
 from nas.data.splits import Split, model_input
 from nas.latency.backends.base import Settings, Timing
 from nas.latency.backends.timing import interleave
-from nas.onnxrt import INPUT, OUTPUT, runner, session
+from nas.onnxrt import OUTPUT, runner, session
 
 BATCH = 256
 
@@ -25,7 +25,8 @@ BATCH = 256
 def logits(sess: Any, images01: np.ndarray) -> np.ndarray:
     """Logits of inputs as the model takes them (float32 NCHW images in [0, 1], or NCL signals), in
     batches."""
-    out = [sess.run([OUTPUT], {INPUT: images01[i : i + BATCH]})[0] for i in range(0, len(images01), BATCH)]
+    name = sess.get_inputs()[0].name  # "image" or "signal"
+    out = [sess.run([OUTPUT], {name: images01[i : i + BATCH]})[0] for i in range(0, len(images01), BATCH)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 

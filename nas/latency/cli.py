@@ -1,4 +1,5 @@
-"""``nas latency build | validate | show``: thin commands over ``build_table``, ``validate`` and the table.
+"""``nas latency build | measure | validate | import | show``: thin commands over ``build_table``,
+``nas.latency.measured``, ``validate`` and the table.
 
 ``add_latency_commands`` adds them to the ``nas`` parser; like the rest of the CLI, bad input raises a
 ``NasError``, which ``nas.cli.main`` prints as one line with exit code 2.
@@ -17,7 +18,6 @@ from nas.argtypes import positive_int
 def add_latency_commands(commands: Any) -> None:
     """Add ``latency`` and its subcommands to the top-level subparsers ``commands``."""
     from nas.latency import importers
-    from nas.latency.backends import BACKENDS
 
     latency = commands.add_parser("latency", help="device latency tables: build, validate, show")
     sub = latency.add_subparsers(dest="latency_command", required=True, parser_class=type(latency))
@@ -33,15 +33,10 @@ def add_latency_commands(commands: Any) -> None:
     build.add_argument("--input-size", type=positive_int, help="square input side (default: --from's)")
     build.add_argument("--in-chans", type=positive_int, help="input channels (default 3, or --from's)")
     build.add_argument("--num-classes", type=positive_int, help="classes (default 1000, or --from's)")
-    build.add_argument("--backend", choices=BACKENDS.names(), help="default ort, or --from's")
     build.add_argument(
         "--device", help="device name, the table's folder under latency_tables/ (default: --from's)"
     )
-    build.add_argument("--threads", type=positive_int, help="inference threads (default 1, or --from's)")
-    build.add_argument("--rpc-host", help="TVM RPC server or tracker host (tvm-rpc)")
-    build.add_argument("--rpc-port", type=positive_int, help="TVM RPC port (tvm-rpc)")
-    build.add_argument("--rpc-key", help="TVM RPC tracker key of the board (tvm-rpc)")
-    build.add_argument("--target", help="TVM target: 'host' or a JSON object (tvm, tvm-rpc)")
+    _backend_arguments(build, ", or --from's")
     build.add_argument("--rounds", type=positive_int, help="timing rounds (default 100, or --from's)")
     build.add_argument("--calibration-nets", type=positive_int, help="default 30, or --from's")
     build.add_argument(
@@ -59,6 +54,26 @@ def add_latency_commands(commands: Any) -> None:
         "<space>-<res>-<C>ch-<K>cls.json where that holds another data shape)",
     )
     build.set_defaults(func=cmd_latency_build)
+
+    measure = sub.add_parser(
+        "measure",
+        help="time whole networks on this machine or a board: arch,latency_ms CSV and a JSON sidecar",
+        description="Time whole networks of a space (random ones from --seed, or the arch strings of "
+        "--archs), interleaved with the space's anchor network, for 'nas latency adapt' and 'fit'.",
+    )
+    measure.add_argument("--space", required=True, help="a space YAML file or a bundled space name")
+    measure.add_argument("--input-size", type=positive_int, required=True, help="input side or length")
+    measure.add_argument("--in-chans", type=positive_int, default=3, help="input channels (default 3)")
+    measure.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")
+    measure.add_argument("--device", required=True, help="device name, recorded in the sidecar")
+    _backend_arguments(measure, "")
+    measure.add_argument("--rounds", type=positive_int, default=100, help="timing rounds (default 100)")
+    nets = measure.add_mutually_exclusive_group(required=True)
+    nets.add_argument("--nets", type=positive_int, help="how many random nets of the space")
+    nets.add_argument("--archs", type=Path, metavar="FILE", help="one canonical arch string per line")
+    measure.add_argument("--seed", type=int, default=0, help="seed of the random nets (default 0)")
+    measure.add_argument("--out", type=Path, required=True, help="MEASURED.csv (sidecar MEASURED.json)")
+    measure.set_defaults(func=cmd_latency_measure)
 
     validate = sub.add_parser("validate", help="predicted vs measured latency of held-out random nets")
     validate.add_argument("table", type=Path)
@@ -86,6 +101,55 @@ def add_latency_commands(commands: Any) -> None:
     show.set_defaults(func=cmd_latency_show)
 
 
+def _backend_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """The backend and its options, shared by ``build`` and ``measure`` (None when not given)."""
+    from nas.latency.backends import BACKENDS
+
+    parser.add_argument("--backend", choices=BACKENDS.names(), help=f"default ort{default}")
+    parser.add_argument("--threads", type=positive_int, help=f"inference threads (default 1{default})")
+    parser.add_argument("--rpc-host", help="TVM RPC server or tracker host (tvm-rpc)")
+    parser.add_argument("--rpc-port", type=positive_int, help="TVM RPC port (tvm-rpc)")
+    parser.add_argument("--rpc-key", help="TVM RPC tracker key of the board (tvm-rpc)")
+    parser.add_argument("--target", help="TVM target: 'host' or a JSON object (tvm, tvm-rpc)")
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "rpc_host": args.rpc_host,
+        "rpc_port": args.rpc_port,
+        "rpc_key": args.rpc_key,
+        "target": args.target,
+    }
+
+
+def cmd_latency_measure(args: argparse.Namespace) -> None:
+    from nas.latency import measured
+    from nas.latency.backends import make_backend
+    from nas.latency.backends.base import Settings
+    from nas.space import SearchSpace
+
+    space = SearchSpace.from_yaml(args.space)
+    if args.archs is not None:
+        archs = measured.read_archs(args.archs, space)
+    else:
+        archs = measured.random_nets(space, args.nets, args.seed)
+    measured.check_out(args.out)
+    backend = make_backend(args.backend or "ort", threads=args.threads or 1, **_backend_options(args))
+    result = measured.measure_archs(
+        space,
+        archs,
+        args.input_size,
+        args.in_chans,
+        args.num_classes,
+        backend,
+        args.device,
+        Settings(rounds=args.rounds),
+        seed=None if args.archs is not None else args.seed,
+    )
+    measured.save(result, args.out)
+    print(f"wrote {args.out} and {measured.sidecar_path(args.out)}: {len(result.nets)} nets")
+
+
 def cmd_latency_build(args: argparse.Namespace) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -105,12 +169,7 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
 
     base = LatencyTable.load(find_file(args.base)) if args.base else None
     space, size, chans, classes, device = _build_settings(args, base)
-    options = {
-        "rpc_host": args.rpc_host,
-        "rpc_port": args.rpc_port,
-        "rpc_key": args.rpc_key,
-        "target": args.target,
-    }
+    options = _backend_options(args)
     if base is not None and args.backend is None and args.threads is None and not any(options.values()):
         backend = backend_from_provenance(base.provenance)
     else:

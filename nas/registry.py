@@ -1,9 +1,9 @@
 """Name -> "module:attr" registries for every extension point, imported lazily.
 
-Each extension point (blocks, search strategies, evaluation protocols, latency backends, datasets, export
-formats) owns one ``Registry`` whose built-in entries are one line each. Nothing is imported until a name
-is looked up, so ``nas --help`` lists every choice without importing TVM. The names feed CLI choices,
-experiment validation and help texts, so a name is written once.
+Each extension point (blocks, search strategies, evaluation protocols, latency backends and predictors,
+datasets, export formats) owns one ``Registry`` whose built-in entries are one line each. Nothing is
+imported until a name is looked up, so ``nas --help`` lists every choice without importing TVM. The
+names feed CLI choices, experiment validation and help texts, so a name is written once.
 
 Packages outside this one add entries through the entry-point group ``nas.plugins``; an entry point's
 name is ``<kind>.<name>`` and its value the usual ``module:attr``::
@@ -27,6 +27,7 @@ REGISTRIES = {  # the <kind> of an entry point: the registry it adds to
     "strategy": "nas.search.strategies:STRATEGIES",
     "protocol": "nas.evaluate.protocols:PROTOCOLS",
     "backend": "nas.latency.backends:BACKENDS",
+    "predictor": "nas.latency.predictors:PREDICTORS",
     "dataset": "nas.data:DATASETS",
     "format": "nas.export:FORMATS",
 }

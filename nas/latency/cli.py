@@ -1,5 +1,5 @@
-"""``nas latency build | measure | validate | import | show``: thin commands over ``build_table``,
-``nas.latency.measured``, ``validate`` and the table.
+"""``nas latency build | measure | fit | adapt | predict | validate | import | show``: thin commands over
+``build_table``, ``nas.latency.measured``, the predictors, ``validate`` and the table.
 
 ``add_latency_commands`` adds them to the ``nas`` parser; like the rest of the CLI, bad input raises a
 ``NasError``, which ``nas.cli.main`` prints as one line with exit code 2.
@@ -75,8 +75,32 @@ def add_latency_commands(commands: Any) -> None:
     measure.add_argument("--out", type=Path, required=True, help="MEASURED.csv (sidecar MEASURED.json)")
     measure.set_defaults(func=cmd_latency_measure)
 
+    fitted = sub.add_parser(
+        "fit", help="a latency predictor learned from measured nets alone (no table): a predictor JSON"
+    )
+    fitted.add_argument("--measured", type=Path, required=True, help="MEASURED.csv of 'nas latency measure'")
+    fitted.add_argument("--space", required=True, help="the measured nets' space (a YAML file or a name)")
+    fitted.add_argument("--out", type=Path, required=True, help="PREDICTOR.json")
+    fitted.set_defaults(func=cmd_latency_fit)
+
+    adapted = sub.add_parser(
+        "adapt",
+        help="a predictor for a new device from another device's table and a few nets measured on it",
+    )
+    adapted.add_argument("--from", dest="source", type=Path, required=True, metavar="TABLE")
+    adapted.add_argument("--measured", type=Path, required=True, help="MEASURED.csv of 'nas latency measure'")
+    adapted.add_argument("--device", required=True, help="the new device's name")
+    adapted.add_argument("--out", type=Path, required=True, help="PREDICTOR.json")
+    adapted.set_defaults(func=cmd_latency_adapt)
+
+    predicted = sub.add_parser("predict", help="a table's or predictor's latency of the nets of a file")
+    predicted.add_argument("table", type=Path, metavar="PREDICTOR_OR_TABLE")
+    predicted.add_argument("--archs", type=Path, required=True, metavar="FILE", help="one arch per line")
+    predicted.add_argument("--out", type=Path, required=True, help="PRED.csv (arch,latency_ms)")
+    predicted.set_defaults(func=cmd_latency_predict)
+
     validate = sub.add_parser("validate", help="predicted vs measured latency of held-out random nets")
-    validate.add_argument("table", type=Path)
+    validate.add_argument("table", type=Path, metavar="PREDICTOR_OR_TABLE")
     validate.add_argument("--nets", type=positive_int, default=50, help="how many nets (default 50)")
     validate.add_argument("--seed", type=int, default=0, help="seed of the held-out nets (default 0)")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -246,12 +270,68 @@ def cmd_latency_import(args: argparse.Namespace) -> None:
     print(f"wrote {out}: {len(table.entries)} blocks from {args.file} (uncalibrated: sum of layers)")
 
 
-def cmd_latency_validate(args: argparse.Namespace) -> None:
+def cmd_latency_fit(args: argparse.Namespace) -> None:
+    from nas.latency import measured
+    from nas.latency.predictors.fitted import fit_predictor
+
+    found = _measured_of(args.measured, args.space)
+    measured.check_free(args.out)
+    predictor = fit_predictor(found)
+    predictor.save(args.out)
+    loo = predictor.model.loo_mape
+    print(f"wrote {args.out}: fitted on {len(found.nets)} nets, leave-one-out MAPE {loo:.1%}")
+
+
+def cmd_latency_adapt(args: argparse.Namespace) -> None:
+    from nas.latency import measured
+    from nas.latency.predictors.adapted import adapt
     from nas.latency.table import LatencyTable
-    from nas.latency.validate import format_report, validate
     from nas.resources import find_file
 
-    report = validate(LatencyTable.load(find_file(args.table)), nets=args.nets, seed=args.seed)
+    table = LatencyTable.load(find_file(args.source))
+    found = _measured_of(args.measured, None)
+    measured.check_free(args.out)
+    predictor = adapt(table, found, args.device)
+    predictor.save(args.out)
+    groups = "  ".join(f"{g} x{r:.2f}" for g, r in predictor.model.corrections.items())
+    cal = predictor.calibration
+    print(
+        f"wrote {args.out}: {len(found.nets)} nets, block costs {groups}; "
+        f"calibration leave-one-out MAPE {cal.loo_mape:.1%}"
+    )
+
+
+def _measured_of(path: Path, space: str | None) -> Any:
+    """The measured set at ``path``; with ``space``, its nets must be of that space."""
+    from nas.errors import DataError
+    from nas.latency import measured
+    from nas.space import SearchSpace
+
+    found = measured.load(path)
+    if space is not None:
+        wanted = SearchSpace.from_yaml(space)
+        if wanted.config.model_dump(mode="json") != found.sidecar.settings["space_config"]:
+            held = found.sidecar.settings["space"]
+            raise DataError(f"{path} holds nets of space '{held}' as measured, not of {space}")
+    return found
+
+
+def cmd_latency_predict(args: argparse.Namespace) -> None:
+    from nas.latency import measured
+    from nas.latency.predictors import load_latency
+
+    model = load_latency(args.table)
+    archs = measured.read_archs(args.archs, model.space())
+    measured.check_free(args.out)
+    measured.write_csv(args.out, [(a.to_str(), model.predict(a)) for a in archs])
+    print(f"wrote {args.out}: {len(archs)} nets")
+
+
+def cmd_latency_validate(args: argparse.Namespace) -> None:
+    from nas.latency.predictors import load_latency
+    from nas.latency.validate import format_report, validate
+
+    report = validate(load_latency(args.table), nets=args.nets, seed=args.seed)
     if args.json:
         print(json.dumps(report, indent=2))
         return

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.arch import ArchSpec
 from nas.errors import ConfigError
@@ -21,6 +21,9 @@ from nas.latency.backends import BACKENDS, make_backend
 from nas.latency.backends.base import Backend, Settings
 from nas.latency.build import ANCHOR, net_item, sample_distinct
 from nas.latency.table import LatencyTable
+
+if TYPE_CHECKING:
+    from nas.latency.predictors.base import Predictor
 
 TOLERANCE = 0.10
 
@@ -51,7 +54,7 @@ def measure_nets(table: LatencyTable, archs: dict[str, ArchSpec], rounds: int = 
     return {name: timings[name].median_ms * scale for name in archs}
 
 
-def validation_nets(table: LatencyTable, n: int, seed: int) -> list[ArchSpec]:
+def validation_nets(table: LatencyTable | Predictor, n: int, seed: int) -> list[ArchSpec]:
     """``n`` random nets of the table's space, never the anchor or a calibration net."""
     seen = {
         ArchSpec.from_str(net["arch"])
@@ -61,7 +64,7 @@ def validation_nets(table: LatencyTable, n: int, seed: int) -> list[ArchSpec]:
 
 
 def validate(
-    table: LatencyTable,
+    table: LatencyTable | Predictor,
     nets: int = 50,
     seed: int = 0,
     backend: Backend | None = None,
@@ -69,7 +72,8 @@ def validate(
     reference_nets: int = 10,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Measure ``nets`` held-out nets twice and compare them with the table's predictions.
+    """Measure ``nets`` held-out nets twice and compare them with the table's (or a predictor's)
+    predictions; a predictor's measured nets serve as the calibration nets.
 
     Drift is read off the anchor and the first ``reference_nets`` calibration nets, all measured at
     build time in the same rounds, re-timed here among the held-out nets: the median of their
@@ -77,7 +81,7 @@ def validate(
     calibration nets +4 % (median) and the held-out nets +1 %: contention from other processes does
     not slow every network alike, and the median of several references is steadier than one.
     """
-    if table.anchor is None or table.calibration is None:
+    if table.anchor is None or (isinstance(table, LatencyTable) and table.calibration is None):
         raise ConfigError("latency table is unfinished (no calibration); run its 'nas latency build' again")
     if backend is None:
         backend = backend_from_provenance(table.provenance)

@@ -3,15 +3,17 @@ accuracy evaluator, assembled into the objective every worker runs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.arch import ArchSpec
 from nas.errors import ConfigError
 from nas.latency.table import LatencyTable
-from nas.resources import find_file
 from nas.search.config import ExperimentConfig
 from nas.search.objective import CandidateFailed, CandidateObjective, Report
 from nas.space import SearchSpace
+
+if TYPE_CHECKING:
+    from nas.latency.predictors.base import Predictor
 
 
 def load_splits(config: ExperimentConfig):
@@ -86,7 +88,7 @@ def default_objective(config: ExperimentConfig) -> CandidateObjective:
     return CandidateObjective(config, space, in_chans, num_classes, table, evaluator)
 
 
-def table_fix(config: ExperimentConfig, table: LatencyTable, wanted: dict[str, Any]) -> str:
+def table_fix(config: ExperimentConfig, table: LatencyTable | Predictor, wanted: dict[str, Any]) -> str:
     """The command that builds the table the experiment needs on the same device and backend, and where
     it will be: from the given table when only the data shape differs (seconds: body blocks reused)."""
     from nas.latency.table import shape_table_path
@@ -107,9 +109,12 @@ def table_fix(config: ExperimentConfig, table: LatencyTable, wanted: dict[str, A
     return f"build it with '{command}' and set latency.table to {path}"
 
 
-def latency_table(config: ExperimentConfig) -> LatencyTable | None:
-    """The experiment's table: its path from the working directory, else the shipped table of that name."""
-    return LatencyTable.load(find_file(config.latency.table)) if config.latency is not None else None
+def latency_table(config: ExperimentConfig) -> LatencyTable | Predictor | None:
+    """The experiment's table or predictor (``nas.latency.predictors``): its path from the working
+    directory, else the shipped file of that name."""
+    from nas.latency.predictors import load_latency
+
+    return load_latency(config.latency.table) if config.latency is not None else None
 
 
 def dataset_shape(config: ExperimentConfig, evaluator: TrainingEvaluator | None) -> tuple[int, int]:

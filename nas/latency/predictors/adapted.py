@@ -1,0 +1,115 @@
+"""``adapted``: another device's table carried to a new device by a few networks measured there.
+
+A global map of the source's predictions (``a + b * prediction``) cannot change their order, but
+devices differ in what is relatively expensive (a depthwise conv on one, a squeeze-excite on another).
+So each op group's blocks (``features.block_group``: stem, head, conv, ds, ir, with or without SE) get
+their own factor ``r_g`` on the source table's block latencies:
+
+    measured ~ a + b0 * sum_g r_g * (source block sum of group g) + c * blocks
+
+with ``b0`` the source calibration's scale refitted on the measured nets, solved for ``a``, ``c`` and
+the ``r_g`` by ridge on relative error with a prior ``r_g = 1`` (the source's relative costs), its
+strength by leave-one-out (``ridge.py``): a group the measured nets say little about keeps the source's
+cost. The corrected block sums then get the tables' 3-term calibration (``nas.latency.predict``).
+The predictor keeps the source's block latencies it uses, so it needs no other file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from nas.arch import ArchSpec
+from nas.errors import ConfigError
+from nas.latency.keys import arch_keys
+from nas.latency.predict import Calibration
+from nas.latency.predict import fit as calibrate
+from nas.latency.predictors import ridge
+from nas.latency.predictors.base import Predictor, make_record
+from nas.latency.predictors.features import block_group
+from nas.latency.table import LatencyTable
+
+MATCH = ("space", "input_size", "in_chans", "num_classes", "dtype")
+
+
+class AdaptedModel(BaseModel):
+    """``predicted ms = calibration(sum of entries[key] * corrections[group of key], blocks)``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: dict[str, Any]  # the source table's provenance (device, backend, date, command)
+    corrections: dict[str, float]
+    calibration: dict[str, float]
+    entries: dict[str, float]  # the source's block medians (ms)
+    lam: float
+    loo_mape: float
+
+
+class AdaptedPredictor(Predictor):
+    name = "adapted"
+    Model = AdaptedModel
+
+    def __init__(self, record: Any) -> None:
+        super().__init__(record)
+        self.calibration = Calibration.from_json(self.model.calibration)  # type: ignore[attr-defined]
+
+    def predict(self, arch: ArchSpec) -> float:
+        m: Any = self.model
+        total, blocks = 0.0, 0
+        s = self.settings
+        for key, site in arch_keys(arch, s["in_chans"], s["input_size"], s["num_classes"], s["dtype"]):
+            if key not in m.entries:
+                raise ConfigError(f"latency predictor has no entry for block '{key}'")
+            total += m.entries[key] * m.corrections.get(block_group(site), 1.0)
+            blocks += 1
+        return self.calibration.apply(total, blocks)
+
+
+def group_sums(table: LatencyTable, arch: ArchSpec) -> tuple[dict[str, float], int]:
+    """The source table's block latencies of ``arch`` summed per op group, and its block count."""
+    sums: dict[str, float] = {}
+    s = table.settings
+    sites = arch_keys(arch, s["in_chans"], s["input_size"], s["num_classes"], s["dtype"])
+    for key, site in sites:
+        entry = table.entries.get(key)
+        if entry is None:
+            raise ConfigError(f"latency table has no entry for block '{key}'")
+        sums[block_group(site)] = sums.get(block_group(site), 0.0) + entry["median_ms"]
+    return sums, len(sites)
+
+
+def adapt(table: LatencyTable, measured: Any, device: str) -> AdaptedPredictor:
+    """The predictor for ``device`` from the source ``table`` and the measured set
+    (``nas.latency.measured.Measured``) of the same space and data shape."""
+    wanted = measured.sidecar.settings
+    differ = [k for k in MATCH if table.settings.get(k) != wanted.get(k)]
+    if differ:
+        shown = ", ".join(f"{k} {table.settings.get(k)} vs {wanted.get(k)}" for k in differ)
+        raise ConfigError(f"the table and the measured nets differ in {shown}")
+    nets = [arch for arch, _ in measured.nets]
+    y = np.array([ms for _, ms in measured.nets])
+    rows = [group_sums(table, arch) for arch in nets]
+    groups = sorted({g for sums, _ in rows for g in sums})
+    s = np.array([[sums.get(g, 0.0) for g in groups] for sums, _ in rows])
+    n = np.array([blocks for _, blocks in rows], float)
+    b0 = calibrate(s.sum(1).tolist(), n.astype(int).tolist(), y.tolist()).b
+    design = np.column_stack([np.ones(len(y)), n, b0 * s])
+    prior = np.array([0.0, 0.0, *[1.0] * len(groups)])
+    found = ridge.fit(design, y, prior, prior > 0)
+    corrections = dict(zip(groups, found.weights[2:].tolist(), strict=True))
+    corrected = (s * found.weights[2:]).sum(1)
+    calibration = calibrate(corrected.tolist(), n.astype(int).tolist(), y.tolist())
+    model = AdaptedModel(
+        source={k: table.provenance.get(k) for k in ("device", "backend", "threads", "date", "command")},
+        corrections=corrections,
+        calibration=calibration.to_json(),
+        entries={k: e["median_ms"] for k, e in sorted(table.entries.items())},
+        lam=found.lam,
+        loo_mape=found.loo_mape,
+    )
+    settings = {**table.settings, "dims": wanted.get("dims", 2)}
+    record = make_record("adapted", settings, measured, model)
+    record.provenance["device"] = device
+    return AdaptedPredictor(record)

@@ -1,0 +1,255 @@
+"""Latency predictors (fitted, adapted) on synthetic devices: learning, files, errors, the commands."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zlib
+
+import pytest
+
+from nas.cli import main
+from nas.errors import ConfigError, DataError
+from nas.latency import measured
+from nas.latency.backends.base import Item, Settings, Timing
+from nas.latency.build import ANCHOR, anchor_arch, table_settings
+from nas.latency.predict import Calibration
+from nas.latency.predictors import PREDICTORS, load_latency
+from nas.latency.predictors.adapted import adapt
+from nas.latency.predictors.features import block_group
+from nas.latency.predictors.fitted import fit_predictor
+from nas.latency.space_keys import space_keys
+from nas.latency.table import LatencyTable
+from nas.latency.validate import kendall_tau, validate, within
+from nas.registry import registry
+from nas.space import SearchSpace
+
+SPACE_YAML = """
+name: tiny3
+stem: conv_k3_s2_c8
+head: head_c32
+stages:
+  - {stride: 1, channels: 8, layers: {min: 0, max: 2}, choose_per: stage, ops: [ir_e3, ds, conv],
+     kernel: [3, 5], se: [0.0, 0.25]}
+  - {stride: 2, channels: 16, layers: {min: 1, max: 2}, choose_per: stage, ops: [ds, ir_e3, conv],
+     kernel: [3, 5], width: [1.0, 2.0]}
+"""
+SIZE, CHANS, CLASSES = 16, 1, 3
+DEPTHWISE = ("ds", "ds_se", "ir", "ir_se")
+CALIBRATION = Calibration(0.05, 0.9, -0.002, 0.0, 10)
+
+
+def block_ms(key: str, site) -> float:
+    """Growing with the block's output activations, plus a little per-key noise."""
+    work = site.out_channels * site.out_size**site.dims * (1 + getattr(site.block, "kernel", 1) / 5)
+    return 0.02 + work / 2e4 + (zlib.crc32(key.encode()) % 1000) / 1e5
+
+
+def make_table(space: SearchSpace, slower: float = 1.0, device: str = "source") -> LatencyTable:
+    """A table of every key; with ``slower`` the device's depthwise blocks (ds, ir) cost that much more."""
+    entries = {}
+    for key, site in space_keys(space, CHANS, SIZE, CLASSES).items():
+        ms = block_ms(key, site) * (slower if block_group(site) in DEPTHWISE else 1.0)
+        entries[key] = {"median_ms": ms, "spread_ms": 0.0, "rounds": 1}
+    provenance = {"device": device, "backend": "fake", "threads": 1}
+    table = LatencyTable(table_settings(space, SIZE, CHANS, CLASSES), provenance, entries)
+    table.anchor = {"arch": anchor_arch(space).to_str(), "median_ms": 1.0}
+    table.calibration = CALIBRATION
+    return table
+
+
+def measured_on(table: LatencyTable, archs) -> measured.Measured:
+    """What measuring ``archs`` on ``table``'s device would give: its predictions, as a measured set."""
+    sidecar = measured.MeasuredSidecar(
+        settings={**table.settings, "dims": 2},
+        provenance={**table.provenance, "measure": {"rounds": 3}},
+        anchor={"arch": table.anchor["arch"], "median_ms": table.predict(anchor_arch(table.space()))},
+        nets=len(archs),
+    )
+    return measured.Measured([(a, table.predict(a)) for a in archs], sidecar)
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory):
+    path = tmp_path_factory.mktemp("space") / "tiny3.yaml"
+    path.write_text(SPACE_YAML)
+    return SearchSpace.from_yaml(path)
+
+
+@pytest.fixture(scope="module")
+def nets(space):
+    """20 nets to learn from, 60 held out."""
+    archs = measured.random_nets(space, 80, seed=5)
+    return archs[:20], archs[20:]
+
+
+def test_a_device_whose_depthwise_blocks_cost_3x_is_learned_from_20_nets(space, nets):
+    train, held_out = nets
+    source, target = make_table(space), make_table(space, slower=3.0, device="planted")
+    truth = [target.predict(a) for a in held_out]
+    before = [source.predict(a) for a in held_out]
+    predictor = adapt(source, measured_on(target, train), "planted")
+    after = [predictor.predict(a) for a in held_out]
+    assert kendall_tau(before, truth) < 0.9  # the source's order is off: not a global scale
+    assert kendall_tau(after, truth) > 0.97 and within(after, truth) == 1.0
+    r = predictor.model.corrections
+    for group in ("ds", "ir", "ir_se"):
+        assert r[group] / r["conv"] == pytest.approx(3.0, rel=0.1)
+    assert predictor.provenance["device"] == "planted" and predictor.model.source["device"] == "source"
+
+
+def test_a_fitted_predictor_learns_a_device_without_a_table(space, nets):
+    train, held_out = nets
+    target = make_table(space, slower=3.0)
+    predictor = fit_predictor(measured_on(target, [*train, *held_out[:20]]))
+    truth = [target.predict(a) for a in held_out[20:]]
+    predicted = [predictor.predict(a) for a in held_out[20:]]
+    assert kendall_tau(predicted, truth) > 0.8 and within(predicted, truth) > 0.7
+
+
+@pytest.mark.parametrize("kind", ["adapted", "fitted"])
+def test_predictor_files_round_trip_and_load_wherever_a_table_does(space, nets, tmp_path, kind):
+    train, held_out = nets
+    source = make_table(space)
+    found = measured_on(make_table(space, slower=2.0), train)
+    predictor = adapt(source, found, "new") if kind == "adapted" else fit_predictor(found)
+    path = tmp_path / "p.json"
+    predictor.save(path)
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 1 and data["kind"] == kind and data["provenance"]["measured_nets"] == 20
+    loaded = load_latency(path)
+    assert type(loaded) is type(predictor) and loaded.to_json() == predictor.to_json()
+    assert [loaded.predict(a) for a in held_out] == [predictor.predict(a) for a in held_out]
+    assert loaded.space().name == "tiny3" and loaded.settings["input_size"] == SIZE
+    table_path = tmp_path / "t.json"
+    source.save(table_path)
+    assert isinstance(load_latency(table_path), LatencyTable)
+
+
+def test_predictor_kinds_are_a_registry(space):
+    assert registry("predictor") is PREDICTORS and {"fitted", "adapted"} <= set(PREDICTORS.names())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(schema_version=2), "schema_version 2"),
+        (lambda d: d.update(kind="oracle"), "unknown latency predictor kind 'oracle'"),
+        (lambda d: d.pop("model"), "field 'model'"),
+        (lambda d: d["model"].pop("corrections"), "field 'model.corrections'"),
+        (lambda d: d["settings"].pop("input_size"), "field 'settings.input_size'"),
+        (lambda d: d["model"].update(lam="much"), "field 'model.lam'"),
+    ],
+)
+def test_a_broken_predictor_file_is_a_one_line_error(space, nets, tmp_path, change, message):
+    path = tmp_path / "p.json"
+    adapt(make_table(space), measured_on(make_table(space), nets[0]), "x").save(path)
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_latency(path)
+    assert str(exc.value).startswith(str(path)) and "\n" not in str(exc.value)
+
+
+def test_adapt_refuses_nets_of_another_data_shape(space, nets):
+    other = measured_on(make_table(space), nets[0])
+    other.sidecar.settings["input_size"] = 32
+    with pytest.raises(ConfigError, match="input_size 16 vs 32"):
+        adapt(make_table(space), other, "x")
+    with pytest.raises(DataError, match="at least 4"):
+        fit_predictor(measured_on(make_table(space), nets[0][:3]))
+
+
+def test_the_commands_fit_adapt_predict(space, nets, tmp_path, capsys):
+    train, held_out = nets
+    source, target = make_table(space), make_table(space, slower=3.0)
+    (tmp_path / "tiny3.yaml").write_text(SPACE_YAML)
+    source.save(tmp_path / "source.json")
+    measured.save(measured_on(target, train), tmp_path / "m.csv")
+    archs = tmp_path / "archs.txt"
+    archs.write_text("".join(f"{a}\n" for a in held_out[:5]))
+    assert (
+        main(
+            [
+                "latency",
+                "adapt",
+                "--from",
+                str(tmp_path / "source.json"),
+                "--measured",
+                str(tmp_path / "m.csv"),
+                "--device",
+                "planted",
+                "--out",
+                str(tmp_path / "a.json"),
+            ]
+        )
+        == 0
+    )
+    assert main(["latency", "fit", "--measured", str(tmp_path / "m.csv"), "--space",
+                 str(tmp_path / "tiny3.yaml"), "--out", str(tmp_path / "f.json")]) == 0  # fmt: skip
+    for name in ("source", "a", "f"):
+        out = tmp_path / f"pred-{name}.csv"
+        assert main(["latency", "predict", str(tmp_path / f"{name}.json"), "--archs", str(archs),
+                     "--out", str(out)]) == 0  # fmt: skip
+        with out.open() as f:
+            rows = list(csv.reader(f))
+        assert rows[0] == ["arch", "latency_ms"] and [r[0] for r in rows[1:]] == [
+            a.to_str() for a in held_out[:5]
+        ]
+        assert all(float(r[1]) > 0 for r in rows[1:])
+    capsys.readouterr()
+    archs.write_text("conv_k3_s2_c8:ds_k7_s2_c16:head_c32\n")  # not of the space
+    out = tmp_path / "bad.csv"
+    assert (
+        main(["latency", "predict", str(tmp_path / "a.json"), "--archs", str(archs), "--out", str(out)]) == 2
+    )
+    assert "line 1" in capsys.readouterr().err and not out.exists()
+    assert main(["latency", "fit", "--measured", str(tmp_path / "m.csv"), "--space", "mnasnet_small",
+                 "--out", str(tmp_path / "g.json")]) == 2  # fmt: skip
+    assert "space 'tiny3'" in capsys.readouterr().err and not (tmp_path / "g.json").exists()
+
+
+class PlantedBackend:
+    """Times whole nets as the planted device would (its table's predictions)."""
+
+    name, version, threads = "fake", "0", 1
+
+    def __init__(self, table: LatencyTable) -> None:
+        self.table = table
+
+    def measure(self, items: list[Item], settings: Settings) -> dict[str, Timing]:
+        from nas.arch import ArchSpec
+
+        out = {}
+        for item in items:
+            arch = anchor_arch(self.table.space()) if item.name == ANCHOR else ArchSpec.from_str(item.name)
+            out[item.name] = Timing(self.table.predict(arch), 0.0, settings.rounds)
+        return out
+
+    def provenance(self) -> dict:
+        return {}
+
+
+def test_validate_takes_a_predictor_and_its_measured_nets_as_references(space, nets):
+    train, _ = nets
+    target = make_table(space, slower=3.0)
+    predictor = adapt(make_table(space), measured_on(target, train), "planted")
+    report = validate(predictor, nets=8, seed=1, backend=PlantedBackend(target))
+    assert report["n"] == 8 and report["within_10pct"] == 1.0
+    assert report["anchor_drift"] == pytest.approx(1.0)
+    held = {net["arch"] for net in report["nets"]}
+    assert not held & {a.to_str() for a in train}
+
+
+def test_an_experiment_takes_a_predictor_as_its_table(space, nets, tmp_path):
+    from nas.search.factory import latency_table
+
+    path = tmp_path / "p.json"
+    adapt(make_table(space), measured_on(make_table(space), nets[0]), "x").save(path)
+
+    class Config:
+        class latency:
+            table = str(path)
+
+    assert latency_table(Config).predict(nets[1][0]) > 0

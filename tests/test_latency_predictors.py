@@ -253,3 +253,18 @@ def test_an_experiment_takes_a_predictor_as_its_table(space, nets, tmp_path):
             table = str(path)
 
     assert latency_table(Config).predict(nets[1][0]) > 0
+
+
+def test_the_model_card_takes_a_predictor(space, nets, tmp_path):
+    from types import SimpleNamespace
+
+    from nas.export.predicted import predict
+
+    path = tmp_path / "p.json"
+    predictor = adapt(make_table(space), measured_on(make_table(space, slower=3.0), nets[0]), "planted")
+    predictor.save(path)
+    arch = nets[1][0]
+    source = SimpleNamespace(arch=arch, in_chans=CHANS, input_size=SIZE, num_classes=CLASSES)
+    found = predict(source, path, pruned=False)
+    assert found.info["ms"] == pytest.approx(predictor.predict(arch)) and found.info["device"] == "planted"
+    assert len(found.references) == 3  # the anchor and two measured nets, re-timed beside the model

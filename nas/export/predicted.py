@@ -18,7 +18,6 @@ from nas.arch import ArchSpec
 from nas.errors import NasError
 from nas.export.source import Source
 from nas.latency.backends.base import Timing
-from nas.resources import find_file
 
 REFERENCE_NETS = 3  # the anchor and two calibration nets, as nas.latency.validate
 
@@ -48,10 +47,10 @@ def predict(source: Source, table_path: Path | None, pruned: bool) -> TablePredi
             {"ms": None, "note": "no table (pass --table latency_tables/<device>/...json)"}
         )
     from nas.latency.build import net_item
-    from nas.latency.table import LatencyTable
+    from nas.latency.predictors import load_latency
     from nas.onnxrt import export_onnx
 
-    table = LatencyTable.load(find_file(table_path))  # a shipped table by its relative path too
+    table = load_latency(table_path)  # a table or a predictor; a shipped one by its relative path too
     s = table.settings
     base = {"ms": None, "table": str(table_path), "device": table.provenance.get("device")}
     if pruned:

@@ -124,6 +124,11 @@ def test_a_garbled_measured_file_is_a_one_line_error(space_file, tmp_path):
     out.write_text(out.read_text().replace(",0.", ",-0.", 1))
     with pytest.raises(DataError, match="line 2: latency"):
         measured.load(out)
+    side = json.loads((tmp_path / "m.json").read_text())
+    side["settings"].pop("in_chans")
+    (tmp_path / "m.json").write_text(json.dumps(side))
+    with pytest.raises(DataError, match=r"m\.json: settings\.in_chans"):
+        measured.load(out)
     (tmp_path / "m.json").write_text('{"schema_version": 2}')
     with pytest.raises(DataError, match=r"m\.json: schema_version"):
         measured.load(out)

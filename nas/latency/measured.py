@@ -18,19 +18,20 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nas.arch import ArchSpec
 from nas.errors import DataError, NasError, first_problem
 from nas.latency.backends.base import Backend, Settings
 from nas.latency.build import ANCHOR, anchor_arch, net_item, table_settings
-from nas.latency.table import host_provenance
+from nas.latency.table import TableSettings, host_provenance
 from nas.outdir import writable_dir
 from nas.space import SearchSpace
 
 SCHEMA_VERSION = 1
 COLUMNS = ("arch", "latency_ms")
 MEASURE_SEED = "nas-latency-measure-{seed}"
+_SETTINGS = TypeAdapter(TableSettings)
 
 
 class MeasuredSidecar(BaseModel):
@@ -172,15 +173,18 @@ def save(measured: Measured, path: str | Path) -> None:
 def load(path: str | Path) -> Measured:
     """Read a measured CSV and its sidecar; any problem is a one-line ``DataError`` naming the file."""
     path, side = Path(path), sidecar_path(path)
+    where = ""
     try:
         sidecar = MeasuredSidecar.model_validate(json.loads(side.read_text()))
+        where = "settings."
+        _SETTINGS.validate_python(sidecar.settings)  # so that Measured.space cannot fail
     except OSError as exc:
         raise DataError(f"{side}: cannot read the measured set's sidecar: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DataError(f"{side}: not JSON") from None
     except ValidationError as exc:
-        where, problem = first_problem(exc)
-        raise DataError(f"{side}: {where}: {problem}") from None
+        field, problem = first_problem(exc)
+        raise DataError(f"{side}: {where}{field}: {problem}") from None
     try:
         rows = list(csv.reader(path.read_text().splitlines()))
     except (OSError, UnicodeDecodeError) as exc:

@@ -268,3 +268,14 @@ def test_the_model_card_takes_a_predictor(space, nets, tmp_path):
     found = predict(source, path, pruned=False)
     assert found.info["ms"] == pytest.approx(predictor.predict(arch)) and found.info["device"] == "planted"
     assert len(found.references) == 3  # the anchor and two measured nets, re-timed beside the model
+
+
+def test_nas_auto_takes_a_predictor_for_its_data_only(space, nets, tmp_path):
+    from nas.auto.device import DeviceRequest, resolve_table
+
+    path = tmp_path / "p.json"
+    adapt(make_table(space), measured_on(make_table(space), nets[0]), "x").save(path)
+    request = DeviceRequest(table=path)
+    assert resolve_table(request, space, SIZE, CHANS, CLASSES, tmp_path / "run").how == "given"
+    with pytest.raises(ConfigError, match=r"predictor .* differs in in_chans"):
+        resolve_table(request, space, SIZE, 3, CLASSES, tmp_path / "run")

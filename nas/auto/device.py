@@ -1,4 +1,5 @@
-"""The latency table ``nas auto`` prices candidates with: the one given (``--table``), else a finished
+"""The latency table ``nas auto`` prices candidates with: the one given (``--table``, a table or a
+latency predictor for exactly this data), else a finished
 table measured on this very machine with the chosen backend (looked up in ``latency_tables/``, the
 working directory's and the shipped one), else one built now into ``DIR/latency``. A table for another
 data shape of the same space and size is not rebuilt: its body blocks are reused and only the stem and
@@ -10,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError, NasError
 from nas.latency.backends.base import Backend, Settings
@@ -23,8 +24,11 @@ from nas.latency.build import (
     table_settings,
 )
 from nas.latency.table import TABLES_DIR, LatencyTable, cpu_model, safe_name
-from nas.resources import bundled_dir, find_file
+from nas.resources import bundled_dir
 from nas.space import SearchSpace
+
+if TYPE_CHECKING:
+    from nas.latency.predictors.base import Predictor
 
 Progress = Callable[[str, int, int], None]
 
@@ -55,10 +59,12 @@ class TableChoice:
     note: str
 
 
-def given_table(request: DeviceRequest) -> LatencyTable:
-    """``--table``, loaded (a one-line ``ConfigError`` for a bad file)."""
+def given_table(request: DeviceRequest) -> LatencyTable | Predictor:
+    """``--table``, a table or a predictor file, loaded (a one-line ``ConfigError`` for a bad file)."""
+    from nas.latency.predictors import load_latency
+
     assert request.table is not None
-    return LatencyTable.load(find_file(request.table))
+    return load_latency(request.table)
 
 
 def resolve_table(
@@ -77,6 +83,12 @@ def resolve_table(
         table = given_table(request)
         if _same(table.settings, settings):
             return TableChoice(request.table, "given", f"{request.table}")
+        if not isinstance(table, LatencyTable):
+            differ = ", ".join(k for k, v in settings.items() if table.settings.get(k) != v)
+            raise ConfigError(
+                f"latency predictor {request.table} cannot price this data: it differs in {differ} "
+                "(measure nets of this shape and run 'nas latency adapt' or 'fit' again)"
+            )
         problem = shape_base_problem(table, settings, table.provenance)
         if problem is not None:
             raise ConfigError(f"latency table {request.table} cannot price this data: {problem}")

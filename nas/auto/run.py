@@ -122,13 +122,12 @@ def _table_stage(state, request, space, profile: DataProfile, progress, say: Say
 def _budget_stage(
     state, request: AutoRequest, table_path: Path, reference, space, dims: int, say: Say
 ) -> float:
-    from nas.latency.table import LatencyTable
+    from nas.latency.predictors import load_latency
     from nas.latency.validate import measure_nets
-    from nas.resources import find_file
 
     done = state.done("budget")
     if done is None:
-        table = LatencyTable.load(find_file(table_path))
+        table = load_latency(table_path)
         if request.max_latency_ms is not None:
             done = {"max_ms": request.max_latency_ms, "reference_ms": None}
         else:
@@ -376,14 +375,13 @@ def _best_seed(run_dir: Path, dirs: list[str], metric: str) -> str:
 
 def _measure_stage(state, table_path: Path, arch: str, reference, name: str, say: Say) -> dict[str, float]:
     from nas.arch import ArchSpec
-    from nas.latency.table import LatencyTable
+    from nas.latency.predictors import load_latency
     from nas.latency.validate import measure_nets
-    from nas.resources import find_file
 
     done = state.done("measure")
     if done is None:
         say(f"measure: the model and {name} interleaved on the device, {MEASURE_ROUNDS} rounds")
-        table = LatencyTable.load(find_file(table_path))
+        table = load_latency(table_path)
         ms = measure_nets(table, {"model": ArchSpec.from_str(arch), name: reference}, rounds=MEASURE_ROUNDS)
         done = {"model_ms": ms["model"], "reference_ms": ms[name], "ratio": ms["model"] / ms[name]}
         state.finish("measure", done)

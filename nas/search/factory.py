@@ -91,6 +91,11 @@ def default_objective(config: ExperimentConfig) -> CandidateObjective:
 def table_fix(config: ExperimentConfig, table: LatencyTable | Predictor, wanted: dict[str, Any]) -> str:
     """The command that builds the table the experiment needs on the same device and backend, and where
     it will be: from the given table when only the data shape differs (seconds: body blocks reused)."""
+    if not isinstance(table, LatencyTable):
+        return (
+            "a latency predictor answers for its own data only: measure nets of this shape with "
+            "'nas latency measure' and run 'nas latency adapt' or 'fit' again"
+        )
     from nas.latency.table import shape_table_path
 
     device = table.provenance.get("device", "DEVICE")

@@ -41,7 +41,9 @@ def add_auto_command(commands: Any) -> None:
     )
     auto.add_argument("--out", required=True, type=Path, metavar="DIR", help="the run directory")
     device = auto.add_mutually_exclusive_group()
-    device.add_argument("--table", type=Path, help="a latency table (its space and input size are used)")
+    device.add_argument(
+        "--table", type=Path, help="a latency table or predictor (its space and input size are used)"
+    )
     device.add_argument("--backend", choices=BACKENDS.names(), help="measure on this backend (default ort)")
     auto.add_argument("--device", help="device name of the table (default: this CPU, backend and threads)")
     auto.add_argument("--threads", type=positive_int, default=1, help="inference threads (default 1)")

@@ -78,7 +78,9 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
         metavar="N",
         help="pruned widths: multiples of N (8; 1: exact)",
     )
-    export.add_argument("--table", type=Path, metavar="JSON", help="latency table for predicted latency")
+    export.add_argument(
+        "--table", type=Path, metavar="JSON", help="latency table or predictor for predicted latency"
+    )
     export.add_argument("--rounds", type=positive_int, default=100, help="timing rounds (default 100)")
     export.add_argument("--threads", type=positive_int, help="torch threads for fine-tuning")
     export.add_argument("--seed", type=int, default=0, help="calibration sample and fine-tune seed")

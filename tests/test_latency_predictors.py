@@ -199,6 +199,9 @@ def test_the_commands_fit_adapt_predict(space, nets, tmp_path, capsys):
         ]
         assert all(float(r[1]) > 0 for r in rows[1:])
     capsys.readouterr()
+    assert main(["latency", "show", str(tmp_path / "a.json")]) == 0
+    shown = capsys.readouterr().out
+    assert "adapted, learned from 20 measured nets" in shown and "corrections" in shown
     archs.write_text("conv_k3_s2_c8:ds_k7_s2_c16:head_c32\n")  # not of the space
     out = tmp_path / "bad.csv"
     assert (

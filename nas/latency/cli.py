@@ -120,8 +120,10 @@ def add_latency_commands(commands: Any) -> None:
     imported.add_argument("--out", type=Path, help="default latency_tables/<device>/fbnet-<res>.json")
     imported.set_defaults(func=cmd_latency_import)
 
-    show = sub.add_parser("show", help="provenance, settings, calibration and entries of a table")
-    show.add_argument("table", type=Path)
+    show = sub.add_parser(
+        "show", help="provenance, settings, calibration and entries of a table or predictor"
+    )
+    show.add_argument("table", type=Path, metavar="PREDICTOR_OR_TABLE")
     show.set_defaults(func=cmd_latency_show)
 
 
@@ -353,17 +355,24 @@ def cmd_latency_show(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from nas.latency.predictors import load_latency
     from nas.latency.table import LatencyTable
-    from nas.resources import find_file
 
-    table = LatencyTable.load(find_file(args.table))
+    table = load_latency(args.table)
     info = Table(show_header=False, title=str(args.table))
     for key, value in {**table.provenance, **table.settings}.items():
         if key != "space_config":
             info.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
-    info.add_row("entries", str(len(table.entries)))
     if table.anchor:
         info.add_row("anchor", f"{table.anchor['median_ms']:.3f} ms  {table.anchor['arch']}")
+    if not isinstance(table, LatencyTable):
+        info.add_row("predictor", f"{table.name}, learned from {len(table.calibration_nets)} measured nets")
+        for key, value in table.model.model_dump(mode="json").items():
+            if key not in ("entries", "features", "scale", "coef"):
+                info.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+        Console().print(info)
+        return
+    info.add_row("entries", str(len(table.entries)))
     cal = table.calibration
     if cal:
         fitted = f"{cal.a:+.4g} ms + {cal.b:.4g} x block sum {cal.c:+.4g} ms x blocks"

@@ -131,7 +131,7 @@ def measure_archs(
         "rounds": passes[0][ANCHOR].rounds,
         "passes_ms": [t[ANCHOR].median_ms for t in passes],
     }
-    nets = [(a, median[a.to_str()]) for a in archs]
+    nets = [(a, median[ANCHOR if a == anchor else a.to_str()]) for a in archs]
     sidecar = MeasuredSidecar(
         settings=settings, provenance=provenance, anchor=anchor_record, nets=len(nets), seed=seed
     )

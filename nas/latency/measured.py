@@ -2,9 +2,9 @@
 ``MEASURED.json`` (what was measured, where, how, and the anchor network timed among them).
 
 The networks are timed as the table build times its calibration nets: interleaved with the space's
-anchor network (``nas.latency.build.anchor_arch``) in round-robin rounds, in two passes averaged. The
-anchor's time is kept, so a later measurement on the same device can divide out the drift since.
-Nothing is written until every network is timed; bad input is refused before any timing.
+anchor network (``nas.latency.build.anchor_arch``) in round-robin rounds. The anchor's time is kept,
+so a later measurement on the same device can divide out the drift since. Nothing is written until
+every network is timed; bad input is refused before any timing.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class MeasuredSidecar(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     settings: dict[str, Any]  # space, space_config, input_size, in_chans, num_classes, dtype, dims
     provenance: dict[str, Any]
-    anchor: dict[str, Any]  # arch, median_ms, spread_ms, rounds, passes_ms
+    anchor: dict[str, Any]  # arch, median_ms, spread_ms, rounds
     nets: int = Field(ge=1)
     seed: int | None = None  # the --seed of random nets; None for an --archs file
 
@@ -109,14 +109,14 @@ def measure_archs(
     measure: Settings | None = None,
     seed: int | None = None,
 ) -> Measured:
-    """Time ``archs`` whole, interleaved with the space's anchor, in two passes (averaged)."""
+    """Time ``archs`` whole, interleaved with the space's anchor, in one call of the backend (a TVM
+    backend compiles every net once per call)."""
     measure = measure or Settings()
     settings = {**table_settings(space, input_size, in_chans, num_classes), "dims": space.config.dims}
     anchor = anchor_arch(space)
     items = [net_item(ANCHOR, anchor, settings)]
     items += [net_item(a.to_str(), a, settings) for a in dict.fromkeys(archs) if a != anchor]
-    passes = [backend.measure(items, dataclasses.replace(measure, seed=measure.seed + p)) for p in range(2)]
-    median = {it.name: sum(t[it.name].median_ms for t in passes) / 2 for it in items}
+    timings = backend.measure(items, measure)
     provenance = {
         **host_provenance(device),
         **backend.provenance(),
@@ -124,14 +124,8 @@ def measure_archs(
         "threads": backend.threads,
         "measure": dataclasses.asdict(measure),
     }
-    anchor_record = {
-        "arch": anchor.to_str(),
-        "median_ms": median[ANCHOR],
-        "spread_ms": passes[0][ANCHOR].spread_ms,
-        "rounds": passes[0][ANCHOR].rounds,
-        "passes_ms": [t[ANCHOR].median_ms for t in passes],
-    }
-    nets = [(a, median[ANCHOR if a == anchor else a.to_str()]) for a in archs]
+    anchor_record = {"arch": anchor.to_str(), **timings[ANCHOR].to_json()}
+    nets = [(a, timings[ANCHOR if a == anchor else a.to_str()].median_ms) for a in archs]
     sidecar = MeasuredSidecar(
         settings=settings, provenance=provenance, anchor=anchor_record, nets=len(nets), seed=seed
     )

@@ -7,7 +7,7 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
     dataset       {name, path}: a MedMNIST name (pneumoniamnist), ``synthetic`` (generated data), or a
                   path to a MedMNIST-layout .npz file or a folder of class sub-folders
     input_size    input resolution; in_chans and classes follow the dataset
-    latency       {table: PATH} a latency table for the space at input_size (enables ``latency_ms``)
+    latency       {table: PATH} a latency table or predictor for the space at input_size (``latency_ms``)
     training      short candidate training: any ``nas.evaluate.config.TrainConfig`` field (epochs, lr, ...)
     evaluation    {protocol: holdout | kfold, folds: K, repeats: R}: how a candidate's validation score is
                   measured (``nas.evaluate.protocols``); default holdout, kfold's folds default 5

@@ -55,3 +55,33 @@ def test_the_committed_pneumoniamnist_model_keeps_the_deployment_contract():
     logits = session.run(None, {"image": np.random.default_rng(0).random((3, 1, 28, 28), np.float32)})[0]
     assert logits.shape == (3, 2) and np.isfinite(logits).all()
     assert card["clinical"]["fp32"]["test"]["auc"] > 0.95  # what the README reports
+
+
+def test_the_committed_ecg5000_model_keeps_the_deployment_contract():
+    """experiments/results/ecg5000/: the raw heartbeat, float32 (batch, 1, 140), in as ``signal``, five
+    logits out in the order of the card's ``classes`` (the UCR labels), within the microcontroller budget."""
+    import json
+
+    import numpy as np
+    import onnxruntime
+
+    from nas.export.onnx import weight_bytes
+
+    results = Path(__file__).resolve().parents[1] / "experiments" / "results" / "ecg5000"
+    card = json.loads((results / "model_card.json").read_text())
+    assert card["classes"] == ["1", "2", "3", "4", "5"] == card["deployment_contract"]["class_names"]
+    assert (
+        card["complexity"]["params"] <= 50_000
+        and card["complexity"]["peak_activation_bytes"] / 4 <= 32 * 1024
+    )
+    assert weight_bytes((results / "model.int8.onnx").read_bytes()) <= 64 * 1024  # flash
+    for name in ("model.onnx", "model.int8.onnx"):
+        session = onnxruntime.InferenceSession(
+            (results / name).read_bytes(), providers=["CPUExecutionProvider"]
+        )
+        (signal,) = session.get_inputs()
+        assert signal.name == "signal" and signal.shape == ["batch", 1, 140]
+        beats = np.random.default_rng(0).standard_normal((3, 1, 140), np.float32)
+        logits = session.run(None, {"signal": beats})[0]
+        assert logits.shape == (3, 5) and np.isfinite(logits).all()
+    assert card["clinical"]["fp32"]["test"]["accuracy"] > 0.93  # what the README reports

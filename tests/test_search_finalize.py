@@ -269,7 +269,7 @@ def test_a_resumed_run_redraws_the_final_points(tmp_path, scripted, monkeypatch)
     drawn = []
     monkeypatch.setattr(report, "plot_front", lambda *args: drawn.append(args))
     report.write_report(study, config, run, {"ref": {"params": 500.0}})
-    assert drawn[-1][4:] == ({"ref": {"params": 500.0}}, record)
+    assert drawn[-1][4:] == ({"ref": {"params": 500.0}}, record, None)  # final points, no verified ones
     assert json.loads((run / "references.json").read_text()) == {"ref": {"params": 500.0}}
 
 

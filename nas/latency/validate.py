@@ -40,7 +40,9 @@ def backend_from_provenance(provenance: dict[str, Any]) -> Backend:
     return make_backend(name, threads=provenance.get("threads", 1), **given)
 
 
-def measure_nets(table: LatencyTable, archs: dict[str, ArchSpec], rounds: int = 50) -> dict[str, float]:
+def measure_nets(
+    table: LatencyTable | Predictor, archs: dict[str, ArchSpec], rounds: int = 50
+) -> dict[str, float]:
     """Whole-network latency (ms) on this machine with the table's backend, timed interleaved with the
     table's anchor and scaled by its drift since the build, so it sits on the table's scale: the
     figure for networks the table cannot price (reference networks outside its space)."""

@@ -16,6 +16,7 @@ from nas.search.config import ExperimentConfig, load_experiment
 if TYPE_CHECKING:
     from nas.search.run import TrialCallback
     from nas.search.summary import SearchSummary
+    from nas.search.verified import VerifyRecord
 
 
 def registered_names() -> str:
@@ -58,13 +59,16 @@ def cmd_search(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k) for k in ("trials", "timeout", "storage", "workers", "out")}
     config = load_experiment(args.experiment, overrides)
     out = Path(config.out)
-    _print_results(out, run_experiment(config, monitor=trial_progress, finalize_progress=final_progress))
+    summary = run_experiment(config, monitor=trial_progress, finalize_progress=final_progress)
+    _print_results(out, summary)
     if config.finalize is not None:
         from nas.search.final import read_final
 
         record = read_final(out)
         if record is not None:
             _print_final(out, record)
+    if summary.verify is not None:
+        _print_verify(out, summary.verify)
 
 
 def add_finalize_command(commands: Any) -> None:
@@ -169,6 +173,31 @@ def _print_final(out: Path, record: Any) -> None:
     shown = console()
     shown.print(table)
     shown.print(f"  {out / 'final.json'}  (test figures are reported only; the ranking uses val)")
+
+
+def _print_verify(out: Path, record: VerifyRecord) -> None:
+    from rich.table import Table
+
+    from nas.console import console
+
+    where = f"{record.backend}" + (f", table of {record.device}" if record.device else "")
+    table = Table(title=f"verified: the top {len(record.nets)} by {record.rank_by}, measured ({where})")
+    for column in ("trial", "predicted ms", "measured ms", "measured / predicted", "arch"):
+        table.add_column(column, overflow="fold")
+    for net in record.nets:
+        table.add_row(
+            str(net.number), f"{net.predicted_ms:.4g}", f"{net.measured_ms:.4g}", f"{net.ratio:.3f}", net.arch
+        )
+    shown = console()
+    shown.print(table)
+    tau = "-" if record.kendall_tau is None else f"{record.kendall_tau:.3f}"
+    shown.print(f"Kendall tau (predicted vs measured): {tau}")
+    if record.order_changed:
+        shown.print(
+            "[bold yellow]warning:[/] the measured latency orders these nets otherwise than the table: "
+            "re-rank them by measured_latency_ms (pareto.csv), or adapt the table to this device"
+        )
+    shown.print(f"  {out / 'verify.json'}")
 
 
 @contextmanager

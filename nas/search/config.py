@@ -7,7 +7,10 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
     dataset       {name, path}: a MedMNIST name (pneumoniamnist), ``synthetic`` (generated data), or a
                   path to a MedMNIST-layout .npz file or a folder of class sub-folders
     input_size    input resolution; in_chans and classes follow the dataset
-    latency       {table: PATH} a latency table or predictor for the space at input_size (``latency_ms``)
+    latency       {table: PATH, verify: N} a latency table or predictor for the space at input_size
+                  (``latency_ms``); verify N > 0: at the end (after finalize), time the top N nets (the
+                  finalists first) whole on the table's own backend and settings and record measured
+                  beside predicted latency (``nas.search.verify``; default 0, off)
     training      short candidate training: any ``nas.evaluate.config.TrainConfig`` field (epochs, lr, ...)
     evaluation    {protocol: holdout | kfold, folds: K, repeats: R}: how a candidate's validation score is
                   measured (``nas.evaluate.protocols``); default holdout, kfold's folds default 5
@@ -128,6 +131,7 @@ class DatasetConfig(_Strict):
 
 class LatencyConfig(_Strict):
     table: str
+    verify: int = Field(default=0, ge=0)  # nets re-measured after the search; 0: none
 
 
 class RewardConfig(_Strict):

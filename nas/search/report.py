@@ -2,7 +2,8 @@
 references.json, the reference networks' metrics the plot shows, so ``nas finalize`` can redraw it).
 
 Written from the study alone, so it can be rewritten at any time (after a crash, by another worker).
-After ``nas finalize`` the plot also shows each finalized trial at final fidelity (``final_points``).
+After ``nas finalize`` the plot also shows each finalized trial at final fidelity (``final_points``), and
+after ``latency: {verify: N}`` each verified net at its measured latency (``verified_points``).
 The Pareto front is over the trade-off the experiment is about: its objectives in pareto mode, the
 reward's accuracy and latency metrics for a MnasNet reward, the weighted metrics for a weighted sum.
 """
@@ -22,6 +23,7 @@ from nas.search.final import COLUMN_PREFIX, FinalRecord, final_columns, read_fin
 from nas.search.pareto import costs, non_dominated
 from nas.search.rungs import reached_step, rung_counts, schedule
 from nas.search.summary import SearchSummary, TrialRow, read_summary, write_summary
+from nas.search.verified import VerifyRecord, merge_verified, read_verified
 
 BASE_COLUMNS = ["number", "state", "arch", "reward", "feasible", "rejected", "fail_reason", "cached_from"]
 REFERENCES_FILE = "references.json"
@@ -116,6 +118,31 @@ def final_points(
     return points
 
 
+def verified_points(
+    rows: list[dict[str, Any]], record: VerifyRecord | None, x_metric: str, y_metric: str
+) -> list[dict[str, Any]]:
+    """Each verified net of ``rows`` at its predicted (``x``, ``y``) and measured (``measured_x``,
+    ``measured_y``) latency; empty unless latency is one of the plot's axes."""
+    if record is None or "latency_ms" not in (x_metric, y_metric):
+        return []
+    by_number = {r["number"]: r for r in rows}
+    points = []
+    for net in record.nets:
+        row = by_number.get(net.number)
+        if row is None or row["arch"] != net.arch or row.get(x_metric) is None or row.get(y_metric) is None:
+            continue
+        measured = {**row, "latency_ms": net.measured_ms}
+        points.append(
+            {
+                "x": row[x_metric],
+                "y": row[y_metric],
+                "measured_x": measured[x_metric],
+                "measured_y": measured[y_metric],
+            }
+        )
+    return points
+
+
 def plot_front(
     path: Path,
     rows: list[dict[str, Any]],
@@ -123,10 +150,12 @@ def plot_front(
     axes: list[tuple[str, str]],
     references,
     final: FinalRecord | None = None,
+    verified: VerifyRecord | None = None,
 ) -> list[dict[str, Any]]:
     """Accuracy (y) against cost (x): every evaluated candidate, the front, and reference networks; after
     ``nas finalize``, each finalized trial's final-fidelity point too, with its std over seeds as an error
-    bar, joined to its search-fidelity point. Returns those final points (``final_points``)."""
+    bar, joined to its search-fidelity point; after verification, each verified net at its measured
+    latency, joined to its predicted point. Returns the final points (``final_points``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,6 +191,20 @@ def plot_front(
             capsize=3,
             lw=0.9,
             label=f"final, {final.seeds} seeds x {final.epochs} epochs",
+        )
+    measured = verified_points(rows, verified, x_metric, y_metric)
+    if measured and verified is not None:
+        arrow = {"arrowstyle": "->", "lw": 0.8, "ls": "--", "color": "k", "shrinkA": 4, "shrinkB": 5}
+        for p in measured:  # predicted -> measured
+            ax.annotate("", xy=(p["measured_x"], p["measured_y"]), xytext=(p["x"], p["y"]), arrowprops=arrow)
+        changed = ", order changed" if verified.order_changed else ""
+        ax.scatter(
+            [p["measured_x"] for p in measured],
+            [p["measured_y"] for p in measured],
+            marker="s",
+            s=30,
+            c="k",
+            label=f"measured on {verified.backend}{changed}",
         )
     for name, value in (references or {}).items():
         if x_metric in value and y_metric in value:
@@ -206,10 +249,12 @@ def write_report(
     front = pareto_front(rows, axes)
     final = read_final(out)
     merge_final(front, final)
+    verified = read_verified(out)
+    merge_verified(front, verified)
     write_csv(out / "trials.csv", rows)
     write_csv(out / "pareto.csv", front)
     write_references(out, references)
-    plot_front(out / "pareto.png", rows, front, axes, references, final)
+    plot_front(out / "pareto.png", rows, front, axes, references, final, verified)
     scored = [r for r in rows if r["state"] == "COMPLETE" and r["reward"] is not None]
     best = max(scored, key=lambda r: r["reward"], default=None)
     states = [r["state"] for r in rows]
@@ -227,6 +272,7 @@ def write_report(
         pareto_axes=[m for m, _ in axes],
         pareto=front,
         trials=rows,
+        verify=verified,  # a resumed run keeps it until verify_run measures the new top nets
     )
     if final is not None:  # a resumed run keeps its final figures (rerun nas finalize for a new front)
         best = final_best(rows, final)
@@ -274,5 +320,20 @@ def write_final_report(
     summary.final_rank_by = record.rank_by
     write_summary(summary, out)
     if axes:
-        plot_front(out / "pareto.png", rows, front, axes, read_references(out), record)
+        plot_front(out / "pareto.png", rows, front, axes, read_references(out), record, summary.verify)
+    return summary
+
+
+def write_verify_report(out: Path, record: VerifyRecord, axes: list[tuple[str, str]]) -> SearchSummary:
+    """Rewrite ``pareto.csv`` and ``summary.json`` of the run in ``out`` with ``record``'s measured
+    latency (``summary.json`` gains ``verify``; its other keys are kept) and redraw ``pareto.png``."""
+    summary = read_summary(out)
+    front = [row.model_dump() for row in summary.pareto]
+    merge_verified(front, record)
+    write_csv(out / "pareto.csv", front)
+    summary.pareto = [TrialRow.model_validate(row) for row in front]
+    summary.verify = record
+    write_summary(summary, out)
+    rows = [row.model_dump() for row in summary.trials]
+    plot_front(out / "pareto.png", rows, front, axes, read_references(out), read_final(out), record)
     return summary

@@ -52,7 +52,8 @@ def run_experiment(
     """Run ``config`` to its ``trials`` (or timeout) and return the summary written to ``summary.json``.
     ``monitor(config)`` (the CLI's progress bar) is entered around the trials and gives their callbacks.
     With a ``finalize`` key the run is then finalized (``nas.search.finalize``; ``finalize_progress`` is
-    called after each final training) and the summary carries the final figures."""
+    called after each final training) and the summary carries the final figures; with ``latency.verify``
+    the top nets are then measured on the table's backend (``nas.search.verify``)."""
     from nas.search.factory import default_objective
     from nas.search.report import write_report
     from nas.search.run import run_search
@@ -64,12 +65,17 @@ def run_experiment(
     with monitor(config) if monitor is not None else nullcontext([]) as callbacks:
         study = run_search(config, default_objective, callbacks)
     summary = write_report(study, config, out, reference_metrics(config))
-    if config.finalize is None:
-        return summary
-    from nas.search.finalize import finalize_run
+    if config.finalize is not None:
+        from nas.search.finalize import finalize_run
 
-    finalize_run(out, **config.finalize.model_dump(), progress=finalize_progress, workers=config.workers)
-    return read_summary(out)
+        finalize_run(out, **config.finalize.model_dump(), progress=finalize_progress, workers=config.workers)
+        summary = read_summary(out)
+    if config.latency is not None and config.latency.verify:
+        from nas.search.verify import verify_run
+
+        verify_run(out, config.latency.verify)
+        summary = read_summary(out)
+    return summary
 
 
 def check_run_dir(config: ExperimentConfig, out: Path) -> None:
@@ -88,9 +94,17 @@ def check_run_dir(config: ExperimentConfig, out: Path) -> None:
         raise DataError(f"{path} is not an experiment record (not a mapping); use another --out")
     resolved = config.model_dump(mode="json")
     previous = {"evaluation": EvaluationConfig().model_dump(mode="json")} | (previous or {})  # older runs
-    changed = [k for k in IDENTITY_KEYS if previous.get(k) != resolved.get(k)]
+    changed = [k for k in IDENTITY_KEYS if _identity(previous, k) != _identity(resolved, k)]
     if changed:
         raise UsageError(f"{out} holds another experiment ({', '.join(changed)} differ); use another --out")
+
+
+def _identity(record: dict, key: str) -> object:
+    """``record[key]`` as far as it defines the experiment: how many nets are verified does not."""
+    value = record.get(key)
+    if key == "latency" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "verify"}
+    return value
 
 
 def record_config(config: ExperimentConfig, out: Path) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from nas.errors import UsageError
 from nas.search.config import DatasetConfig
 from nas.search.records import read_record, version_type, write_record
+from nas.search.verified import VerifyRecord
 
 SUMMARY_FILE = "summary.json"
 SCHEMA_VERSION = 1
@@ -58,6 +59,8 @@ class SearchSummary(BaseModel):
     # figures, with its ``final_*`` columns, and what it was ranked by ("reward" or a metric).
     final_best: TrialRow | None = None
     final_rank_by: str | None = None
+    # After ``latency: {verify: N}`` (``verify.json``): the top nets' predicted and measured latency.
+    verify: VerifyRecord | None = None
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -79,7 +82,10 @@ def write_summary(summary: SearchSummary, run_dir: Path) -> Path:
     """Write atomically, so a reader (``nas train``, another worker) never sees half a file. NaN and
     infinities are written as null: the file is strict JSON for any parser."""
     unfinalized = {"final_best", "final_rank_by"} if summary.final_rank_by is None else set()
-    text = summary.model_dump_json(indent=2, exclude=unfinalized)  # a search alone: keys as before
+    unverified = {"verify"} if summary.verify is None else set()
+    text = summary.model_dump_json(
+        indent=2, exclude=unfinalized | unverified
+    )  # a search alone: keys as before
     return write_record(run_dir / SUMMARY_FILE, text)
 
 

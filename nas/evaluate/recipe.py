@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nas.data.splits import imbalance
+from nas.errors import UsageError
 
 if TYPE_CHECKING:  # the experiment file's checks read MIN_STEPS without loading torch
     from nas.data.splits import Splits
@@ -32,7 +33,7 @@ def final_recipe(config: TrainConfig, splits: Splits, min_steps: int = MIN_STEPS
     weight EMA and colour jitter (each lowered RetinaMNIST's AUC once the class weights were gone). The
     training settings keep them (``ema_decay``, ``color_jitter``, ``max_rotate``, ...) for users."""
     if min_steps < 0:  # max() below would hide it
-        raise ValueError(f"min_steps must be >= 0, got {min_steps}")
+        raise UsageError(f"min_steps must be >= 0, got {min_steps}")
     weighting = config.class_weighting
     if weighting == "none":
         weighting = class_weighting_for(config.select_metric, imbalance(splits.class_counts()))

@@ -25,3 +25,23 @@ def writable_dir(path: str | Path, what: str) -> Path:
     except OSError as exc:
         raise DataError(f"cannot write {what} to {path}: {exc.strerror or exc}") from None
     return path
+
+
+def write_shared(path: str | Path, text: str, what: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file in the same folder, then ``os.replace``),
+    readable by all (mkstemp makes it owner-only; tables and predictors are meant to be shared). A path
+    that cannot be written (a folder, read-only, a full disk) is a one-line ``DataError`` naming ``what``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.chmod(tmp, 0o644)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise DataError(f"cannot write {what} {path}: {exc.strerror or exc}") from None

@@ -13,8 +13,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +23,7 @@ from nas.errors import DataError, NasError, first_problem
 from nas.latency.backends.base import Backend, Settings
 from nas.latency.build import ANCHOR, anchor_arch, net_item, table_settings
 from nas.latency.table import TableSettings, host_provenance
-from nas.outdir import writable_dir
+from nas.outdir import writable_dir, write_shared
 from nas.space import SearchSpace
 
 SCHEMA_VERSION = 1
@@ -155,13 +153,14 @@ def write_csv(path: str | Path, rows: list[tuple[str, float]]) -> None:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(COLUMNS)
     writer.writerows((arch, repr(float(ms))) for arch, ms in rows)
-    _write(Path(path), text.getvalue())
+    write_shared(path, text.getvalue(), "measured latencies")
 
 
 def save(measured: Measured, path: str | Path) -> None:
     """``path`` (the CSV) and its sidecar."""
     write_csv(path, [(a.to_str(), ms) for a, ms in measured.nets])
-    _write(sidecar_path(path), json.dumps(measured.sidecar.model_dump(mode="json"), indent=1) + "\n")
+    sidecar = json.dumps(measured.sidecar.model_dump(mode="json"), indent=1) + "\n"
+    write_shared(sidecar_path(path), sidecar, "measured latencies' sidecar")
 
 
 def load(path: str | Path) -> Measured:
@@ -197,19 +196,3 @@ def load(path: str | Path) -> Measured:
     if not nets:
         raise DataError(f"{path}: no measured networks")
     return Measured(nets, sidecar)
-
-
-def _write(path: Path, text: str) -> None:
-    """Write atomically (a temporary file in the folder, then ``os.replace``)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.chmod(tmp, 0o644)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -14,7 +14,6 @@ import platform
 import re
 import shlex
 import sys
-import tempfile
 from dataclasses import field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +33,10 @@ from pydantic.dataclasses import dataclass
 from typing_extensions import TypedDict  # pydantic validates only this one on Python 3.11
 
 from nas.arch import ArchSpec
-from nas.errors import ConfigError, DataError, first_problem
+from nas.errors import ConfigError, first_problem
 from nas.latency.keys import arch_keys, check_dtype
 from nas.latency.predict import Calibration
+from nas.outdir import write_shared
 from nas.space import SearchSpace
 from nas.space_config import SpaceConfig
 
@@ -166,21 +166,7 @@ class LatencyTable:
     def save(self, path: str | Path) -> None:
         """Write atomically: a temporary file in the same folder, then ``os.replace``. A path that cannot
         be written (a folder, read-only, a full disk) is a one-line ``DataError``."""
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a table is meant to be shared
-                with os.fdopen(fd, "w") as f:
-                    json.dump(self.to_json(), f, indent=1)
-                    f.write("\n")
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise DataError(f"cannot write latency table {path}: {exc.strerror or exc}") from None
+        write_shared(path, json.dumps(self.to_json(), indent=1) + "\n", "latency table")
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:

@@ -13,16 +13,15 @@ A ``Predictor`` offers what the search, validation and reports ask of a ``Latenc
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from nas.arch import ArchSpec
-from nas.errors import ConfigError, DataError, first_problem
+from nas.errors import ConfigError, first_problem
 from nas.latency.table import TableSettings
+from nas.outdir import write_shared
 from nas.space import SearchSpace
 from nas.space_config import SpaceConfig
 
@@ -87,20 +86,7 @@ class Predictor:
 
     def save(self, path: str | Path) -> None:
         """Write atomically; a path that cannot be written is a one-line ``DataError``."""
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                os.chmod(tmp, 0o644)
-                with os.fdopen(fd, "w") as f:
-                    f.write(json.dumps(self.to_json(), indent=1) + "\n")
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise DataError(f"cannot write latency predictor {path}: {exc.strerror or exc}") from None
+        write_shared(path, json.dumps(self.to_json(), indent=1) + "\n", "latency predictor")
 
 
 def make_record(kind: str, settings: dict[str, Any], measured: Any, model: BaseModel) -> PredictorFile:

@@ -30,15 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE = str(ROOT / "latency_tables" / "dev-epyc-2core" / "mnasnet_small-28.json")  # ORT, 1 thread
 
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest's: one torch thread
+
+
 @pytest.fixture(autouse=True)
-def single_thread(monkeypatch):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def quiet_search(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     monkeypatch.setattr(runner, "reference_metrics", lambda config: {})  # the plot's references: not here
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_experiment(tmp_path: Path, verify: int) -> Path:

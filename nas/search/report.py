@@ -84,6 +84,16 @@ def plot_metrics(axes: list[tuple[str, str]]) -> tuple[str, str]:
     return x_metric, y_metric
 
 
+def plotted_row(
+    by_number: dict[int, dict[str, Any]], number: int, arch: str, x_metric: str, y_metric: str
+) -> dict[str, Any] | None:
+    """The search's row of a recorded trial, when it is the same net and has both plotted figures."""
+    row = by_number.get(number)
+    if row is None or row["arch"] != arch or row.get(x_metric) is None or row.get(y_metric) is None:
+        return None
+    return row
+
+
 def final_points(
     rows: list[dict[str, Any]], record: FinalRecord | None, x_metric: str, y_metric: str
 ) -> list[dict[str, Any]]:
@@ -96,8 +106,8 @@ def final_points(
     by_number = {r["number"]: r for r in rows}
     points = []
     for trial in record.trials:
-        row = by_number.get(trial.number)
-        if row is None or row["arch"] != trial.arch or row.get(x_metric) is None or row.get(y_metric) is None:
+        row = plotted_row(by_number, trial.number, trial.arch, x_metric, y_metric)
+        if row is None:
             continue
         columns = final_columns(trial, record)
         final_y = columns.get(COLUMN_PREFIX + y_metric)
@@ -128,8 +138,8 @@ def verified_points(
     by_number = {r["number"]: r for r in rows}
     points = []
     for net in record.nets:
-        row = by_number.get(net.number)
-        if row is None or row["arch"] != net.arch or row.get(x_metric) is None or row.get(y_metric) is None:
+        row = plotted_row(by_number, net.number, net.arch, x_metric, y_metric)
+        if row is None:
             continue
         measured = {**row, "latency_ms": net.measured_ms}
         points.append(

@@ -267,6 +267,7 @@ def test_kfold_search_never_reads_test_and_records_fidelity(tmp_path, monkeypatc
             "evaluation": {"protocol": "kfold", "folds": 2},
             "trials": 2,
             "seed": 3,
+            "workers": 1,  # the patched loader lives in this process only; a spawned worker would race it
             "out": str(tmp_path / "run"),
         }
     )

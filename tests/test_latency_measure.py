@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+from test_latency_cli import SPACE_YAML  # the same tiny space
 
 from nas.arch import ArchSpec
 from nas.cli import main
@@ -15,13 +16,6 @@ from nas.latency.backends.base import Item, Settings, Timing
 from nas.latency.build import ANCHOR, anchor_arch
 from nas.space import SearchSpace
 
-SPACE_YAML = """
-name: tiny
-stem: conv_k3_s2_c8
-head: head_c32
-stages:
-  - {stride: 2, channels: 16, layers: {min: 1, max: 2}, choose_per: stage, ops: [ds, ir_e3], kernel: [3, 5]}
-"""
 COMMON = ["--input-size", "16", "--in-chans", "1", "--num-classes", "2", "--device", "ci"]
 
 

@@ -107,6 +107,17 @@ def test_a_fitted_predictor_learns_a_device_without_a_table(space, nets):
     assert kendall_tau(predicted, truth) > 0.8 and within(predicted, truth) > 0.7
 
 
+def test_a_fitted_prediction_never_falls_below_half_the_fastest_measured_net(space, nets):
+    train, held_out = nets
+    found = measured_on(make_table(space), train)
+    predictor = fit_predictor(found)
+    fastest = min(ms for _, ms in found.nets)
+    assert predictor.model.floor_ms == pytest.approx(fastest / 2)
+    extrapolating = predictor.model.model_copy(update={"intercept": -1e3})  # every net far below 0 ms
+    predictor.model = extrapolating
+    assert {predictor.predict(a) for a in held_out} == {fastest / 2}
+
+
 @pytest.mark.parametrize("kind", ["adapted", "fitted"])
 def test_predictor_files_round_trip_and_load_wherever_a_table_does(space, nets, tmp_path, kind):
     train, held_out = nets

@@ -11,7 +11,9 @@ leave-one-out. Chosen by measurement: 160 random mnasnet_small nets at 28x28 tim
     60           0.92 / 91 %                    0.85 / 58 %            0.84 / 63 %
 
 Latency adds up over blocks, which a linear model on summed features keeps and a log or tree model
-does not; scikit-learn is therefore not needed.
+does not; scikit-learn is therefore not needed. A linear model extrapolates, though: a net far smaller
+than every measured one could come out at or below 0 ms and win any search on a latency it cannot have,
+so no prediction goes below half the fastest measured net (``floor_ms``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from nas.latency.predictors.features import arch_features
 
 
 class FittedModel(BaseModel):
-    """``predicted ms = intercept + sum_k coef_k * feature_k / scale_k``."""
+    """``predicted ms = max(floor_ms, intercept + sum_k coef_k * feature_k / scale_k)``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +40,7 @@ class FittedModel(BaseModel):
     intercept: float
     lam: float
     loo_mape: float
+    floor_ms: float = 0.0  # files fitted before the floor existed load unchanged
 
     @model_validator(mode="after")
     def _same_lengths(self) -> FittedModel:
@@ -54,7 +57,7 @@ class FittedPredictor(Predictor):
         m: Any = self.model
         found = arch_features(arch, self.settings)
         x = np.array([found.get(k, 0.0) for k in m.features]) / np.array(m.scale)
-        return float(m.intercept + x @ np.array(m.coef))
+        return max(m.floor_ms, float(m.intercept + x @ np.array(m.coef)))
 
 
 def fit_predictor(measured: Any) -> FittedPredictor:
@@ -80,5 +83,6 @@ def fit_predictor(measured: Any) -> FittedPredictor:
         intercept=float(found.weights[0]),
         lam=found.lam,
         loo_mape=found.loo_mape,
+        floor_ms=float(y.min()) / 2,
     )
     return FittedPredictor(make_record("fitted", settings, measured, model))

@@ -66,11 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     from nas.evaluate.cli import add_train_command
     from nas.export.cli import add_export_command
     from nas.latency.cli import add_latency_commands
-    from nas.search.cli import add_finalize_command, add_search_command
+    from nas.search.cli import add_finalize_command, add_search_command, add_verify_command
 
     add_latency_commands(commands)
     add_search_command(commands)
     add_finalize_command(commands)
+    add_verify_command(commands)
     add_train_command(commands)
     add_export_command(commands)
     add_demo_command(commands)

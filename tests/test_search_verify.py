@@ -254,3 +254,29 @@ def test_measured_points_are_drawn_where_latency_is_an_axis():
         {"x": 1.0, "y": 0.9, "measured_x": 1.5, "measured_y": 0.9}
     ]
     assert verified_points(rows, record, "params", "val_auc") == []
+
+
+def test_nas_verify_measures_a_finished_run_with_the_default_top(searched, tmp_path, capsys):
+    run = copy_of(searched, tmp_path)
+    assert main(["verify", str(run), "--top", "2"]) == 0
+    assert "verified: the top 2 by latency_ms" in capsys.readouterr().out
+    assert len(read_verified(run).nets) == 2
+    assert len(json.loads((run / "summary.json").read_text())["verify"]["nets"]) == 2
+    assert main(["verify", str(run)]) == 0  # the experiment asked for none: the default, 5 (or the front)
+    assert len(read_verified(run).nets) == min(5, len(read_summary(run).pareto))
+
+
+def test_nas_verify_refuses_a_bad_top_and_writes_nothing(searched, tmp_path, capsys):
+    run = copy_of(searched, tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["verify", str(run), "--top", "0"]) == 2
+    assert "--top must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["verify", str(run), "--top", "x"]) == 2
+    assert "invalid int value" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_nas_verify_on_no_run_is_one_line(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "has no experiment record" in err and "Traceback" not in err and len(err.splitlines()) == 1

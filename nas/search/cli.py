@@ -136,6 +136,43 @@ def cmd_finalize(args: argparse.Namespace) -> None:
     _print_final(Path(args.run_dir), record)
 
 
+DEFAULT_VERIFY_TOP = 5  # nas verify on a run whose experiment did not ask for any
+
+
+def add_verify_command(commands: Any) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="time a search run's best nets whole on its latency table's backend, beside the prediction",
+        description="Measure the top N nets of RUN (the finalists first when it was finalized, then the "
+        "front or the reward) whole on the backend and settings its latency table was built with (this "
+        "machine, or the board over RPC), drift-corrected by the table's anchor. Writes RUN/verify.json, "
+        "measured_latency_ms in pareto.csv, summary.json's verify and the plot, as 'latency: {verify: N}' "
+        "does at the end of a search. Nets already measured are not measured again.",
+    )
+    verify.add_argument("run_dir", metavar="RUN", help="a search run directory (with summary.json)")
+    verify.add_argument(
+        "--top",
+        type=int,
+        metavar="N",
+        help=f"nets to measure (default: the experiment's latency.verify, else {DEFAULT_VERIFY_TOP})",
+    )
+    verify.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from nas.errors import UsageError
+    from nas.search.finalize import run_config
+    from nas.search.verify import verify_run
+
+    top = args.top
+    if top is None:
+        latency = run_config(Path(args.run_dir)).latency
+        top = (latency.verify if latency is not None else 0) or DEFAULT_VERIFY_TOP
+    if top < 1:
+        raise UsageError(f"--top must be >= 1, got {top}")
+    _print_verify(Path(args.run_dir), verify_run(args.run_dir, top))
+
+
 def final_progress(number: int, seed: int, reused: bool) -> None:
     from nas.console import console
 

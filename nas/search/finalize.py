@@ -164,7 +164,7 @@ def run_config(run_dir: Path) -> ExperimentConfig:
 
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        raise UsageError(f"{run_dir} has no experiment record ({path}): finalize a run made by nas search")
+        raise UsageError(f"{run_dir} has no experiment record ({path}): give a run made by nas search")
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):

@@ -136,10 +136,9 @@ def cmd_finalize(args: argparse.Namespace) -> None:
     _print_final(Path(args.run_dir), record)
 
 
-DEFAULT_VERIFY_TOP = 5  # nas verify on a run whose experiment did not ask for any
-
-
 def add_verify_command(commands: Any) -> None:
+    from nas.search.verify import DEFAULT_TOP
+
     verify = commands.add_parser(
         "verify",
         help="time a search run's best nets whole on its latency table's backend, beside the prediction",
@@ -154,23 +153,15 @@ def add_verify_command(commands: Any) -> None:
         "--top",
         type=int,
         metavar="N",
-        help=f"nets to measure (default: the experiment's latency.verify, else {DEFAULT_VERIFY_TOP})",
+        help=f"nets to measure (default: the experiment's latency.verify, else {DEFAULT_TOP})",
     )
     verify.set_defaults(func=cmd_verify)
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    from nas.errors import UsageError
-    from nas.search.finalize import run_config
     from nas.search.verify import verify_run
 
-    top = args.top
-    if top is None:
-        latency = run_config(Path(args.run_dir)).latency
-        top = (latency.verify if latency is not None else 0) or DEFAULT_VERIFY_TOP
-    if top < 1:
-        raise UsageError(f"--top must be >= 1, got {top}")
-    _print_verify(Path(args.run_dir), verify_run(args.run_dir, top))
+    _print_verify(Path(args.run_dir), verify_run(args.run_dir, args.top))
 
 
 def final_progress(number: int, seed: int, reused: bool) -> None:

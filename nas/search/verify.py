@@ -25,10 +25,13 @@ from nas.search.verified import VerifiedNet, VerifyRecord, make_record, read_ver
 Row = dict[str, Any]
 
 
-def verify_run(run_dir: str | Path, top: int) -> VerifyRecord:
-    """Measure the top ``top`` nets of the search run in ``run_dir`` (see the module docstring), unless
-    ``verify.json`` already holds them; a backend that cannot run here is a one-line error that leaves
-    the search's results as they are."""
+DEFAULT_TOP = 5  # for a run whose experiment asked for no verify
+
+
+def verify_run(run_dir: str | Path, top: int | None = None) -> VerifyRecord:
+    """Measure the top ``top`` nets of the search run in ``run_dir`` (see the module docstring; default:
+    the experiment's ``latency.verify``, else ``DEFAULT_TOP``), unless ``verify.json`` already holds them;
+    a backend that cannot run here is a one-line error that leaves the search's results as they are."""
     from nas.search.finalize import run_config
     from nas.search.report import front_axes, write_verify_report
 
@@ -36,6 +39,9 @@ def verify_run(run_dir: str | Path, top: int) -> VerifyRecord:
     config = run_config(run_dir)
     if config.latency is None:
         raise UsageError(f"{run_dir}'s experiment has no latency table to verify against")
+    top = (config.latency.verify or DEFAULT_TOP) if top is None else top
+    if top < 1:
+        raise UsageError(f"--top must be >= 1, got {top}")
     rank_by, chosen = choose(read_summary(run_dir), config, read_final(run_dir))
     chosen = chosen[:top]
     if not chosen:

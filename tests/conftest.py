@@ -17,6 +17,7 @@ from nas.extras import EXTRAS, available, install_command
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "extra(name): needs the optional extra 'name' (nas.extras.EXTRAS)")
+    config.addinivalue_line("markers", "default_workers: keep ExperimentConfig's real default for workers")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -38,3 +39,13 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def one_worker_unless_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Experiments in tests run one worker unless they set ``workers``. The default, one per core, spawns
+    a second process on CI: it sees none of a test's patches, draws its own seeds, and may start a surplus
+    trial that ends FAIL (``nas.search.run.SurplusTrial``), so exact trial counts and states would be a
+    race. ``tests/test_search_run.py`` tests several workers on purpose."""
+    if request.node.get_closest_marker("default_workers") is None:
+        monkeypatch.setattr("nas.search.config.default_workers", lambda: 1)

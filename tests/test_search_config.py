@@ -30,6 +30,7 @@ def load_error(path: Path, overrides: dict | None = None) -> str:
     return message
 
 
+@pytest.mark.default_workers
 def test_minimal_experiment_loads_with_defaults(tmp_path):
     config = load_experiment(write(tmp_path, "name: tiny\nspace: mnasnet_small\n"))
     assert isinstance(config, ExperimentConfig)

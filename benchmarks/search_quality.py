@@ -2,7 +2,8 @@
 random sampling at the same budget, and does its finalized front beat hand-designed networks?
 
 Everything follows one experiment file (dataset, space, input size, search training, evaluation protocol,
-constraints, objectives); the *final recipe* is its ``training`` settings with ``--final-epochs`` epochs,
+constraints, objectives); the *final recipe* is its ``training`` settings with ``--final-epochs`` epochs
+and at least ``--min-steps`` optimizer steps, scaled to the data as ``nas finalize`` scales it, and
 trained as ``nas finalize`` trains (``train_cached``: select on val, score test once) on seeds
 ``seed .. seed + n - 1``. Three parts, each runnable alone (``--part``):
 
@@ -90,8 +91,9 @@ from search_quality_jobs import (
 )
 
 from nas.arch import ArchSpec, scale_width
-from nas.argtypes import positive_int
+from nas.argtypes import count, positive_int
 from nas.errors import NasError, UsageError
+from nas.evaluate.recipe import MIN_STEPS
 from nas.metrics import measure
 from nas.search.config import ExperimentConfig, experiment_from, load_experiment
 from nas.search.factory import load_splits
@@ -115,6 +117,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=positive_int, default=2, help="one-thread training processes")
     parser.add_argument("--final-epochs", type=positive_int, default=15, help="epochs of the final recipe")
+    parser.add_argument(
+        "--min-steps",
+        type=count,
+        default=MIN_STEPS,
+        help=f"the final recipe's floor of optimizer steps (default {MIN_STEPS}, as nas finalize)",
+    )
     parser.add_argument("--nets", type=positive_int, default=20, help="fidelity: random nets")
     parser.add_argument("--seeds", type=positive_int, default=3, help="fidelity: full trainings per net")
     parser.add_argument("--seed", type=int, default=0, help="fidelity: seed of the random nets")
@@ -211,7 +219,7 @@ def run_searches(
     jobs = [
         Job(
             finalize_job,
-            (c.out, args.top, args.final_seeds, args.final_epochs),
+            (c.out, args.top, args.final_seeds, args.final_epochs, args.min_steps),
             lambda record, role=role: print(f"  {role}: finalized {len(record['trials'])} nets"),
         )
         for role, c in configs.items()
@@ -253,7 +261,7 @@ def references() -> dict[str, ArchSpec]:
 
 
 def hand_part(config: ExperimentConfig, args: argparse.Namespace, cache: Path, pool: Any) -> None:
-    recipe, epochs = final_recipe(config, args.final_epochs).to_json(), args.final_epochs
+    recipe, epochs = final_recipe(config, args.final_epochs, args.min_steps).to_json(), args.final_epochs
     hand = Results(cache, HAND, lambda r: (r["model"], r["seed"], r["epochs"]))
     jobs = []
     for name, arch in references().items():
@@ -359,7 +367,8 @@ def header(config: ExperimentConfig, args: argparse.Namespace, parts: set[str]) 
         f"search_quality on {config.dataset.ref} {config.input_size}px, space {config.space}, "
         f"commit {git_commit()}",
         f"experiment {args.experiment}: {config.mode} mode, strategy {config.strategy.name}, protocol "
-        f"{config.fidelity()['fidelity']}; final recipe e{args.final_epochs}; jobs {args.jobs}",
+        f"{config.fidelity()['fidelity']}; final recipe e{args.final_epochs}, "
+        f">= {args.min_steps} steps; jobs {args.jobs}",
     ]
     if "fidelity" in parts:
         scored = ", ".join([args.experiment, *args.score_experiments])
@@ -387,7 +396,7 @@ def main() -> None:
         config = one_thread(load_experiment(args.experiment), args.experiment)
         cache = args.cache or Path("runs/search_quality") / config.dataset.name
         parts = set(PARTS) if args.part == "all" else {args.part}
-        check_cache(cache, config)
+        check_cache(cache, config, args.min_steps)
     except NasError as exc:
         usage_error(exc)
     head = "\n".join(header(config, args, parts))

@@ -97,7 +97,7 @@ def fidelity_part(
 ) -> tuple[Row, list[str]]:
     scorers = load_scorers(config, args)
     nets, seeds = sample_nets(config, args.nets, args.seed), seed_list(config, args.seeds)
-    recipe, epochs = final_recipe(config, args.final_epochs).to_json(), args.final_epochs
+    recipe, epochs = final_recipe(config, args.final_epochs, args.min_steps).to_json(), args.final_epochs
     full = Results(cache, FULL, lambda r: (r["arch"], r["seed"], r["epochs"]))
     scores = Results(cache, SCORES, lambda r: (r["recipe"], r["arch"]))
     print(f"\n[1. fidelity] {len(nets)} nets (seed {args.seed}), scores by {', '.join(scorers)}")

@@ -24,7 +24,7 @@ from typing import Any
 
 from nas.errors import UsageError
 from nas.evaluate.config import TrainConfig
-from nas.search.config import ExperimentConfig, experiment_from
+from nas.search.config import ExperimentConfig, FinalizeConfig, experiment_from
 
 FAILURES = "failures.jsonl"
 Row = dict[str, Any]
@@ -70,9 +70,14 @@ def one_thread(config: ExperimentConfig, source: str) -> ExperimentConfig:
     return experiment_from(data, source=source)
 
 
-def final_recipe(config: ExperimentConfig, epochs: int) -> TrainConfig:
-    """The experiment's training settings with the final epochs: what ``finalize_run`` trains with."""
-    return config.train_config().replace(epochs=epochs)
+def final_recipe(config: ExperimentConfig, epochs: int, min_steps: int) -> TrainConfig:
+    """What ``finalize_run(epochs=epochs, min_steps=min_steps)`` trains with: the experiment's training
+    settings, the final epochs, and the recipe scaled to the data (``FinalizeConfig.train_config``), so
+    hand designs and fidelity nets train exactly as the finalized fronts do."""
+    from nas.search.factory import load_splits
+
+    final = FinalizeConfig(epochs=epochs, min_steps=min_steps)
+    return final.train_config(config.train_config(), load_splits(config))
 
 
 def seed_list(config: ExperimentConfig, n: int) -> list[int]:
@@ -81,10 +86,10 @@ def seed_list(config: ExperimentConfig, n: int) -> list[int]:
     return list(range(first, first + n))
 
 
-def check_cache(cache: Path, config: ExperimentConfig) -> None:
+def check_cache(cache: Path, config: ExperimentConfig, min_steps: int) -> None:
     """Refuse a cache whose trainings were made with another dataset or final recipe (epochs and seeds are
     per line)."""
-    settings = final_recipe(config, 1).to_json()
+    settings = final_recipe(config, 1, min_steps).to_json()
     recipe = {
         "dataset": config.dataset.ref,
         "input_size": config.input_size,
@@ -236,7 +241,7 @@ def train_job(dataset: str, input_size: int, train_config: Row, arch: str, out_d
     }
 
 
-def finalize_job(run_dir: str, top: int, seeds: int, epochs: int) -> Row:
+def finalize_job(run_dir: str, top: int, seeds: int, epochs: int, min_steps: int) -> Row:
     """``finalize_run`` on one search run, printing each training as it ends; what ``final.json`` holds."""
     from nas.search.finalize import finalize_run
 
@@ -247,5 +252,5 @@ def finalize_job(run_dir: str, top: int, seeds: int, epochs: int) -> Row:
         )
 
     return finalize_run(
-        run_dir, top=top, seeds=seeds, epochs=epochs, progress=progress, workers=1
+        run_dir, top=top, seeds=seeds, epochs=epochs, min_steps=min_steps, progress=progress, workers=1
     ).model_dump(mode="json")

@@ -6,6 +6,7 @@ import csv
 import json
 import zlib
 
+import numpy as np
 import pytest
 
 from nas.cli import main
@@ -14,7 +15,7 @@ from nas.latency import measured
 from nas.latency.backends.base import Item, Settings, Timing
 from nas.latency.build import ANCHOR, anchor_arch, table_settings
 from nas.latency.predict import Calibration
-from nas.latency.predictors import PREDICTORS, load_latency
+from nas.latency.predictors import PREDICTORS, load_latency, ridge
 from nas.latency.predictors.adapted import adapt
 from nas.latency.predictors.features import block_group
 from nas.latency.predictors.fitted import fit_predictor
@@ -95,7 +96,25 @@ def test_a_device_whose_depthwise_blocks_cost_3x_is_learned_from_20_nets(space, 
     r = predictor.model.corrections
     for group in ("ds", "ir", "ir_se"):
         assert r[group] / r["conv"] == pytest.approx(3.0, rel=0.1)
+    assert min(r.values()) >= 0.0
     assert predictor.provenance["device"] == "planted" and predictor.model.source["device"] == "source"
+
+
+def test_a_cost_factor_the_nets_barely_determine_stays_non_negative():
+    """One stem per net gives its block sum two values (stride 1 or 2), so its factor trades against the
+    intercept and whatever else stride-1 nets share: unbounded it can go below zero (a real
+    mnasnet_small fit gave stem x-0.84), a block that costs less than nothing. Planted here: a negative
+    stem factor fits best; the bound keeps it at 0 and the other factors right."""
+    rng = np.random.default_rng(0)
+    stem = rng.choice([0.10, 0.15], 40)
+    body = 0.2 + rng.random(40)
+    y = 0.50 + body - 1.0 * stem + 0.001 * rng.standard_normal(40)
+    x = np.column_stack([np.ones(40), stem, body])
+    prior, penalized = np.array([0.0, 1.0, 1.0]), np.array([False, True, True])
+    free = ridge.fit(x, y, prior, penalized)
+    bounded = ridge.fit(x, y, prior, penalized, lower=np.array([-np.inf, 0.0, 0.0]))
+    assert free.weights[1] < 0 <= bounded.weights[1]
+    assert bounded.weights[2] == pytest.approx(1.0, rel=0.1)
 
 
 def test_a_fitted_predictor_learns_a_device_without_a_table(space, nets):

@@ -3,7 +3,8 @@
 Minimizes ``sum_i (x_i . w / y_i - 1)^2 + lam * n * sum_j penalized_j * (w_j - prior_j)^2``: rows
 weighted by 1 / measured, as the tables' calibration (``nas.latency.predict``), since relative error is
 what the fidelity figures judge. ``lam`` is the one of ``LAMBDAS`` with the lowest leave-one-out mean
-absolute relative error.
+absolute relative error. ``lower`` bounds weights from below (bounded least squares, ``scipy``): a cost
+factor that the nets barely determine must not turn negative to fit noise.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import lsq_linear
 
 from nas.errors import DataError
 
@@ -25,16 +27,27 @@ class Ridge:
     loo_mape: float
 
 
-def solve(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray, penalized: np.ndarray) -> np.ndarray:
-    """The weights for one ``lam``."""
+def solve(
+    x: np.ndarray,
+    y: np.ndarray,
+    lam: float,
+    prior: np.ndarray,
+    penalized: np.ndarray,
+    lower: np.ndarray | None = None,
+) -> np.ndarray:
+    """The weights for one ``lam``, each at least ``lower`` where given."""
     rows = x / y[:, None]
     penalty = np.diag(np.sqrt(lam * len(y)) * penalized.astype(float))
     a = np.vstack([rows, penalty])
     b = np.concatenate([np.ones(len(y)), penalty @ prior])
-    return np.linalg.lstsq(a, b, rcond=None)[0]
+    if lower is None:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+    return lsq_linear(a, b, bounds=(lower, np.inf)).x
 
 
-def fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray, penalized: np.ndarray) -> Ridge:
+def fit(
+    x: np.ndarray, y: np.ndarray, prior: np.ndarray, penalized: np.ndarray, lower: np.ndarray | None = None
+) -> Ridge:
     """Choose ``lam`` by leave-one-out over ``LAMBDAS``, then fit on every row."""
     if len(y) < MIN_NETS:
         raise DataError(f"a latency predictor needs at least {MIN_NETS} measured nets, got {len(y)}")
@@ -43,10 +56,10 @@ def fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray, penalized: np.ndarray) 
         errors = []
         for i in range(len(y)):
             keep = np.arange(len(y)) != i
-            w = solve(x[keep], y[keep], lam, prior, penalized)
+            w = solve(x[keep], y[keep], lam, prior, penalized, lower)
             errors.append(abs(x[i] @ w / y[i] - 1))
         error = float(np.mean(errors))
         if best is None or error < best[0]:
             best = (error, lam)
     assert best is not None
-    return Ridge(solve(x, y, best[1], prior, penalized), best[1], best[0])
+    return Ridge(solve(x, y, best[1], prior, penalized, lower), best[1], best[0])

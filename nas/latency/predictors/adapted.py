@@ -13,8 +13,9 @@ strength by leave-one-out (``ridge.py``), each ``r_g >= 0``: a group the measure
 keeps the source's cost. Why the bound: every net has one stem, whose block sum takes two values (stride
 1 or 2), so its factor trades against the intercept; unbounded, 150 mnasnet_small nets at 28x28 on the
 shipped table's own device kind fitted stem x-0.84. Bounded it is 0 (the stem's cost moves to the
-intercept), and 100 held-out nets were predicted as well as before (89 % within ±10 %, tau 0.936). The corrected block sums then get the tables' 3-term calibration (``nas.latency.predict``).
-The predictor keeps the source's block latencies it uses, so it needs no other file.
+intercept), and 100 held-out nets were predicted as well as before (89 % within ±10 %, tau 0.936).
+The corrected block sums then get the tables' 3-term calibration (``nas.latency.predict``). The
+predictor keeps the source's block latencies it uses, so it needs no other file.
 
 Measured on mnasnet_small at 28x28 (the shipped ONNX Runtime table of an AMD EPYC as the source, 20
 nets learned from, 3 random splits): on ONNX Runtime on an Intel Xeon, Kendall tau 0.87 -> 0.92 and

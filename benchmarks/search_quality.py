@@ -100,6 +100,7 @@ from nas.search.factory import load_splits
 from nas.search.final import read_final
 from nas.search.finalize import mean_std
 from nas.search.runner import run_experiment
+from nas.search.summary import shown_state
 from nas.zoo import resolve_arch
 
 WIDTHS = (0.25, 0.35, 0.5, 1.0)
@@ -180,11 +181,9 @@ def trial_printer(config: ExperimentConfig) -> Iterator[list]:
     def printed(study: Any, trial: Any) -> None:
         metrics = trial.user_attrs.get("metrics", {})
         shown = ", ".join(f"{m} {metrics[m]:.4g}" for m in config.metrics_used() if m in metrics)
-        state = (
-            f"REJECTED ({trial.user_attrs['rejected']})"
-            if "rejected" in trial.user_attrs
-            else trial.state.name
-        )
+        state = shown_state(trial.user_attrs, trial.state.name)
+        if state == "REJECTED":
+            state += f" ({trial.user_attrs['rejected']})"
         print(f"  {name}: trial {trial.number} {state} {shown}", flush=True)
 
     yield [printed]

@@ -35,6 +35,7 @@ from nas.search.run import (
     storage_url,
 )
 from nas.search.rungs import make_pruner
+from nas.search.summary import shown_state
 from nas.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,6 +178,7 @@ def test_a_worker_that_starts_the_last_trial_second_stands_down(tmp_path):
     assert states == [TrialState.COMPLETE] * 2 + [TrialState.RUNNING, TrialState.FAIL]
     surplus = study.trials[3]
     assert surplus.user_attrs["fail_reason"].startswith("surplus") and "arch" not in surplus.user_attrs
+    assert shown_state(surplus.user_attrs, surplus.state.name) == "SURPLUS"  # not a failed candidate
     other["study"].tell(other["trial"], -1.0)
     assert len(study.get_trials(states=FINISHED)) == 3
 

@@ -285,6 +285,7 @@ def _trial_lines(state, say: Say):
     from contextlib import contextmanager
 
     from nas.search.run import FINISHED
+    from nas.search.summary import shown_state
 
     @contextmanager
     def monitor(config):
@@ -293,7 +294,7 @@ def _trial_lines(state, say: Say):
             shown = ", ".join(f"{m} {metrics[m]:.4g}" for m in config.metrics_used() if m in metrics)
             finished = len(study.get_trials(deepcopy=False, states=FINISHED))
             left = (state.data["search_until_s"] - state.spent()) / 60
-            state_name = "REJECTED" if "rejected" in trial.user_attrs else trial.state.name
+            state_name = shown_state(trial.user_attrs, trial.state.name)
             say(
                 f"  trial {trial.number} {state_name}: {shown} ({finished} done, {max(left, 0):.1f} min left)"
             )

@@ -22,7 +22,7 @@ from nas.search.config import LOWER_IS_BETTER, ExperimentConfig
 from nas.search.final import COLUMN_PREFIX, FinalRecord, final_columns, read_final
 from nas.search.pareto import costs, non_dominated
 from nas.search.rungs import reached_step, rung_counts, schedule
-from nas.search.summary import SearchSummary, TrialRow, read_summary, write_summary
+from nas.search.summary import SearchSummary, TrialRow, read_summary, shown_state, write_summary
 from nas.search.verified import VerifyRecord, merge_verified, read_verified
 
 BASE_COLUMNS = ["number", "state", "arch", "reward", "feasible", "rejected", "fail_reason", "cached_from"]
@@ -45,7 +45,7 @@ def trial_row(trial: FrozenTrial, last_step: int) -> dict[str, Any]:
     violations = attrs.get("constraints")
     return {
         "number": trial.number,
-        "state": "REJECTED" if "rejected" in attrs else trial.state.name,
+        "state": shown_state(attrs, trial.state.name),
         "arch": attrs.get("arch", ""),
         "reward": attrs.get("reward"),
         "feasible": None if violations is None else all(v <= 0 for v in violations),

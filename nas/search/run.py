@@ -164,6 +164,7 @@ def run_worker(
         # workers check the total before they start a trial, but two can start the last one at
         # once: the later-numbered one stands down, so the study ends with exactly ``trials``
         if claimed_count(study, below=trial.number) >= config.trials:
+            trial.set_user_attr("surplus", True)  # reports show it as SURPLUS, not a failed candidate
             trial.set_user_attr("fail_reason", "surplus: another worker started the study's last trial")
             raise SurplusTrial(f"trial {trial.number} is not needed")
         return objective(trial)

@@ -28,13 +28,22 @@ class TrialRow(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     number: int
-    state: str | None = None  # an Optuna state name, or REJECTED (a constraint failed before training)
+    state: str | None = None  # an Optuna state name, REJECTED or SURPLUS (``shown_state``)
     arch: str
     reward: float | None = None
     feasible: bool | None = None
     rejected: str | None = None
     fail_reason: str | None = None
     cached_from: int | None = None
+
+
+def shown_state(user_attrs: dict[str, Any], state: str) -> str:
+    """A trial's state as reports show it: Optuna's ``state``, except REJECTED (a constraint failed before
+    training; stored PRUNED) and SURPLUS (a second worker's start of the study's last trial, not run;
+    stored FAIL, and no candidate's failure)."""
+    if "rejected" in user_attrs:
+        return "REJECTED"
+    return "SURPLUS" if user_attrs.get("surplus") else state
 
 
 class SearchSummary(BaseModel):

@@ -8,8 +8,9 @@
    more) and the references ``resnet1d_wang`` and ``fcn1d_wang`` (exact in parameters to Fawaz et al.'s
    Keras models).
 2. Training: every network on seeds 0..R-1 with the run's final recipe (``final.json``'s
-   ``train_config`` and seeds; ``--min-steps``/``--epochs`` override it), each a ``train_final`` (epoch
-   chosen on the 100 validation beats, the 4,500 test beats scored once) in its own directory, reused
+   ``train_config`` and seeds, or ``--recipe``'s; ``--min-steps``/``--epochs``/``--refit`` override it),
+   each a ``train_final`` (epoch chosen on the 100 validation beats, with ``--refit`` then trained again
+   on all 500 for as many passes, the 4,500 test beats scored once) in its own directory, reused
    when its recorded recipe matches (``nas.evaluate.cache``): a finalist's are the run's own finalize
    directories, the rest go under ``--out``; ``--workers`` one-thread processes side by side.
 3. Measured in this process, seed 0's model of each network: params; int8 weights (the initializers of
@@ -162,6 +163,8 @@ def markdown(rows: dict[str, dict], recipe: dict[str, Any], seeds: list[int]) ->
             f"{row['ratio']:.4f} | {figures} | {per_class} | {row['int8_test_accuracy']:.4f} |"
         )
     steps = f"{recipe['epochs']} epochs, at least {recipe['min_steps']} optimizer steps"
+    if recipe.get("refit"):
+        steps += ", then trained again on train + val for as many passes"
     lines.append(
         f"\n{DATA} test split (4,500 beats), mean ± std over seeds {seeds}, {steps}, the same recipe for "
         "every network; ONNX Runtime fp32, 1 thread, batch 1, every model timed interleaved in one process."
@@ -178,6 +181,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=positive_int, default=300)
     parser.add_argument("--min-steps", type=int, help="override the recipe's step floor")
     parser.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
+    parser.add_argument(
+        "--recipe",
+        type=Path,
+        help="train with the recipe of an earlier benchmark (its results.json, or benchmark.json)",
+    )
+    parser.add_argument(
+        "--refit", action="store_true", help="train again on train + val once val has chosen the epoch"
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench/ecg5000"))
     args = parser.parse_args()
 
@@ -185,6 +196,7 @@ def main() -> None:
     config = TrainConfig(epochs=15, min_steps=1500, select_metric="accuracy").to_json()
     seeds, dirs = list(range(args.seeds)), {}
     overrides = {k: v for k, v in (("min_steps", args.min_steps), ("epochs", args.epochs)) if v is not None}
+    overrides |= {"refit": True} if args.refit else {}
     if args.run is not None:
         final = read_final(args.run)
         if final is None:
@@ -195,6 +207,8 @@ def main() -> None:
             if not overrides:
                 runs = zip(trial.seeds, trial.dirs, strict=True)
                 dirs |= {(f"trial_{trial.number}", s): args.run / d for s, d in runs}
+    if args.recipe is not None:
+        config = json.loads(args.recipe.read_text())["recipe"]
     networks |= {f"arch_{i}": arch for i, arch in enumerate(args.archs)}
     finalists = list(networks)
     networks |= {name: resolve_arch(name).to_str() for name in REFERENCES}

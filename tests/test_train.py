@@ -234,6 +234,42 @@ def test_a_step_floor_raises_the_steps_on_a_small_split_only():
     assert TrainConfig(epochs=2, batch_size=10).total_steps(95) == 20
 
 
+def test_a_refit_trains_on_train_and_val_for_the_selected_passes_and_keeps_the_selection_threshold(
+    splits, tmp_path
+):
+    plain = train_final(ARCH, splits, FAST, tmp_path / "plain")
+    metrics = train_final(ARCH, splits, FAST.replace(refit=True), tmp_path / "refit")
+    # validation is the selection run's (out of sample), the same as without refit
+    assert metrics["val"] == plain["val"] and metrics["best_epoch"] == plain["best_epoch"]
+    assert metrics["threshold"] == plain["threshold"] == metrics["test"]["threshold"]
+    n_train, n_all = len(splits.train), len(splits.train) + len(splits.val)
+    refit = metrics["refit"]
+    assert refit["train_examples"] == n_all and refit["selected_epoch"] == plain["best_epoch"]
+    selected_steps = plain["best_epoch"] * FAST.total_steps(n_train) // FAST.epochs
+    assert refit["steps"] == max(
+        round(selected_steps * n_all / n_train), plain["best_epoch"] * FAST.steps_per_pass(n_all)
+    )
+    # the kept model is the refit one, normalized by train + val, and it is what test scored
+    both = np.concatenate([splits.train.inputs, splits.val.inputs]).astype(np.float64) / 255
+    assert metrics["normalization"]["mean"] == pytest.approx([both.mean()], rel=1e-4)
+    trained = load_trained(tmp_path / "refit")
+    assert clinical_metrics(splits.test.labels, trained.predict(splits.test), metrics["threshold"]) == (
+        metrics["test"]
+    )
+    assert metrics["test"] != plain["test"]
+    assert "refit" not in plain
+
+
+def test_a_refit_keeps_its_last_epoch_whatever_val_says(splits):
+    from nas.builder import build_model
+    from nas.evaluate.loop import fit
+
+    model = build_model(ARCH, 1, 2, splits.input_size)
+    result = fit(model, splits, FAST, select_best=False)
+    assert result.best_epoch == FAST.epochs
+    assert all(torch.equal(result.best_state[k], v) for k, v in model.state_dict().items())
+
+
 def test_a_step_floor_stretches_each_epoch_and_keeps_the_epochs(splits):
     from nas.builder import build_model
     from nas.evaluate.loop import fit

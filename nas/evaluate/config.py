@@ -70,6 +70,8 @@ class TrainConfig:
     the CPU. ``threads`` None keeps torch's setting (all cores); ``channels_last`` memory
     format trains the depthwise-conv candidates about 2x faster on CPU. ``kd_*`` apply only
     when training with a teacher: loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE.
+    ``refit`` (final training only, ``train_final``): once validation has chosen the epoch, train again
+    from the same seed on train + val for as many passes, and keep that model (``nas.evaluate.train``).
 
     A frozen pydantic dataclass, so ``dataclasses.replace``, ``asdict`` and ``fields`` keep working.
     Constructing one (``replace`` included) validates it: a bad or unknown setting is a one-line
@@ -104,6 +106,7 @@ class TrainConfig:
     channels_last: bool = True
     kd_temperature: float = 4.0
     kd_alpha: float = 0.9
+    refit: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

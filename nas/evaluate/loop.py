@@ -166,8 +166,10 @@ def fit(
     config: TrainConfig,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     teacher: Teacher | None = None,
+    select_best: bool = True,
 ) -> FitResult:
-    """Train on train, score every epoch on val, keep the weights of the best val epoch.
+    """Train on train, score every epoch on val, keep the weights of the best val epoch (of the last one
+    when not ``select_best``: a refit, whose val is part of its training data).
 
     ``on_epoch(epoch, val_metrics)`` runs after each epoch; its exceptions (a pruner's) propagate."""
     splits = _train_subset(splits, config)
@@ -243,7 +245,7 @@ def fit(
             best_state, best_epoch, best_score = _copy_state(scored), epoch, score
         if on_epoch is not None:
             on_epoch(epoch, metrics)
-    if best_epoch == 0:  # the metric was never defined (one class in val): keep the last epoch
+    if best_epoch == 0 or not select_best:  # never defined (one class in val), or a refit: the last epoch
         best_state, best_epoch = _copy_state(scored), config.epochs
     return FitResult(best_state, best_epoch, history, seconds, seen, torch.get_num_threads(), mean, std)
 

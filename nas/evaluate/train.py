@@ -6,17 +6,19 @@ once, by ``train_final``, after the best epoch has been selected on validation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nas.arch import ArchSpec
 from nas.builder import build_model
-from nas.data.splits import Splits
+from nas.data.splits import Split, Splits
 from nas.errors import ConfigError, DataError, NasError
 from nas.evaluate.checkpoint import TrainedModel, is_trained_dir, load_trained, save_trained
 from nas.evaluate.config import TrainConfig
@@ -181,13 +183,15 @@ def _train_one(
 ) -> dict[str, Any]:
     with torch_settings(config):
         model = _model(arch, splits, config.seed)
-        result = fit(model, splits, config, report, teacher)
+        selected = result = fit(model, splits, config, report, teacher)
         model.load_state_dict(result.best_state)
         model.to(memory_format=torch.contiguous_format)  # as a reloaded model runs: same numbers
         val_probs = predict_probs(
             model, to_tensor(splits.val, config.torch_device()), result.mean, result.std, splits.task
         )
         val = split_metrics(splits.val.labels, val_probs, splits.task, config)
+        if config.refit:
+            model, result, refit = _refit(arch, splits, config, selected, teacher, report)
         test_probs = predict_probs(
             model, to_tensor(splits.test, config.torch_device()), result.mean, result.std, splits.task
         )
@@ -205,7 +209,45 @@ def _train_one(
         "test": test,
         "config": config.to_json(),
         "distilled": teacher is not None,
-        **_summary(result),
+        **_summary(selected),
+        "normalization": {"mean": result.mean, "std": result.std},  # the kept model's (a refit's)
+        **({"refit": refit} if config.refit else {}),
     }
     save_trained(out_dir, arch, result.best_state, metrics)
     return metrics
+
+
+def _refit(
+    arch: ArchSpec,
+    splits: Splits,
+    config: TrainConfig,
+    selected: FitResult,
+    teacher: Teacher | None,
+    report: Report | None,
+) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
+    """The network trained again, same seed, on train + val for as many passes as the selected weights
+    had (their optimizer steps scaled by the larger set), the schedule fitted to that length; the last
+    weights are kept, since no data is left to choose an epoch on. Val metrics and the operating
+    threshold stay the selection run's: on the refit model they would be measured on its training data."""
+    n_train, n_all = len(splits.train), len(splits.train) + len(splits.val)
+    total = config.total_steps(n_train)
+    steps = round(selected.best_epoch * total // config.epochs * n_all / n_train)
+    merged = dataclasses.replace(
+        splits,
+        train=Split(
+            np.concatenate([splits.train.inputs, splits.val.inputs]),
+            np.concatenate([splits.train.labels, splits.val.labels]),
+        ),
+    )
+    again = config.replace(epochs=selected.best_epoch, min_steps=steps)
+    model = _model(arch, merged, config.seed)
+    result = fit(model, merged, again, report, teacher, select_best=False)
+    model.load_state_dict(result.best_state)
+    model.to(memory_format=torch.contiguous_format)
+    refit = {
+        "train_examples": n_all,
+        "selected_epoch": selected.best_epoch,
+        "steps": again.total_steps(n_all),
+        "train_seconds": result.train_seconds,
+    }
+    return model, result, refit

@@ -132,14 +132,18 @@ def test_train_with_teacher(capsys, tmp_path, data):
 
 def test_the_final_recipe_is_the_default_and_plain_keeps_the_flags(capsys, tmp_path, data):
     argv = ("train", "--arch", ARCH, "--data", data, "--epochs", "1", "--batch-size", "16", "--threads", "1")
-    rc, _, err = run(capsys, *argv, "--out", tmp_path / "final", "--min-steps", "8", "--flips", "horizontal")
+    rc, _, err = run(
+        capsys, *argv, "--out", tmp_path / "final", "--min-steps", "8", "--flips", "horizontal", "--refit"
+    )
     assert rc == 0, err
-    config = json.loads((tmp_path / "final" / "metrics.json").read_text())["config"]
-    assert config["min_steps"] == 8 and config["flips"] == "horizontal"
+    metrics = json.loads((tmp_path / "final" / "metrics.json").read_text())
+    config = metrics["config"]
+    assert config["min_steps"] == 8 and config["flips"] == "horizontal" and config["refit"]
+    assert metrics["refit"]["selected_epoch"] == 1 and metrics["refit"]["steps"] >= 8
     assert len(json.loads((tmp_path / "final" / "metrics.json").read_text())["history"]) == 1  # the epochs
     rc, _, err = run(capsys, *argv, "--out", tmp_path / "plain", "--recipe", "plain")
     assert rc == 0, err
     config = json.loads((tmp_path / "plain" / "metrics.json").read_text())["config"]
-    assert config["min_steps"] == 0 and config["flips"] == "none"
+    assert config["min_steps"] == 0 and config["flips"] == "none" and not config["refit"]
     err = one_line_error(*run(capsys, *argv, "--min-steps", "-3")[::2])
     assert "min_steps must be >= 0" in err and not (tmp_path / "runs").exists()

@@ -88,6 +88,12 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         help="mirror training images (default none: a flip swaps a patient's left and right)",
     )
     train.add_argument("--no-augment", action="store_true", help="no augmentation at all")
+    train.add_argument(
+        "--refit",
+        action="store_true",
+        help="once val has chosen the epoch, train again on train + val for as many passes and keep that "
+        "model (val figures and threshold stay the first training's)",
+    )
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
     train.add_argument(
@@ -162,6 +168,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         device=args.device,
         kd_temperature=args.kd_temperature,
         kd_alpha=args.kd_alpha,
+        refit=args.refit,
     )
     splits = load_dataset(data, size)
     out = out or default_out(arch_text, data, splits)

@@ -253,8 +253,9 @@ def test_a_refit_trains_on_train_and_val_for_the_selected_passes_and_keeps_the_s
     both = np.concatenate([splits.train.inputs, splits.val.inputs]).astype(np.float64) / 255
     assert metrics["normalization"]["mean"] == pytest.approx([both.mean()], rel=1e-4)
     trained = load_trained(tmp_path / "refit")
-    assert clinical_metrics(splits.test.labels, trained.predict(splits.test), metrics["threshold"]) == (
-        metrics["test"]
+    assert (
+        clinical_metrics(splits.test.labels, trained.predict(splits.test), metrics["threshold"])
+        == (metrics["test"])
     )
     assert metrics["test"] != plain["test"]
     assert "refit" not in plain

@@ -41,7 +41,7 @@ import numpy as np
 from nas.data import load_dataset
 from nas.data.splits import Splits
 from nas.evaluate.config import TrainConfig
-from nas.evaluate.protocols.kfold import fold_assignment, pooled
+from nas.evaluate.protocols.kfold import fold_assignment
 
 NETS = {
     "ir-se": "conv_k3_s2_c16::ir_k5_s2_e6_c24,ir_k5_e6_c24_noskip:ir_k3_s2_e6_c40_se0.25:"
@@ -95,7 +95,7 @@ def fold(name: str, folds: int, k: int) -> Splits:
     key = f"{name}-fold{k}of{folds}"
     if key not in _SPLITS:
         splits = load_dataset(name, 28)
-        data = pooled(splits)
+        data = splits.train_and_val()
         part = fold_assignment(data.labels.reshape(len(data.labels), -1)[:, 0], 2 * folds, seed=0)
         held = (part == 2 * k) | (part == 2 * k + 1)
         _SPLITS[key] = Splits(

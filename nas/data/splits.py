@@ -123,6 +123,14 @@ class Splits:
         side = self.input_size
         return f"{self.n_channels}x{side}x{side}" if self.modality == IMAGE else f"{self.n_channels}x{side}"
 
+    def train_and_val(self) -> Split:
+        """Train and val as one split: what k-fold protocols draw their folds from, and what a refit
+        trains on."""
+        return Split(
+            np.concatenate([self.train.inputs, self.val.inputs]),
+            np.concatenate([self.train.labels, self.val.labels]),
+        )
+
     def class_counts(self) -> np.ndarray:
         """Training examples per class (positives per label for multi-label)."""
         if self.task == "multi-label":

@@ -13,12 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from nas.arch import ArchSpec
 from nas.builder import build_model
-from nas.data.splits import Split, Splits
+from nas.data.splits import Splits
 from nas.errors import ConfigError, DataError, NasError
 from nas.evaluate.checkpoint import TrainedModel, is_trained_dir, load_trained, save_trained
 from nas.evaluate.config import TrainConfig
@@ -232,13 +231,7 @@ def _refit(
     n_train, n_all = len(splits.train), len(splits.train) + len(splits.val)
     total = config.total_steps(n_train)
     steps = round(selected.best_epoch * total // config.epochs * n_all / n_train)
-    merged = dataclasses.replace(
-        splits,
-        train=Split(
-            np.concatenate([splits.train.inputs, splits.val.inputs]),
-            np.concatenate([splits.train.labels, splits.val.labels]),
-        ),
-    )
+    merged = dataclasses.replace(splits, train=splits.train_and_val())
     again = config.replace(epochs=selected.best_epoch, min_steps=steps)
     model = _model(arch, merged, config.seed)
     result = fit(model, merged, again, report, teacher, select_best=False)

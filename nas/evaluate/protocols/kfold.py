@@ -46,14 +46,6 @@ def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return assigned
 
 
-def pooled(splits: Splits) -> Split:
-    """Train and val as one split (the data the folds are drawn from)."""
-    return Split(
-        np.concatenate([splits.train.inputs, splits.val.inputs]),
-        np.concatenate([splits.train.labels, splits.val.labels]),
-    )
-
-
 def fold_splits(splits: Splits, data: Split, assigned: np.ndarray, fold: int) -> Splits:
     """Fold ``fold`` as validation, the others as training; the test split is an empty one."""
     empty = Split(data.inputs[:0], data.labels[:0])
@@ -74,7 +66,7 @@ def check_data(splits: Splits, evaluation: EvaluationConfig) -> None:
     a class a fold lacks out), so a set with a very rare class (ECG5000's 2 beats of class 5) can be
     cross-validated."""
     folds = folds_of(evaluation)
-    labels = pooled(splits).labels
+    labels = splits.train_and_val().labels
     counts = labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels, minlength=splits.num_classes)
     needed = 2 if splits.task == "multi-class" else folds
     if len(labels) < 2 * folds or counts.min() < needed:
@@ -96,7 +88,7 @@ def run(
     from nas.metrics.clinical import clinical_metrics
 
     folds = folds_of(evaluation)
-    data = pooled(splits)
+    data = splits.train_and_val()
     reports = RunningReport(report, train_config.epochs)
     oof_runs = []
     for r in range(evaluation.repeats):

@@ -36,6 +36,7 @@ from typing import Any
 
 from nas.argtypes import positive_int
 from nas.data import load_dataset
+from nas.errors import NasError
 from nas.evaluate import TrainConfig
 from nas.latency.backends.base import Settings
 from nas.search.final import read_final
@@ -204,11 +205,14 @@ def main() -> None:
         config, seeds = final.train_config, final.trials[0].seeds
         for trial in sorted(final.trials, key=lambda t: t.final_rank):
             networks[f"trial_{trial.number}"] = trial.arch
-            if not overrides:
+            if not overrides and args.recipe is None:  # the run's own trainings, never retrained over
                 runs = zip(trial.seeds, trial.dirs, strict=True)
                 dirs |= {(f"trial_{trial.number}", s): args.run / d for s, d in runs}
     if args.recipe is not None:
-        config = json.loads(args.recipe.read_text())["recipe"]
+        try:
+            config = TrainConfig.from_json(json.loads(args.recipe.read_text())["recipe"]).to_json()
+        except (OSError, ValueError, KeyError, TypeError, NasError) as exc:
+            parser.error(f"--recipe {args.recipe}: not a benchmark's results with a 'recipe' ({exc})")
     networks |= {f"arch_{i}": arch for i, arch in enumerate(args.archs)}
     finalists = list(networks)
     networks |= {name: resolve_arch(name).to_str() for name in REFERENCES}

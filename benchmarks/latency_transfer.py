@@ -113,18 +113,11 @@ def net_sets(space: SearchSpace, learn: int, held_out: int) -> tuple[list[ArchSp
 def device_data(
     name: str, space: SearchSpace, args: argparse.Namespace, cache: Cache
 ) -> tuple[LatencyTable, measured.Measured, measured.Measured]:
-    """The target's full table, learned nets and held-out nets: measured now unless cached."""
+    """The target's full table, learned nets and held-out nets: measured now unless cached. The nets
+    come first: on TVM they take minutes and the table an hour, and the pairs into a target need only
+    its nets."""
     backend, settings = TARGETS[name](), Settings(rounds=args.rounds)
     shape = (args.input_size, args.in_chans, args.num_classes)
-    table_path = cache.root / f"{name}-r{args.rounds}.json"
-    table = LatencyTable.load(table_path) if table_path.is_file() else None
-    if table is None or table.calibration is None:  # a killed build resumes where it stopped
-        print(f"  {name}: building the full table", flush=True)
-        cache.timed(
-            table_path.stem,
-            lambda: build_table(space, *shape, backend, f"bench-{name}", table_path, measure=settings),
-        )
-        table = LatencyTable.load(table_path)
     learned, held = net_sets(space, args.learn, args.held_out)
     sets = []
     for label, archs in (("learn", learned), ("held", held)):
@@ -138,6 +131,15 @@ def device_data(
                 ),
             )
         sets.append(measured.load(path))
+    table_path = cache.root / f"{name}-r{args.rounds}.json"
+    table = LatencyTable.load(table_path) if table_path.is_file() else None
+    if table is None or table.calibration is None:  # a killed build resumes where it stopped
+        print(f"  {name}: building the full table", flush=True)
+        cache.timed(
+            table_path.stem,
+            lambda: build_table(space, *shape, backend, f"bench-{name}", table_path, measure=settings),
+        )
+        table = LatencyTable.load(table_path)
     return table, sets[0], sets[1]
 
 

@@ -5,25 +5,33 @@ devices differ in what is relatively expensive (a depthwise conv on one, a squee
 So each op group's blocks (``features.block_group``: stem, head, conv, ds, ir, with or without SE) get
 their own factor ``r_g`` on the source table's block latencies:
 
-    measured ~ a + b0 * sum_g r_g * (source block sum of group g) + c * blocks
+    measured ~ a + b0 * (sum_g r_g * (source block sum of group g) + m * MACs) + c * blocks
 
-with ``b0`` the source calibration's scale refitted on the measured nets, solved for ``a``, ``c`` and
-the ``r_g`` by ridge on relative error with a prior ``r_g = 1`` (the source's relative costs), its
-strength by leave-one-out (``ridge.py``), each ``r_g >= 0``: a group the measured nets say little about
-keeps the source's cost. Why the bound: every net has one stem, whose block sum takes two values (stride
-1 or 2), so its factor trades against the intercept; unbounded, 150 mnasnet_small nets at 28x28 on the
-shipped table's own device kind fitted stem x-0.84. Bounded it is 0 (the stem's cost moves to the
-intercept), and 100 held-out nets were predicted as well as before (89 % within ±10 %, tau 0.936).
+with ``b0`` the source calibration's scale refitted on the measured nets, solved for ``a``, ``c``, the
+``r_g`` and ``m`` by ridge on relative error with a prior ``r_g = 1``, ``m = 0`` (the source's relative
+costs), its strength by leave-one-out (``ridge.py``), each factor ``>= 0``: a group the measured nets say
+little about keeps the source's cost. The MACs term (the net's multiply-accumulates, ``features.py``) is
+for a device whose cost per MAC differs from the source's: compute-bound where the source was
+overhead-bound, or a compiler whose untuned kernels run in time proportional to their MACs.
+
+Why the bounds: every net has one stem, whose block sum takes two values (stride 1 or 2), so its
+factor trades against the intercept; unbounded, 150 mnasnet_small nets at 28x28 on the shipped table's
+own device kind fitted stem x-0.84. Bounded it is 0 (the stem's cost moves to the intercept), and 100
+held-out nets were predicted as well as before (89 % within ±10 %, tau 0.936).
 The corrected block sums then get the tables' 3-term calibration (``nas.latency.predict``). The
 predictor keeps the source's block latencies it uses, so it needs no other file.
 
 Measured on mnasnet_small at 28x28 (the shipped ONNX Runtime table of an AMD EPYC as the source, 20
 nets learned from, 3 random splits): on ONNX Runtime on an Intel Xeon, Kendall tau 0.87 -> 0.92 and
 44 % -> 82-89 % of 140 held-out nets within ±10 % (source scaled vs adapted); a factor per op group and
-input size, or per op group and block size, did worse (79 %, 74 %). On untuned TVM on that Xeon the
-corrections gain nothing (leave-one-out keeps the prior; 23-34 % of 70 nets within ±10 %): even fitted
-freely on all 90 measured nets, factors per op group leave 14 % error, since TVM's untuned slowdown
-grows with block size, and a fitted predictor (``fitted.py``) from 20 nets reaches 33-43 %.
+input size, or per op group and block size, did worse (79 %, 74 %). On untuned TVM the factors alone
+gain nothing (on that Xeon 23-34 % of 70 nets within ±10 %; on an EPYC, from the EPYC's own ONNX
+Runtime table, tau 0.82 and 20 % of 200): untuned TVM's time follows MACs (log-log correlation 0.99
+over 220 nets) more than ONNX Runtime's block costs. The MACs term, chosen by ``benchmarks/
+latency_transfer.py``'s nets (20 learned, 200 held out, EPYC): ONNX Runtime 1 -> 2 threads tau 0.908 ->
+0.913 (80 % -> 78 % within ±10 %), 2 -> 1 threads 0.933 -> 0.948 (82 % -> 88 %), the shipped table to
+ONNX Runtime here 0.941 -> 0.953 (86 % -> 92 %), to untuned TVM 0.818 -> 0.898 (20 % -> 38 %). The
+fit put ``m`` above 0 every time (0.12-0.70 of the mean block sum per mean MACs).
 """
 
 from __future__ import annotations
@@ -40,14 +48,15 @@ from nas.latency.predict import Calibration
 from nas.latency.predict import fit as calibrate
 from nas.latency.predictors import ridge
 from nas.latency.predictors.base import Predictor, make_record
-from nas.latency.predictors.features import block_group
+from nas.latency.predictors.features import arch_features, block_group
 from nas.latency.table import LatencyTable
 
 MATCH = ("space", "input_size", "in_chans", "num_classes", "dtype")
 
 
 class AdaptedModel(BaseModel):
-    """``predicted ms = calibration(sum of entries[key] * corrections[group of key], blocks)``."""
+    """``predicted ms = calibration(sum of entries[key] * corrections[group of key] + mac_ms * MACs,
+    blocks)``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +64,7 @@ class AdaptedModel(BaseModel):
     corrections: dict[str, float]
     calibration: dict[str, float]
     entries: dict[str, float]  # the source's block medians (ms)
+    mac_ms: float = 0.0  # ms (source scale) per million MACs; files adapted before it load unchanged
     lam: float
     loo_mape: float
 
@@ -76,6 +86,8 @@ class AdaptedPredictor(Predictor):
                 raise ConfigError(f"latency predictor has no entry for block '{key}'")
             total += m.entries[key] * m.corrections.get(block_group(site), 1.0)
             blocks += 1
+        if m.mac_ms:
+            total += m.mac_ms * arch_features(arch, s)["macs"]
         return self.calibration.apply(total, blocks)
 
 
@@ -106,19 +118,24 @@ def adapt(table: LatencyTable, measured: Any, device: str) -> AdaptedPredictor:
     groups = sorted({g for sums, _ in rows for g in sums})
     s = np.array([[sums.get(g, 0.0) for g in groups] for sums, _ in rows])
     n = np.array([blocks for _, blocks in rows], float)
+    macs = np.array([arch_features(arch, table.settings)["macs"] for arch in nets])
+    mac_unit = s.sum(1).mean() / macs.mean()  # m = 1: MACs cost as much as the source's blocks, on average
     b0 = calibrate(s.sum(1).tolist(), n.astype(int).tolist(), y.tolist()).b
-    design = np.column_stack([np.ones(len(y)), n, b0 * s])
-    prior = np.array([0.0, 0.0, *[1.0] * len(groups)])
-    lower = np.array([-np.inf, -np.inf, *[0.0] * len(groups)])  # no block costs less than nothing
-    found = ridge.fit(design, y, prior, prior > 0, lower)
-    corrections = dict(zip(groups, found.weights[2:].tolist(), strict=True))
-    corrected = (s * found.weights[2:]).sum(1)
+    design = np.column_stack([np.ones(len(y)), n, b0 * s, b0 * mac_unit * macs])
+    prior = np.array([0.0, 0.0, *[1.0] * len(groups), 0.0])
+    penalized = np.array([False, False, *[True] * (len(groups) + 1)])
+    lower = np.array([-np.inf, -np.inf, *[0.0] * (len(groups) + 1)])  # no cost is less than nothing
+    found = ridge.fit(design, y, prior, penalized, lower)
+    factors, mac_ms = found.weights[2:-1], float(found.weights[-1] * mac_unit)
+    corrections = dict(zip(groups, factors.tolist(), strict=True))
+    corrected = (s * factors).sum(1) + mac_ms * macs
     calibration = calibrate(corrected.tolist(), n.astype(int).tolist(), y.tolist())
     model = AdaptedModel(
         source={k: table.provenance.get(k) for k in ("device", "backend", "threads", "date", "command")},
         corrections=corrections,
         calibration=calibration.to_json(),
         entries={k: e["median_ms"] for k, e in sorted(table.entries.items())},
+        mac_ms=mac_ms,
         lam=found.lam,
         loo_mape=found.loo_mape,
     )

@@ -250,7 +250,7 @@ def test_the_commands_fit_adapt_predict(space, nets, tmp_path, capsys):
             a.to_str() for a in held_out[:5]
         ]
         assert all(float(r[1]) > 0 for r in rows[1:])
-    capsys.readouterr()
+    assert "ms per million MACs" in capsys.readouterr().out  # adapt's summary line
     assert main(["latency", "show", str(tmp_path / "a.json")]) == 0
     shown = capsys.readouterr().out
     assert "adapted, learned from 20 measured nets" in shown and "corrections" in shown

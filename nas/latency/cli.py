@@ -298,7 +298,8 @@ def cmd_latency_adapt(args: argparse.Namespace) -> None:
     groups = "  ".join(f"{g} x{r:.2f}" for g, r in predictor.model.corrections.items())
     cal = predictor.calibration
     print(
-        f"wrote {args.out}: {len(found.nets)} nets, block costs {groups}; "
+        f"wrote {args.out}: {len(found.nets)} nets, block costs {groups}, "
+        f"plus {predictor.model.mac_ms:.4f} ms per million MACs; "
         f"calibration leave-one-out MAPE {cal.loo_mape:.1%}"
     )
 

@@ -296,10 +296,11 @@ def cmd_latency_adapt(args: argparse.Namespace) -> None:
     predictor = adapt(table, found, args.device)
     predictor.save(args.out)
     groups = "  ".join(f"{g} x{r:.2f}" for g, r in predictor.model.corrections.items())
+    macs = "  ".join(f"{kind} {ms:.4f} ms" for kind, ms in predictor.model.mac_ms.items())
     cal = predictor.calibration
     print(
         f"wrote {args.out}: {len(found.nets)} nets, block costs {groups}, "
-        f"plus {predictor.model.mac_ms:.4f} ms per million MACs; "
+        f"plus per million MACs {macs}; "
         f"calibration leave-one-out MAPE {cal.loo_mape:.1%}"
     )
 

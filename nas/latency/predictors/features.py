@@ -6,10 +6,15 @@ Per group the features are the block count and the sums of kernel, expansion, ou
 (thousands of elements) and MACs (millions, fvcore's count of the block alone, ``nas.metrics``), with
 the whole net's MACs, parameters and block count. A block's figures depend on its key only, so they are
 computed once per key.
+
+``layer_macs`` splits a net's MACs by layer kind (pointwise and depthwise convolutions, the rest): an
+MBConv block mixes the first two in proportions that vary with its kernel and expansion, and devices
+differ most in what each costs per MAC (the ``adapted`` predictor's MACs terms).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -47,6 +52,53 @@ def arch_features(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, floa
         features["macs"] += macs
         features["params"] += params
     return features
+
+
+LAYER_KINDS = ("pointwise", "depthwise", "other")
+
+
+def layer_macs(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, float]:
+    """The net's MACs (millions) in convolution and linear layers, by ``LAYER_KINDS``."""
+    totals = dict.fromkeys(LAYER_KINDS, 0.0)
+    keys = arch_keys(arch, settings["in_chans"], settings["input_size"], settings["num_classes"])
+    for key, site in keys:
+        for kind, macs in _block_layer_macs(key, site, settings["num_classes"]):
+            totals[kind] += macs
+    return totals
+
+
+@lru_cache(maxsize=65536)
+def _block_layer_macs(key: str, site: BlockSite, num_classes: int) -> tuple[tuple[str, float], ...]:
+    """(kind, MMACs) of each conv and linear layer of the block alone, from one forward pass."""
+    import torch
+    from torch import nn
+
+    found: list[tuple[str, float]] = []
+
+    def record(layer: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        if isinstance(layer, nn.Linear):
+            found.append(("other", output.numel() * layer.in_features / 1e6))
+            return
+        assert isinstance(layer, nn.Conv1d | nn.Conv2d)
+        per_output = layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+        if layer.groups > 1 and layer.groups == layer.in_channels:
+            kind = "depthwise"
+        elif math.prod(layer.kernel_size) == 1:
+            kind = "pointwise"
+        else:
+            kind = "other"
+        found.append((kind, output.numel() * per_output / 1e6))
+
+    module = block_module(site, num_classes)
+    layers = [m for m in module.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]
+    hooks = [layer.register_forward_hook(record) for layer in layers]
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, site.in_channels, *(site.in_size,) * site.dims))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return tuple(found)
 
 
 @lru_cache(maxsize=65536)

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
+from nas.arch import ArchSpec
 from nas.cli import main
 from nas.errors import ConfigError, DataError
 from nas.latency import measured
@@ -124,6 +125,19 @@ def test_a_device_whose_cost_follows_macs_is_learned_from_20_nets(space, nets):
     assert kendall_tau([source.predict(a) for a in held_out], truth) < 0.9
     assert kendall_tau(after, truth) > 0.97 and within(after, truth, 0.03) == 1.0
     assert max(predictor.model.mac_ms.values()) > 0
+
+
+def test_layer_macs_split_a_net_by_layer_kind():
+    """Counted by hand at 16x16, 1 channel, 3 classes: stem 3x3 conv (other) to 8x8x8; ds k3 at 8x8
+    (depthwise 8*8*8*9, pointwise 8*8*8*8); ds k5 stride 2 to 4x4x16 (4*4*8*25, 4*4*8*16); head 1x1
+    conv to 32 channels (pointwise 4*4*16*32) and a 32 -> 3 linear (other)."""
+    arch = ArchSpec.from_str("conv_k3_s2_c8:ds_k3_c8:ds_k5_s2_c16:head_c32")
+    found = features.layer_macs(arch, {"in_chans": 1, "input_size": 16, "num_classes": 3})
+    assert {k: round(v * 1e6) for k, v in found.items()} == {
+        "pointwise": 4096 + 2048 + 8192,
+        "depthwise": 4608 + 3200,
+        "other": 4608 + 96,
+    }
 
 
 def test_a_cost_factor_the_nets_barely_determine_stays_non_negative():

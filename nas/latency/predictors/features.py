@@ -4,8 +4,8 @@ Every block of ``nas.latency.keys.arch_keys`` (the one walk tables use) falls in
 ``head``, or its block type with ``_se`` where it squeezes and excites (``ir``, ``ir_se``, ``ds``, ...).
 Per group the features are the block count and the sums of kernel, expansion, output activations
 (thousands of elements) and MACs (millions, fvcore's count of the block alone, ``nas.metrics``), with
-the whole net's MACs, parameters and block count. A block's figures depend on its key only, so they are
-computed once per key.
+the whole net's MACs (also by layer kind, below), parameters and block count. A block's figures
+depend on its key only, so they are computed once per key.
 
 ``layer_macs`` splits a net's MACs by layer kind (pointwise and depthwise convolutions, the rest): an
 MBConv block mixes the first two in proportions that vary with its kernel and expansion, and devices
@@ -51,6 +51,7 @@ def arch_features(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, floa
         features["blocks"] += 1
         features["macs"] += macs
         features["params"] += params
+    features.update({f"macs.{kind}": macs for kind, macs in layer_macs(arch, settings).items()})
     return features
 
 

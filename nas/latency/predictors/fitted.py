@@ -10,6 +10,11 @@ leave-one-out. Chosen by measurement: 160 random mnasnet_small nets at 28x28 tim
     20           0.88 / 69 %                    0.83 / 49 %            0.78 / 41 %
     60           0.92 / 91 %                    0.85 / 58 %            0.84 / 63 %
 
+The net's MACs by layer kind (pointwise, depthwise, other; ``features.layer_macs``) were added later,
+chosen on ``benchmarks/latency_transfer.py``'s nets (20 learned, 200 held out, one EPYC host): ONNX
+Runtime 1 thread tau 0.833 -> 0.851 (52 % -> 55 % within ±10 %), 2 threads 0.815 -> 0.830 (61 % ->
+66 %), untuned TVM 0.837 -> 0.867 (28 % -> 30 %).
+
 Latency adds up over blocks, which a linear model on summed features keeps and a log or tree model
 does not; scikit-learn is therefore not needed. A linear model extrapolates, though: a net far smaller
 than every measured one could come out at or below 0 ms and win any search on a latency it cannot have,

@@ -17,7 +17,7 @@ from nas.latency.backends.base import Item, Settings, Timing
 from nas.latency.build import ANCHOR, anchor_arch, table_settings
 from nas.latency.predict import Calibration
 from nas.latency.predictors import PREDICTORS, features, load_latency, ridge
-from nas.latency.predictors.adapted import adapt
+from nas.latency.predictors.adapted import MAC_KINDS, adapt
 from nas.latency.predictors.features import block_group
 from nas.latency.predictors.fitted import fit_predictor
 from nas.latency.space_keys import space_keys
@@ -50,7 +50,7 @@ def block_ms(key: str, site) -> float:
 def block_macs(key: str, site) -> float:
     """MACs (millions) in the block's pointwise and depthwise convolutions."""
     layers = features._block_layer_macs(key, site, CLASSES)
-    return sum(macs for kind, macs in layers if kind in ("pointwise", "depthwise"))
+    return sum(macs for kind, macs in layers if kind in MAC_KINDS)
 
 
 def make_table(

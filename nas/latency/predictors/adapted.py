@@ -127,7 +127,8 @@ def adapt(table: LatencyTable, measured: Any, device: str) -> AdaptedPredictor:
     groups = sorted({g for sums, _ in rows for g in sums})
     s = np.array([[sums.get(g, 0.0) for g in groups] for sums, _ in rows])
     n = np.array([blocks for _, blocks in rows], float)
-    macs = np.array([[layer_macs(arch, table.settings)[k] for k in MAC_KINDS] for arch in nets])
+    by_kind = [layer_macs(arch, table.settings) for arch in nets]
+    macs = np.array([[kinds[k] for k in MAC_KINDS] for kinds in by_kind])
     # m_k = 1: that kind's MACs cost as much as the source's whole blocks, on average
     unit = s.sum(1).mean() / np.where(macs.mean(0) > 0, macs.mean(0), np.inf)
     b0 = calibrate(s.sum(1).tolist(), n.astype(int).tolist(), y.tolist()).b

@@ -17,7 +17,7 @@ from nas.latency.backends.base import Item, Settings, Timing
 from nas.latency.build import ANCHOR, anchor_arch, table_settings
 from nas.latency.predict import Calibration
 from nas.latency.predictors import PREDICTORS, features, load_latency, ridge
-from nas.latency.predictors.adapted import MAC_KINDS, adapt
+from nas.latency.predictors.adapted import adapt
 from nas.latency.predictors.features import block_group
 from nas.latency.predictors.fitted import fit_predictor
 from nas.latency.space_keys import space_keys
@@ -49,8 +49,8 @@ def block_ms(key: str, site) -> float:
 
 def block_macs(key: str, site) -> float:
     """MACs (millions) in the block's pointwise and depthwise convolutions."""
-    layers = features._block_layer_macs(key, site, CLASSES)
-    return sum(macs for kind, macs in layers if kind in MAC_KINDS)
+    layers = features._block_layers(key, site, CLASSES)
+    return sum(layer.macs for layer in layers if layer.kind in ("pointwise", "depthwise"))
 
 
 def make_table(
@@ -68,6 +68,21 @@ def make_table(
     table = LatencyTable(table_settings(space, SIZE, CHANS, CLASSES), provenance, entries)
     table.anchor = {"arch": anchor_arch(space).to_str(), "median_ms": 1.0}
     table.calibration = CALIBRATION
+    return table
+
+
+def naive_compiler_table(space: SearchSpace) -> LatencyTable:
+    """A device like untuned TVM, nothing like ``make_table``'s: a block costs per MAC of its depthwise
+    convs, and per MAC of its 1x1 convs more the more channels each reduces over."""
+    table = make_table(space, device="naive")
+    for key, site in space_keys(space, CHANS, SIZE, CLASSES).items():
+        ms = 0.005
+        for layer in features._block_layers(key, site, CLASSES):
+            if layer.kind == "pointwise":
+                ms += layer.macs * (0.2 + 0.01 * layer.in_channels)
+            elif layer.kind == "depthwise":
+                ms += layer.macs * 0.4
+        table.entries[key]["median_ms"] = ms
     return table
 
 
@@ -109,6 +124,7 @@ def test_a_device_whose_depthwise_blocks_cost_3x_is_learned_from_20_nets(space, 
     for group in ("ds", "ir", "ir_se"):
         assert r[group] / r["conv"] == pytest.approx(3.0, rel=0.1)
     assert min(r.values()) >= 0.0
+    assert predictor.model.uses_source
     assert predictor.provenance["device"] == "planted" and predictor.model.source["device"] == "source"
 
 
@@ -127,6 +143,22 @@ def test_a_device_whose_cost_follows_macs_is_learned_from_20_nets(space, nets):
     assert max(predictor.model.mac_ms.values()) > 0
 
 
+def test_a_device_unlike_the_source_is_learned_from_its_cost_terms_alone(space, nets):
+    """The source's block costs only mislead here: adapt's leave-one-out error says so, and it leaves
+    them out for the cost terms (``features.cost_terms``) alone."""
+    train, held_out = nets
+    source, target = make_table(space), naive_compiler_table(space)
+    truth = [target.predict(a) for a in held_out]
+    predictor = adapt(source, measured_on(target, train), "planted")
+    after = [predictor.predict(a) for a in held_out]
+    m = predictor.model
+    assert not m.uses_source and set(m.corrections.values()) == {0.0}
+    assert m.loo_mape_by_design["terms"] < m.loo_mape_by_design["source"]
+    assert kendall_tau([source.predict(a) for a in held_out], truth) < 0.9
+    assert kendall_tau(after, truth) > 0.97 and within(after, truth, 0.03) == 1.0
+    assert m.mac_ms["pointwise_x_cin"] > 0
+
+
 def test_layer_macs_split_a_net_by_layer_kind():
     """Counted by hand at 16x16, 1 channel, 3 classes: stem 3x3 conv (other) to 8x8x8; ds k3 at 8x8
     (depthwise 8*8*8*9, pointwise 8*8*8*8); ds k5 stride 2 to 4x4x16 (4*4*8*25, 4*4*8*16); head 1x1
@@ -138,6 +170,9 @@ def test_layer_macs_split_a_net_by_layer_kind():
         "depthwise": 4608 + 3200,
         "other": 4608 + 96,
     }
+    terms = features.cost_terms(arch, {"in_chans": 1, "input_size": 16, "num_classes": 3})
+    assert round(terms["pointwise_x_cin"] * 1e6) == 4096 * 8 + 2048 * 8 + 8192 * 16  # MACs x in channels
+    assert terms["conv_layers"] == 1 + 2 + 2 + 1  # the linear layer is not one
 
 
 def test_a_cost_factor_the_nets_barely_determine_stays_non_negative():

@@ -295,13 +295,20 @@ def cmd_latency_adapt(args: argparse.Namespace) -> None:
     measured.check_free(args.out)
     predictor = adapt(table, found, args.device)
     predictor.save(args.out)
-    groups = "  ".join(f"{g} x{r:.2f}" for g, r in predictor.model.corrections.items())
-    macs = "  ".join(f"{kind} {ms:.4f} ms" for kind, ms in predictor.model.mac_ms.items())
-    cal = predictor.calibration
+    m = predictor.model
+    loo = m.loo_mape_by_design
+    if m.uses_source:
+        blocks = "block costs " + "  ".join(f"{g} x{r:.2f}" for g, r in m.corrections.items())
+    else:
+        blocks = (
+            f"the source's block costs left out (leave-one-out MAPE {loo['source']:.1%} with them, "
+            f"{loo['terms']:.1%} without)"
+        )
+    macs = "  ".join(f"{term} {ms:.3g} ms" for term, ms in m.mac_ms.items())
     print(
-        f"wrote {args.out}: {len(found.nets)} nets, block costs {groups}, "
-        f"plus per million MACs {macs}; "
-        f"calibration leave-one-out MAPE {cal.loo_mape:.1%}"
+        f"wrote {args.out}: {len(found.nets)} nets, {blocks}, plus per million MACs {macs} "
+        f"(pointwise_x_cin: per million MACs x input channel), per conv layer {m.conv_ms:.3g} ms; "
+        f"calibration leave-one-out MAPE {predictor.calibration.loo_mape:.1%}"
     )
 
 

@@ -4,12 +4,14 @@ Every block of ``nas.latency.keys.arch_keys`` (the one walk tables use) falls in
 ``head``, or its block type with ``_se`` where it squeezes and excites (``ir``, ``ir_se``, ``ds``, ...).
 Per group the features are the block count and the sums of kernel, expansion, output activations
 (thousands of elements) and MACs (millions, fvcore's count of the block alone, ``nas.metrics``), with
-the whole net's MACs (also by layer kind, below), parameters and block count. A block's figures
-depend on its key only, so they are computed once per key.
+the whole net's MACs (also by layer kind, and the cost terms below), parameters and block count. A
+block's figures depend on its key only, so they are computed once per key.
 
 ``layer_macs`` splits a net's MACs by layer kind (pointwise and depthwise convolutions, the rest): an
 MBConv block mixes the first two in proportions that vary with its kernel and expansion, and devices
-differ most in what each costs per MAC (the ``adapted`` predictor's MACs terms).
+differ most in what each costs per MAC. ``cost_terms`` adds what else a device's cost may follow (the
+``adapted`` predictor's terms): pointwise MACs weighted by the channels they reduce over, and the
+number of convolution layers.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from nas.arch import ArchSpec, BlockSite
 from nas.latency.keys import arch_keys, block_module
@@ -52,33 +54,61 @@ def arch_features(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, floa
         features["macs"] += macs
         features["params"] += params
     features.update({f"macs.{kind}": macs for kind, macs in layer_macs(arch, settings).items()})
+    terms = cost_terms(arch, settings)
+    features.update({"macs.pointwise_x_cin": terms["pointwise_x_cin"], "conv_layers": terms["conv_layers"]})
     return features
 
 
 LAYER_KINDS = ("pointwise", "depthwise", "other")
+COST_TERMS = ("pointwise", "depthwise", "pointwise_x_cin", "conv_layers")
 
 
 def layer_macs(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, float]:
     """The net's MACs (millions) in convolution and linear layers, by ``LAYER_KINDS``."""
     totals = dict.fromkeys(LAYER_KINDS, 0.0)
-    keys = arch_keys(arch, settings["in_chans"], settings["input_size"], settings["num_classes"])
-    for key, site in keys:
-        for kind, macs in _block_layer_macs(key, site, settings["num_classes"]):
-            totals[kind] += macs
+    for layer in _layers(arch, settings):
+        totals[layer.kind] += layer.macs
     return totals
 
 
+def cost_terms(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, float]:
+    """What a device's cost may follow beyond a table's blocks, by ``COST_TERMS``: MACs (millions) of
+    pointwise and of depthwise convolutions; pointwise MACs times the channels each reduces over
+    (a naive, unscheduled 1x1 conv reads its input strided across channels, so its cost per MAC grows
+    with them: untuned TVM); and the number of convolution layers (a runtime's cost per op)."""
+    terms = dict.fromkeys(COST_TERMS, 0.0)
+    for layer in _layers(arch, settings):
+        if layer.kind in ("pointwise", "depthwise"):
+            terms[layer.kind] += layer.macs
+        if layer.kind == "pointwise":
+            terms["pointwise_x_cin"] += layer.macs * layer.in_channels
+        terms["conv_layers"] += layer.conv
+    return terms
+
+
+class Layer(NamedTuple):
+    kind: str  # of LAYER_KINDS
+    macs: float  # millions
+    in_channels: int
+    conv: bool  # else linear
+
+
+def _layers(arch: ArchSpec, settings: Mapping[str, Any]) -> list[Layer]:
+    keys = arch_keys(arch, settings["in_chans"], settings["input_size"], settings["num_classes"])
+    return [layer for key, site in keys for layer in _block_layers(key, site, settings["num_classes"])]
+
+
 @lru_cache(maxsize=65536)
-def _block_layer_macs(key: str, site: BlockSite, num_classes: int) -> tuple[tuple[str, float], ...]:
-    """(kind, MMACs) of each conv and linear layer of the block alone, from one forward pass."""
+def _block_layers(key: str, site: BlockSite, num_classes: int) -> tuple[Layer, ...]:
+    """Each conv and linear layer of the block alone, from one forward pass."""
     import torch
     from torch import nn
 
-    found: list[tuple[str, float]] = []
+    found: list[Layer] = []
 
     def record(layer: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
         if isinstance(layer, nn.Linear):
-            found.append(("other", output.numel() * layer.in_features / 1e6))
+            found.append(Layer("other", output.numel() * layer.in_features / 1e6, layer.in_features, False))
             return
         assert isinstance(layer, nn.Conv1d | nn.Conv2d)
         per_output = layer.in_channels // layer.groups * math.prod(layer.kernel_size)
@@ -88,7 +118,7 @@ def _block_layer_macs(key: str, site: BlockSite, num_classes: int) -> tuple[tupl
             kind = "pointwise"
         else:
             kind = "other"
-        found.append((kind, output.numel() * per_output / 1e6))
+        found.append(Layer(kind, output.numel() * per_output / 1e6, layer.in_channels, True))
 
     module = block_module(site, num_classes)
     layers = [m for m in module.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]

@@ -13,7 +13,10 @@ leave-one-out. Chosen by measurement: 160 random mnasnet_small nets at 28x28 tim
 The net's MACs by layer kind (pointwise, depthwise, other; ``features.layer_macs``) were added later,
 chosen on ``benchmarks/latency_transfer.py``'s nets (20 learned, 200 held out, one EPYC host): ONNX
 Runtime 1 thread tau 0.833 -> 0.851 (52 % -> 55 % within ±10 %), 2 threads 0.815 -> 0.830 (61 % ->
-66 %), untuned TVM 0.837 -> 0.867 (28 % -> 30 %).
+66 %), untuned TVM 0.837 -> 0.867 (28 % -> 30 %). Then ``features.cost_terms``' pointwise MACs x input
+channels and conv layer count, on the same nets, mean of 10 random draws of 20 learned nets judged on
+the other 200: untuned TVM 0.863 -> 0.902 (35 % -> 49 % within), ONNX Runtime 1 thread 0.877 -> 0.879
+(66 %, unchanged), 2 threads 0.844 -> 0.859 (63 % -> 65 %).
 
 Latency adds up over blocks, which a linear model on summed features keeps and a log or tree model
 does not; scikit-learn is therefore not needed. A linear model extrapolates, though: a net far smaller

@@ -124,7 +124,7 @@ def test_a_device_whose_depthwise_blocks_cost_3x_is_learned_from_20_nets(space, 
     for group in ("ds", "ir", "ir_se"):
         assert r[group] / r["conv"] == pytest.approx(3.0, rel=0.1)
     assert min(r.values()) >= 0.0
-    assert predictor.model.uses_source
+    assert predictor.model.source_weight > 0.9
     assert predictor.provenance["device"] == "planted" and predictor.model.source["device"] == "source"
 
 
@@ -144,15 +144,15 @@ def test_a_device_whose_cost_follows_macs_is_learned_from_20_nets(space, nets):
 
 
 def test_a_device_unlike_the_source_is_learned_from_its_cost_terms_alone(space, nets):
-    """The source's block costs only mislead here: adapt's leave-one-out error says so, and it leaves
-    them out for the cost terms (``features.cost_terms``) alone."""
+    """The source's block costs only mislead here: adapt's leave-one-out errors say so, and its mix
+    leaves them out for the cost terms (``features.cost_terms``) alone."""
     train, held_out = nets
     source, target = make_table(space), naive_compiler_table(space)
     truth = [target.predict(a) for a in held_out]
     predictor = adapt(source, measured_on(target, train), "planted")
     after = [predictor.predict(a) for a in held_out]
     m = predictor.model
-    assert not m.uses_source and set(m.corrections.values()) == {0.0}
+    assert m.source_weight < 0.1 and max(m.corrections.values()) < 0.1
     assert m.loo_mape_by_design["terms"] < m.loo_mape_by_design["source"]
     assert kendall_tau([source.predict(a) for a in held_out], truth) < 0.9
     assert kendall_tau(after, truth) > 0.97 and within(after, truth, 0.03) == 1.0

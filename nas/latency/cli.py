@@ -297,17 +297,13 @@ def cmd_latency_adapt(args: argparse.Namespace) -> None:
     predictor.save(args.out)
     m = predictor.model
     loo = m.loo_mape_by_design
-    if m.uses_source:
-        blocks = "block costs " + "  ".join(f"{g} x{r:.2f}" for g, r in m.corrections.items())
-    else:
-        blocks = (
-            f"the source's block costs left out (leave-one-out MAPE {loo['source']:.1%} with them, "
-            f"{loo['terms']:.1%} without)"
-        )
+    groups = "  ".join(f"{g} x{r:.2f}" for g, r in m.corrections.items())
     macs = "  ".join(f"{term} {ms:.3g} ms" for term, ms in m.mac_ms.items())
     print(
-        f"wrote {args.out}: {len(found.nets)} nets, {blocks}, plus per million MACs {macs} "
-        f"(pointwise_x_cin: per million MACs x input channel), per conv layer {m.conv_ms:.3g} ms; "
+        f"wrote {args.out}: {len(found.nets)} nets; the fit with the source's blocks weighs "
+        f"{m.source_weight:.2f} against the cost terms alone (leave-one-out MAPE {loo['source']:.1%} and "
+        f"{loo['terms']:.1%}, mixed {loo['mixed']:.1%}): block costs {groups}, plus per million MACs "
+        f"{macs} (pointwise_x_cin: per million MACs x input channel), per conv layer {m.conv_ms:.3g} ms; "
         f"calibration leave-one-out MAPE {predictor.calibration.loo_mape:.1%}"
     )
 

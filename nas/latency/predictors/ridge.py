@@ -25,6 +25,7 @@ class Ridge:
     weights: np.ndarray
     lam: float
     loo_mape: float
+    loo_predicted: np.ndarray  # each row's prediction by the fit without it, at ``lam``
 
 
 def solve(
@@ -51,15 +52,15 @@ def fit(
     """Choose ``lam`` by leave-one-out over ``LAMBDAS``, then fit on every row."""
     if len(y) < MIN_NETS:
         raise DataError(f"a latency predictor needs at least {MIN_NETS} measured nets, got {len(y)}")
-    best: tuple[float, float] | None = None
+    best: tuple[float, float, np.ndarray] | None = None
     for lam in LAMBDAS:
-        errors = []
+        predicted = np.empty(len(y))
         for i in range(len(y)):
             keep = np.arange(len(y)) != i
-            w = solve(x[keep], y[keep], lam, prior, penalized, lower)
-            errors.append(abs(x[i] @ w / y[i] - 1))
-        error = float(np.mean(errors))
+            predicted[i] = x[i] @ solve(x[keep], y[keep], lam, prior, penalized, lower)
+        error = float(np.mean(np.abs(predicted / y - 1)))
         if best is None or error < best[0]:
-            best = (error, lam)
+            best = (error, lam, predicted)
     assert best is not None
-    return Ridge(solve(x, y, best[1], prior, penalized, lower), best[1], best[0])
+    error, lam, predicted = best
+    return Ridge(solve(x, y, lam, prior, penalized, lower), lam, error, predicted)

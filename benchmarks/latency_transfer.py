@@ -145,7 +145,12 @@ def device_data(
                     measured.measure_archs(space, archs, *shape, backend, f"bench-{name}", settings), path
                 ),
             )
-        sets.append(measured.load(path))
+        found = measured.load(path)
+        if [arch for arch, _ in found.nets] != archs:
+            raise SystemExit(
+                f"{path} holds other nets than this run's (other --learn or --held-out?): use another --cache"
+            )
+        sets.append(found)
     table_path = cache.root / f"{name}-r{args.rounds}.json"
     table = LatencyTable.load(table_path) if table_path.is_file() else None
     if table is None or table.calibration is None:  # a killed build resumes where it stopped
@@ -175,9 +180,9 @@ def pair_rows(
     source: LatencyTable,
     target: tuple[LatencyTable, list[measured.Measured], measured.Measured],
     target_name: str,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Kendall tau and the share within ±10 % on the held-out nets, for each predictor: per learned set
-    (its mean, min and max over the sets), and for the target's table."""
+    (``per_set``, and their mean, min and max), and for the target's table."""
     table, learned_sets, held = target
     found: dict[str, list[tuple[float, float]]] = {"source scaled": [], "adapted": [], "fitted": []}
     for learned in learned_sets:
@@ -198,6 +203,7 @@ def pair_rows(
             "within_10pct": float(share.mean()),
             "tau_range": [float(tau.min()), float(tau.max())],
             "within_10pct_range": [float(share.min()), float(share.max())],
+            "per_set": [{"tau": float(t), "within_10pct": float(w)} for t, w in figures],
         }
     return rows
 
@@ -213,7 +219,7 @@ def shown(row: dict[str, Any]) -> str:
     tau, share = row["tau_range"], row["within_10pct_range"]
     spread = tau[0] != tau[1] or share[0] != share[1]
     tau_range = f" ({tau[0]:.3f}-{tau[1]:.3f})" if spread else ""
-    share_range = f" ({share[0]:.0%}-{share[1]:.0%})" if spread else ""
+    share_range = f" ({share[0] * 100:.0f}-{share[1]:.0%})" if spread else ""
     return f"tau {row['tau']:.3f}{tau_range}   within ±10 % {row['within_10pct']:.0%}{share_range}"
 
 
@@ -244,7 +250,11 @@ def main() -> None:
         lines += [f"  {label:14s} {shown(r)}" for label, r in rows.items()]
         goal = f"goal (adapted, mean over the learned sets: tau >= {GOAL_TAU}, >= {GOAL_WITHIN:.0%} within)"
         lines.append(f"  {goal}: {'met' if met else 'NOT met'}")
-    (args.cache / "results.json").write_text(json.dumps(figures, indent=2) + "\n")
+    run = {
+        k: getattr(args, k) for k in ("space", "input_size", "in_chans", "num_classes", "learn", "learn_sets")
+    }
+    run.update(held_out=args.held_out, rounds=args.rounds)
+    (args.cache / "results.json").write_text(json.dumps({"run": run, "pairs": figures}, indent=2) + "\n")
     print("\n".join(lines))
 
 

@@ -23,8 +23,9 @@ Why the bounds: every net has one stem, whose block sum takes two values (stride
 factor trades against the intercept; unbounded, 150 mnasnet_small nets at 28x28 on the shipped table's
 own device kind fitted stem x-0.84. Bounded it is 0 (the stem's cost moves to the intercept), and 100
 held-out nets were predicted as well as before (89 % within ±10 %, tau 0.936).
-The corrected block sums then get the tables' 3-term calibration (``nas.latency.predict``). The
-predictor keeps the source's block latencies it uses, so it needs no other file.
+The corrected block sums then get the tables' 3-term calibration (``nas.latency.predict``), refitted on
+the measured nets in place of the fits' own intercept and block cost. The predictor keeps the source's
+block latencies it uses, so it needs no other file.
 
 Chosen by measurement on ``benchmarks/latency_transfer.py``'s nets (mnasnet_small at 28x28, one EPYC
 host): share within ±10 % of 200 held-out nets, mean over 5 sets of 20 learned nets each timed on its
@@ -75,7 +76,7 @@ class AdaptedModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: dict[str, Any]  # the source table's provenance (device, backend, date, command)
-    corrections: dict[str, float]  # all 0 where the source's block costs did not help (source_weight)
+    corrections: dict[str, float]  # the fit with the source's factors, times source_weight
     calibration: dict[str, float]
     entries: dict[str, float]  # the source's block medians (ms)
     # ms (source scale) per million MACs of pointwise and depthwise convs, and per million MACs x input
@@ -104,7 +105,8 @@ class AdaptedPredictor(Predictor):
         for key, site in arch_keys(arch, s["in_chans"], s["input_size"], s["num_classes"], s["dtype"]):
             if key not in m.entries:
                 raise ConfigError(f"latency predictor has no entry for block '{key}'")
-            total += m.entries[key] * m.corrections.get(block_group(site), 1.0)
+            # a group no learned net had kept its prior factor, 1, in the fit with the source
+            total += m.entries[key] * m.corrections.get(block_group(site), m.source_weight)
             blocks += 1
         if m.mac_ms or m.conv_ms:
             terms = cost_terms(arch, s)
@@ -179,7 +181,7 @@ def _mix(with_source: np.ndarray, alone: np.ndarray, y: np.ndarray) -> tuple[flo
     """The share ``w`` of the fit with the source's blocks whose mix with the terms alone has the lowest
     leave-one-out relative error, and that error (stacking on the designs' left-out predictions; ``w``
     to 0.01)."""
-    shares = np.linspace(0.0, 1.0, 101)
+    shares = np.linspace(1.0, 0.0, 101)  # a tie goes to the source
     errors = [float(np.mean(np.abs((w * with_source + (1 - w) * alone) / y - 1))) for w in shares]
     best = int(np.argmin(errors))
     return float(shares[best]), errors[best]

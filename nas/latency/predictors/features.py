@@ -81,15 +81,15 @@ def cost_terms(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, float]:
         if layer.kind in ("pointwise", "depthwise"):
             terms[layer.kind] += layer.macs
         if layer.kind == "pointwise":
-            terms["pointwise_x_cin"] += layer.macs * layer.in_channels
-        terms["conv_layers"] += layer.conv
+            terms["pointwise_x_cin"] += layer.macs * layer.reduced_channels
+        terms["conv_layers"] += int(layer.conv)
     return terms
 
 
 class Layer(NamedTuple):
     kind: str  # of LAYER_KINDS
     macs: float  # millions
-    in_channels: int
+    reduced_channels: int  # input channels each output sums over (in / groups; a linear layer's inputs)
     conv: bool  # else linear
 
 
@@ -118,7 +118,7 @@ def _block_layers(key: str, site: BlockSite, num_classes: int) -> tuple[Layer, .
             kind = "pointwise"
         else:
             kind = "other"
-        found.append(Layer(kind, output.numel() * per_output / 1e6, layer.in_channels, True))
+        found.append(Layer(kind, output.numel() * per_output / 1e6, layer.in_channels // layer.groups, True))
 
     module = block_module(site, num_classes)
     layers = [m for m in module.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]

@@ -69,6 +69,7 @@ TARGETS: dict[str, Callable[[], Backend]] = {
 }
 DEFAULT_PAIRS = ("ort1:tvm", "tvm:ort1", "ort1:ort2", "ort2:ort1", "ort2:tvm", "tvm:ort2")
 GOAL_TAU, GOAL_WITHIN = 0.85, 0.80
+RUN_SETTINGS = ("space", "input_size", "in_chans", "num_classes", "learn", "learn_sets", "held_out", "rounds")
 
 
 def parse_args() -> argparse.Namespace:
@@ -250,10 +251,7 @@ def main() -> None:
         lines += [f"  {label:14s} {shown(r)}" for label, r in rows.items()]
         goal = f"goal (adapted, mean over the learned sets: tau >= {GOAL_TAU}, >= {GOAL_WITHIN:.0%} within)"
         lines.append(f"  {goal}: {'met' if met else 'NOT met'}")
-    run = {
-        k: getattr(args, k) for k in ("space", "input_size", "in_chans", "num_classes", "learn", "learn_sets")
-    }
-    run.update(held_out=args.held_out, rounds=args.rounds)
+    run = {k: getattr(args, k) for k in RUN_SETTINGS}
     (args.cache / "results.json").write_text(json.dumps({"run": run, "pairs": figures}, indent=2) + "\n")
     print("\n".join(lines))
 

@@ -23,19 +23,22 @@ Printed beside: device seconds spent measuring the first learned set against bui
 table, as a ratio. Goal: tau >= 0.85 and >= 80 % within ±10 % from 20 nets (the mean over the sets),
 for at least four pairs including ort1:tvm and tvm:ort1.
 
-Everything lands in ``--cache`` (``<target>-r<rounds>.json`` tables, ``<target>-learn<n>-r<rounds>.csv``,
-``<target>-learn<n>-s<i>-r<rounds>.csv`` for the other learned sets and ``<target>-held<n>-r<rounds>.csv``
-with their sidecars, ``seconds.json``) and is reused by a rerun with the same sizes and rounds;
-``results.json`` holds the figures.
+Everything lands in ``--cache`` (``<target>-<timing>.json`` tables, ``<target>-learn<n>-<timing>.csv``,
+``<target>-learn<n>-s<i>-<timing>.csv`` for the other learned sets and ``<target>-held<n>-<timing>.csv``
+with their sidecars, ``seconds.json``; ``<timing>`` is ``r<rounds>-w<sample ms>``, or ``r<rounds>`` for
+single-run samples) and is reused by a rerun with the same sizes and timing; ``results.json`` holds the
+figures.
 
     python benchmarks/latency_transfer.py                  # mnasnet_small, 28x28, 1 channel, 2 classes
+    python benchmarks/latency_transfer.py --sample-ms 2 tvm=0   # the README's figures: TVM single runs
     python benchmarks/latency_transfer.py --targets ort1 ort2 --pairs ort1:ort2 ort2:ort1 \\
         --learn 8 --learn-sets 2 --held-out 20 --rounds 20 --cache /tmp/lt   # smoke run, minutes
 
 How long (2 cores, nothing else running): an ONNX Runtime table of mnasnet_small at 28x28 (2,258
-blocks) takes minutes; TVM compiles every block, about an hour; the net sets take seconds on ONNX
-Runtime and a few minutes on TVM (one compile per net). Run it on a quiet machine: the targets are timed
-one after another, so load that comes and goes moves one target's figures and not another's.
+blocks) takes 10 minutes in 2 ms samples (2 minutes one run at a time); TVM compiles every block, about
+an hour; the net sets take seconds on ONNX Runtime and a few minutes on TVM (one compile per net). Run
+it on a quiet machine: the targets are timed one after another, so load that comes and goes moves one
+target's figures and not another's.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from nas.arch import ArchSpec
-from nas.argtypes import positive_int
+from nas.argtypes import non_negative_float, positive_int
 from nas.latency import measured
 from nas.latency.backends import make_backend
 from nas.latency.backends.base import Backend, Settings
@@ -69,7 +72,9 @@ TARGETS: dict[str, Callable[[], Backend]] = {
 }
 DEFAULT_PAIRS = ("ort1:tvm", "tvm:ort1", "ort1:ort2", "ort2:ort1", "ort2:tvm", "tvm:ort2")
 GOAL_TAU, GOAL_WITHIN = 0.85, 0.80
-RUN_SETTINGS = ("space", "input_size", "in_chans", "num_classes", "learn", "learn_sets", "held_out", "rounds")
+RUN_SETTINGS = (
+    "space", "input_size", "in_chans", "num_classes", "learn", "learn_sets", "held_out", "rounds", "sample_ms"
+)  # fmt: skip
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,6 +89,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--held-out", type=positive_int, default=200, help="nets to judge on")
     parser.add_argument("--rounds", type=positive_int, default=100, help="timing rounds (as build)")
     parser.add_argument(
+        "--sample-ms",
+        nargs="+",
+        default=[],
+        metavar="MS|TARGET=MS",
+        help=f"timed sample length as build's, for every target or one (default {Settings.sample_ms:g}; "
+        "0: single runs, cold in cache)",
+    )
+    parser.add_argument(
         "--learn-sets", type=positive_int, default=5, help="sets of --learn nets, each timed on its own"
     )
     parser.add_argument("--cache", type=Path, default=Path("runs/latency_transfer"))
@@ -94,7 +107,26 @@ def parse_args() -> argparse.Namespace:
         if source not in args.targets or target not in args.targets or source == target:
             parser.error(f"pair '{pair}' must be SOURCE:TARGET, two different --targets")
     args.pairs = pairs
+    args.sample_ms = sample_lengths(parser, args.sample_ms, args.targets)
     return args
+
+
+def sample_lengths(parser: argparse.ArgumentParser, given: list[str], targets: list[str]) -> dict[str, float]:
+    """``--sample-ms 2 tvm=0`` as ``{target: ms}``: a bare value for every target, ``TARGET=MS`` for one."""
+    default, lengths = Settings.sample_ms, {}
+    for text in given:
+        target, _, value = text.rpartition("=")
+        if target and target not in targets:
+            parser.error(f"--sample-ms {text}: '{target}' is not one of --targets")
+        try:
+            ms = non_negative_float(value)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"--sample-ms {text}: {error}")
+        if target:
+            lengths[target] = ms
+        else:
+            default = ms
+    return {name: lengths.get(name, default) for name in targets}
 
 
 class Cache:
@@ -131,13 +163,13 @@ def device_data(
     """The target's full table, learned sets and held-out nets: measured now unless cached, each set on
     its own, as a user would time 20 nets on a new device. The nets come first: on TVM they take minutes
     and the table an hour, and the pairs into a target need only its nets."""
-    backend, settings = TARGETS[name](), Settings(rounds=args.rounds)
+    backend, settings = TARGETS[name](), Settings(rounds=args.rounds, sample_ms=args.sample_ms[name])
     shape = (args.input_size, args.in_chans, args.num_classes)
     learned, held = net_sets(space, args.learn, args.held_out, args.learn_sets)
     named = [(f"learn{len(archs)}" + (f"-s{i}" if i else ""), archs) for i, archs in enumerate(learned)]
     sets = []
     for label, archs in [*named, (f"held{len(held)}", held)]:
-        path = cache.root / f"{name}-{label}-r{args.rounds}.csv"
+        path = cache.root / f"{name}-{label}-{timing_tag(args, name)}.csv"
         if not path.is_file():
             print(f"  {name}: timing {len(archs)} nets ({label})", flush=True)
             cache.timed(
@@ -152,7 +184,7 @@ def device_data(
                 f"{path} holds other nets than this run's (other --learn or --held-out?): use another --cache"
             )
         sets.append(found)
-    table_path = cache.root / f"{name}-r{args.rounds}.json"
+    table_path = cache.root / f"{name}-{timing_tag(args, name)}.json"
     table = LatencyTable.load(table_path) if table_path.is_file() else None
     if table is None or table.calibration is None:  # a killed build resumes where it stopped
         print(f"  {name}: building the full table", flush=True)
@@ -162,6 +194,12 @@ def device_data(
         )
         table = LatencyTable.load(table_path)
     return table, sets[:-1], sets[-1]
+
+
+def timing_tag(args: argparse.Namespace, target: str) -> str:
+    """``r100-w2`` (100 rounds of 2 ms warm samples) in cache names; ``r100`` for single runs."""
+    ms = args.sample_ms[target]
+    return f"r{args.rounds}" + (f"-w{ms:g}" if ms else "")
 
 
 def on_scale(held: measured.Measured, anchor_ms: float) -> dict[ArchSpec, float]:
@@ -232,7 +270,8 @@ def main() -> None:
         f"latency_transfer: {space.name} at {args.input_size}px, {args.in_chans} channel(s), "
         f"{args.num_classes} classes; targets {', '.join(args.targets)}; {args.learn_sets} sets of "
         f"{args.learn} nets learned from, each timed on its own; judged on {args.held_out} others; "
-        f"{args.rounds} rounds; cache {args.cache}",
+        f"{args.rounds} rounds; samples (ms, 0: single runs) {args.sample_ms}; "
+        f"cache {args.cache}",
         flush=True,
     )
     data = {name: device_data(name, space, args, cache) for name in args.targets}
@@ -241,8 +280,8 @@ def main() -> None:
         source_name, _, target_name = pair.partition(":")
         rows = pair_rows(data[source_name][0], data[target_name], target_name)
         learn_s, table_s = (
-            cache.seconds.get(f"{target_name}-learn{args.learn}-r{args.rounds}"),
-            cache.seconds.get(f"{target_name}-r{args.rounds}"),
+            cache.seconds.get(f"{target_name}-learn{args.learn}-{timing_tag(args, target_name)}"),
+            cache.seconds.get(f"{target_name}-{timing_tag(args, target_name)}"),
         )
         cost = f"{learn_s / table_s:.4f}" if learn_s and table_s else "n/a (measured in an earlier run)"
         met = rows["adapted"]["tau"] >= GOAL_TAU and rows["adapted"]["within_10pct"] >= GOAL_WITHIN

@@ -48,6 +48,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = _real(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be >= 0")
+    return value
+
+
 def ratio(text: str) -> float:
     value = _real(text)
     if not 0 < value < 1:

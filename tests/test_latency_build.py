@@ -48,6 +48,7 @@ class FakeBackend:
 
     def __init__(self, fail_after: int | None = None, scale: float = 1.0, drift: float = 0.0) -> None:
         self.calls: list[list[str]] = []
+        self.settings: list[Settings] = []
         self.fail_after, self.scale, self.drift = fail_after, scale, drift
 
     def measure(self, items: list[Item], settings: Settings) -> dict[str, Timing]:
@@ -55,6 +56,7 @@ class FakeBackend:
             raise KeyboardInterrupt
         scale = self.scale * (1 + self.drift * len(self.calls))
         self.calls.append([item.name for item in items])
+        self.settings.append(settings)
         out = {}
         for item in items:
             name = item.name.removeprefix(SENTINEL)
@@ -147,6 +149,41 @@ def test_a_table_for_other_settings_is_not_resumed(space, tmp_path):
     build(space, FakeBackend(), path, calibration_nets=4)
     with pytest.raises(ValueError, match="other settings"):
         build_table(space, SIZE * 2, CHANS, CLASSES, FakeBackend(), "test-device", path, calibration_nets=4)
+
+
+def test_a_table_is_timed_and_re_timed_in_the_regime_it_records(space, tmp_path, monkeypatch):
+    """Single-run samples and warm ones differ by cache effects: a resumed build, a derived shape,
+    validation and whole-net measurements all read the regime the table recorded, not today's default."""
+    import nas.latency.validate as validate_module
+    from nas.latency.build import shape_base_measure
+
+    path, cold = tmp_path / "t.json", Settings(rounds=3, sample_ms=0.0)
+    with pytest.raises(KeyboardInterrupt):
+        build_table(
+            space,
+            SIZE,
+            CHANS,
+            CLASSES,
+            FakeBackend(fail_after=2),
+            "test-device",
+            path,
+            measure=cold,
+            calibration_nets=5,
+        )
+    resumed = FakeBackend()
+    table = build(space, resumed, path, calibration_nets=5)  # asks for 2 ms samples: the table says 0
+    assert resumed.settings and {s.sample_ms for s in resumed.settings} == {0.0}
+    assert table.provenance["measure"]["sample_ms"] == 0.0
+    assert shape_base_measure(table) == (Settings.recorded(table.provenance["measure"]), 5)
+    validating = FakeBackend()
+    validate(table, nets=4, backend=validating)
+    assert {(s.rounds, s.sample_ms) for s in validating.settings} == {(3, 0.0)}
+    monkeypatch.setattr(validate_module, "backend_from_provenance", lambda provenance: validating)
+    net = space.sample(random.Random(1))
+    validate_module.measure_nets(table, {net.to_str(): net}, rounds=7)
+    assert (validating.settings[-1].rounds, validating.settings[-1].sample_ms) == (7, 0.0)
+    assert Settings.recorded(None) == Settings() and Settings().sample_ms > 0
+    assert Settings.recorded({"rounds": 9, "from_a_plugin": 1}) == Settings(rounds=9)
 
 
 def test_an_out_path_that_cannot_be_written_fails_before_any_timing(space, tmp_path):

@@ -71,7 +71,21 @@ def test_another_data_shape_reuses_the_body_blocks(tmp_path, capsys, monkeypatch
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.yaml").write_text(SPACE_YAML)
     gray = ["--space", "tiny.yaml", "--input-size", "16", "--in-chans", "1", "--num-classes", "2"]
-    run(["latency", "build", *gray, "--device", "ci", "--rounds", "5", "--calibration-nets", "4"])
+    run(
+        [
+            "latency",
+            "build",
+            *gray,
+            "--device",
+            "ci",
+            "--rounds",
+            "5",
+            "--sample-ms",
+            "0.5",
+            "--calibration-nets",
+            "4",
+        ]
+    )
     base = LatencyTable.load("latency_tables/ci/tiny-16.json")
     capsys.readouterr()
 
@@ -91,6 +105,7 @@ def test_another_data_shape_reuses_the_body_blocks(tmp_path, capsys, monkeypatch
     shared = set(rgb.entries) & set(base.entries)
     assert shared and all(rgb.entries[k] == base.entries[k] for k in shared)
     assert len(rgb.calibration_nets) == 4 and rgb.provenance["measure"]["rounds"] == 5
+    assert rgb.provenance["measure"]["sample_ms"] == 0.5  # stem and head timed as the body blocks were
     assert "wrote latency_tables/ci/tiny-16-3ch-5cls.json" in capsys.readouterr().out
 
     rgb4 = ["--space", "tiny.yaml", "--input-size", "16", "--in-chans", "3", "--num-classes", "4"]

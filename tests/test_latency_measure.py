@@ -141,3 +141,15 @@ def test_measure_times_real_nets_with_onnx_runtime(space_file, tmp_path, single_
     found = measured.load(out)
     assert found.nets[0][0] == net and found.nets[0][1] > 0 and found.sidecar.seed is None
     assert found.sidecar.provenance["backend"] == "ort" and found.sidecar.anchor["median_ms"] > 0
+    assert found.sidecar.provenance["measure"]["sample_ms"] == Settings().sample_ms  # warm by default
+    cold = tmp_path / "cold.csv"
+    assert main([*argv, "--sample-ms", "0", "--archs", str(archs), "--out", str(cold)]) == 0
+    assert measured.load(cold).sidecar.provenance["measure"]["sample_ms"] == 0.0
+
+
+def test_a_negative_sample_length_is_a_one_line_error(space_file, tmp_path, capsys):
+    out = tmp_path / "m.csv"
+    argv = ["latency", "measure", "--space", str(space_file), *COMMON, "--nets", "2", "--out", str(out)]
+    assert main([*argv, "--sample-ms", "-1"]) == 2
+    assert "--sample-ms: -1 must be >= 0" in capsys.readouterr().err
+    assert not out.exists()

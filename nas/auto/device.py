@@ -124,10 +124,10 @@ def _derive(
     from nas.latency.validate import backend_from_provenance
 
     out = folder / f"{safe_name(space.name)}-{size}-{chans}ch-{classes}cls.json"
-    rounds, calibration_nets = shape_base_measure(base)
+    measure, calibration_nets = shape_base_measure(base)
     build_table(
         space, size, chans, classes, backend_from_provenance(base.provenance), base.provenance["device"],
-        out, measure=Settings(rounds=rounds), calibration_nets=calibration_nets, progress=progress, base=base,
+        out, measure=measure, calibration_nets=calibration_nets, progress=progress, base=base,
     )  # fmt: skip
     return TableChoice(out, "derived", f"{out} (body blocks of {base_path}, stem and head timed now)")
 

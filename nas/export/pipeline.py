@@ -110,6 +110,8 @@ def _export(
             normalized(source), source.input_shape, deployable=True, metadata=metadata
         )
     settings = Settings(rounds=options.rounds, seed=options.seed)
+    if table.sample_ms is not None:  # the table's references are re-timed as they were at its build
+        settings = replace(settings, sample_ms=table.sample_ms)
     measured = runtime.time_models({**models, **table.models()}, source.input_shape, settings)
     timings = {k: measured[k].to_json() for k in models}
     clinical = None

@@ -3,8 +3,9 @@
 A table's milliseconds hold for the machine as it was while the table was built; on a shared machine
 that can be 2-3x off an hour later (measured here: the mnasnet_small-28 table's anchor network timed
 0.19 ms at build under load, 0.07 ms idle). As ``nas.latency.validate`` does, the table's anchor and
-first calibration networks are timed again, interleaved with the exported models, and the median of
-their now / at-build ratios rescales the prediction. Both figures go into the model card.
+first calibration networks are timed again, interleaved with the exported models and in the table's
+own timing regime (``sample_ms``), and the median of their now / at-build ratios rescales the
+prediction. Both figures go into the model card.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from nas.arch import ArchSpec
 from nas.errors import NasError
 from nas.export.source import Source
-from nas.latency.backends.base import Timing
+from nas.latency.backends.base import Settings, Timing
 
 REFERENCE_NETS = 3  # the anchor and two calibration nets, as nas.latency.validate
 
@@ -28,6 +29,7 @@ class TablePrediction:
 
     info: dict[str, Any]
     references: dict[str, tuple[bytes, float]] = field(default_factory=dict)  # name: (onnx, ms at build)
+    sample_ms: float | None = None  # the table's timed-sample length: re-time its references alike
 
     def models(self) -> dict[str, bytes]:
         return {name: data for name, (data, _) in self.references.items()}
@@ -79,4 +81,5 @@ def predict(source: Source, table_path: Path | None, pruned: bool) -> TablePredi
     for i, ref in enumerate(r for r in refs if r and "median_ms" in r):
         item = net_item(f"table_ref{i}", ArchSpec.from_str(ref["arch"]), s)
         references[item.name] = (export_onnx(item.module, item.input_shape), ref["median_ms"])
-    return TablePrediction(info, references)
+    sample_ms = Settings.recorded(table.provenance.get("measure")).sample_ms if references else None
+    return TablePrediction(info, references, sample_ms)

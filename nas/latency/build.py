@@ -104,6 +104,7 @@ def build_table(
     keys = space_keys(space, in_chans, input_size, num_classes, dtype)
     writable_dir(Path(out_path).parent, "the latency table")  # before minutes of timing, not after
     table = _open(Path(out_path), settings, backend, device, measure)
+    measure = Settings.recorded(table.provenance["measure"])  # a resumed table keeps its own regime
     if base is not None and not table.entries and table.anchor is None:
         _seed(table, base, keys)
     report = progress or (lambda phase, done, total: None)
@@ -175,10 +176,10 @@ def find_shape_base(folder: Path, settings: dict[str, Any], provenance: dict[str
     return max(found)[1] if found else None
 
 
-def shape_base_measure(base: LatencyTable) -> tuple[int, int]:
-    """Timing rounds and calibration nets of a table derived from ``base``: the base's own."""
-    rounds = base.provenance.get("measure", {}).get("rounds", ROUNDS)
-    return rounds, len(base.calibration_nets) or CALIBRATION_NETS
+def shape_base_measure(base: LatencyTable) -> tuple[Settings, int]:
+    """Timing settings and calibration nets of a table derived from ``base``: the base's own, so its
+    stem and head are timed in the regime its body blocks were."""
+    return Settings.recorded(base.provenance.get("measure")), len(base.calibration_nets) or CALIBRATION_NETS
 
 
 def _seed(table: LatencyTable, base: LatencyTable, keys: dict[str, BlockSite]) -> None:

@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from nas.argtypes import positive_int
+from nas.argtypes import non_negative_float, positive_int
 
 
 def add_latency_commands(commands: Any) -> None:
@@ -38,6 +39,7 @@ def add_latency_commands(commands: Any) -> None:
     )
     _backend_arguments(build, ", or --from's")
     build.add_argument("--rounds", type=positive_int, help="timing rounds (default 100, or --from's)")
+    _sample_argument(build, ", or --from's")
     build.add_argument("--calibration-nets", type=positive_int, help="default 30, or --from's")
     build.add_argument(
         "--from",
@@ -68,6 +70,7 @@ def add_latency_commands(commands: Any) -> None:
     measure.add_argument("--device", required=True, help="device name, recorded in the sidecar")
     _backend_arguments(measure, "")
     measure.add_argument("--rounds", type=positive_int, default=100, help="timing rounds (default 100)")
+    _sample_argument(measure, "")
     nets = measure.add_mutually_exclusive_group(required=True)
     nets.add_argument("--nets", type=positive_int, help="how many random nets of the space")
     nets.add_argument("--archs", type=Path, metavar="FILE", help="one canonical arch string per line")
@@ -139,6 +142,17 @@ def _backend_arguments(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--target", help="TVM target: 'host' or a JSON object (tvm, tvm-rpc)")
 
 
+def _sample_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    from nas.latency.backends.base import Settings
+
+    parser.add_argument(
+        "--sample-ms",
+        type=non_negative_float,
+        help="run each item back to back this long per timed sample, as in use "
+        f"(default {Settings.sample_ms:g}{default}); 0 times single runs, cold in cache",
+    )
+
+
 def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "rpc_host": args.rpc_host,
@@ -169,11 +183,16 @@ def cmd_latency_measure(args: argparse.Namespace) -> None:
         args.num_classes,
         backend,
         args.device,
-        Settings(rounds=args.rounds),
+        Settings(rounds=args.rounds, **_given(sample_ms=args.sample_ms)),
         seed=None if args.archs is not None else args.seed,
     )
     measured.save(result, args.out)
     print(f"wrote {args.out} and {measured.sidecar_path(args.out)}: {len(result.nets)} nets")
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options a user gave (not None): what overrides a default or a base table's setting."""
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def cmd_latency_build(args: argparse.Namespace) -> None:
@@ -208,8 +227,9 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
         base = LatencyTable.load(found) if found else None
         if found:
             print(f"reusing the body blocks of {found} (built for another data shape)")
-    rounds, calibration = shape_base_measure(base) if base else (ROUNDS, CALIBRATION_NETS)
-    rounds, calibration = args.rounds or rounds, args.calibration_nets or calibration
+    measure, calibration = shape_base_measure(base) if base else (Settings(rounds=ROUNDS), CALIBRATION_NETS)
+    measure = dataclasses.replace(measure, **_given(rounds=args.rounds, sample_ms=args.sample_ms))
+    calibration = args.calibration_nets or calibration
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns) as bar:
         tasks: dict[str, Any] = {}
@@ -227,7 +247,7 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
             backend,
             device,
             out,
-            measure=Settings(rounds=rounds),
+            measure=measure,
             calibration_nets=calibration,
             progress=progress,
             base=base,

@@ -51,7 +51,8 @@ def measure_nets(
     backend = backend_from_provenance(table.provenance)
     items = [net_item(ANCHOR, ArchSpec.from_str(table.anchor["arch"]), table.settings)]
     items += [net_item(name, arch, table.settings) for name, arch in archs.items()]
-    timings = backend.measure(items, Settings(rounds=rounds))
+    measure = dataclasses.replace(Settings.recorded(table.provenance.get("measure")), rounds=rounds)
+    timings = backend.measure(items, measure)
     scale = table.anchor["median_ms"] / timings[ANCHOR].median_ms
     return {name: timings[name].median_ms * scale for name in archs}
 
@@ -87,7 +88,7 @@ def validate(
         raise ConfigError("latency table is unfinished (no calibration); run its 'nas latency build' again")
     if backend is None:
         backend = backend_from_provenance(table.provenance)
-    measure = measure or Settings(**{**dataclasses.asdict(Settings()), **table.provenance.get("measure", {})})
+    measure = measure or Settings.recorded(table.provenance.get("measure"))
     archs = validation_nets(table, nets, seed)
     predicted = [table.predict(a) for a in archs]
     references = {ANCHOR: table.anchor, **{n["arch"]: n for n in table.calibration_nets[:reference_nets]}}

@@ -277,7 +277,11 @@ def measure_all(models: list[Model], args: argparse.Namespace, table: Path | Non
             )
     shape = source.input_shape
     out.print(f"  timing {len(onnx)} models + {len(references)} table references, {args.rounds} rounds")
-    timings = time_models({**onnx, **references}, shape, Settings(rounds=args.rounds, seed=args.seed))
+    regimes = {p.sample_ms for p in predictions.values() if p.sample_ms is not None}  # one table: one regime
+    settings = Settings(
+        rounds=args.rounds, seed=args.seed, **({"sample_ms": regimes.pop()} if regimes else {})
+    )
+    timings = time_models({**onnx, **references}, shape, settings)
     reference_ms = timings[f"{REFERENCE}/fp32"].median_ms
     for row in rows:
         timing = timings[f"{row['name']}/{row['precision']}"]

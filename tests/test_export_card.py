@@ -20,12 +20,13 @@ from nas.metrics import measure
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-def write_table(path, arch, in_chans=1, size=28, classes=2, anchor=None):
+def write_table(path, arch, in_chans=1, size=28, classes=2, anchor=None, measure=None):
     keys = [k for k, _ in arch_keys(arch, in_chans, size, classes)]
     settings = {"space": "t", "space_config": {}, "input_size": size, "in_chans": in_chans}
     settings |= {"num_classes": classes, "dtype": "fp32"}
     entries = {k: {"median_ms": 0.25, "spread_ms": 0.01, "rounds": 10} for k in keys}
-    LatencyTable(settings, {"device": "testbox", "backend": "ort"}, entries, anchor).save(path)
+    provenance = {"device": "testbox", "backend": "ort", **({"measure": measure} if measure else {})}
+    LatencyTable(settings, provenance, entries, anchor).save(path)
     return 0.25 * len(keys)
 
 
@@ -77,6 +78,27 @@ def test_prediction_is_corrected_for_drift_since_the_table_was_built(tmp_path):
     assert p["ms"] == pytest.approx(expected_ms) and 0 < p["drift_vs_build"] < 1  # faster now than "1 ms"
     assert p["ms_drift_corrected"] == pytest.approx(expected_ms * p["drift_vs_build"])
     assert "with this machine's drift since" in (tmp_path / "out" / "model_card.md").read_text()
+
+
+def test_the_tables_references_are_re_timed_in_its_own_regime(tmp_path, monkeypatch):
+    """A table timed in single runs has its anchor re-timed in single runs, not in today's warm samples:
+    otherwise the drift factor would hold the cache effect too."""
+    from nas.export import runtime
+
+    timed_with = []
+
+    def spy(models, shape, settings=None):
+        timed_with.append(settings)
+        return time_models(models, shape, settings)
+
+    time_models = runtime.time_models
+    monkeypatch.setattr(runtime, "time_models", spy)
+    source = from_arch(SMALL, None, None, None, None)
+    anchor = {"arch": SMALL, "median_ms": 1.0, "spread_ms": 0.0, "rounds": 1}
+    cold = {"rounds": 10, "warmup_ms": 1.0, "sample_ms": 0.0, "seed": 0}
+    write_table(tmp_path / "table.json", source.arch, anchor=anchor, measure=cold)
+    run_export(source, options(tmp_path / "out", table=tmp_path / "table.json"))
+    assert [s.sample_ms for s in timed_with] == [0.0]
 
 
 def test_table_for_another_resolution_gives_no_prediction(tmp_path):

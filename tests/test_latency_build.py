@@ -174,7 +174,7 @@ def test_a_table_is_timed_and_re_timed_in_the_regime_it_records(space, tmp_path,
     table = build(space, resumed, path, calibration_nets=5)  # asks for 2 ms samples: the table says 0
     assert resumed.settings and {s.sample_ms for s in resumed.settings} == {0.0}
     assert table.provenance["measure"]["sample_ms"] == 0.0
-    assert shape_base_measure(table) == (Settings.recorded(table.provenance["measure"]), 5)
+    assert shape_base_measure(table) == (cold, 5)
     validating = FakeBackend()
     validate(table, nets=4, backend=validating)
     assert {(s.rounds, s.sample_ms) for s in validating.settings} == {(3, 0.0)}
@@ -290,3 +290,11 @@ def test_a_base_of_another_size_or_device_is_refused_and_found_only_when_it_fits
     assert find_shape_base(tmp_path, table_settings(space, SIZE, 3, 5), provenance) == tmp_path / "gray.json"
     assert find_shape_base(tmp_path, table_settings(space, SIZE * 2, 3, 5), provenance) is None
     assert find_shape_base(tmp_path, table_settings(space, SIZE, 3, 5), provenance | {"threads": 2}) is None
+    cold = provenance | {"measure": {"sample_ms": 0.0}}  # gray.json was timed in 2 ms samples
+    assert find_shape_base(tmp_path, table_settings(space, SIZE, 3, 5), cold) is None
+    with pytest.raises(DataError, match=r"timed in 2 ms samples, this table in 0 \(--sample-ms 2 fits it\)"):
+        build_table(
+            space, SIZE, 3, 5, FakeBackend(), "test-device", tmp_path / "w.json",
+            measure=Settings(rounds=3, sample_ms=0.0), base=base,
+        )  # fmt: skip
+    assert not (tmp_path / "w.json").exists()

@@ -104,7 +104,7 @@ def build_table(
     keys = space_keys(space, in_chans, input_size, num_classes, dtype)
     writable_dir(Path(out_path).parent, "the latency table")  # before minutes of timing, not after
     table = _open(Path(out_path), settings, backend, device, measure)
-    measure = Settings.recorded(table.provenance["measure"])  # a resumed table keeps its own regime
+    measure = Settings.recorded(table.provenance.get("measure"))  # a resumed table keeps its own regime
     if base is not None and not table.entries and table.anchor is None:
         _seed(table, base, keys)
     report = progress or (lambda phase, done, total: None)
@@ -154,12 +154,20 @@ def shape_base_problem(
     base: LatencyTable, settings: dict[str, Any], provenance: dict[str, Any]
 ) -> str | None:
     """Why ``base`` cannot give its body blocks to a table of ``settings`` measured with ``provenance``
-    (another space, size or number type; another device, backend, thread count or target), or None."""
+    (another space, size or number type; another device, backend, thread count or target; another
+    timed-sample length, where ``provenance`` says one), or None."""
     differ = [k for k in settings if k not in SHAPE and base.settings.get(k) != settings[k]]
     differ += [k for k in SAME_DEVICE if base.provenance.get(k) != provenance.get(k)]
     if base.calibration is None:
         return "its build is unfinished"
-    return f"it differs in {', '.join(differ)}" if differ else None
+    if differ:
+        return f"it differs in {', '.join(differ)}"
+    ours, theirs = (Settings.recorded(p.get("measure")).sample_ms for p in (provenance, base.provenance))
+    if "measure" in provenance and ours != theirs:  # blocks timed warm and cold do not add up together
+        return (
+            f"it was timed in {theirs:g} ms samples, this table in {ours:g} (--sample-ms {theirs:g} fits it)"
+        )
+    return None
 
 
 def find_shape_base(folder: Path, settings: dict[str, Any], provenance: dict[str, Any]) -> Path | None:

@@ -222,7 +222,9 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
     out = args.out or shape_table_path(device, space.name, size, chans, classes)
     settings = table_settings(space, size, chans, classes)
     if base is None and not out.exists():
-        wanted = {"device": device, "backend": backend.name, "threads": backend.threads}
+        wanted: dict[str, Any] = {"device": device, "backend": backend.name, "threads": backend.threads}
+        if args.sample_ms is not None:  # a base timed otherwise would not add up with this table's blocks
+            wanted["measure"] = {"sample_ms": args.sample_ms}
         found = find_shape_base(out.parent, settings, {**backend.provenance(), **wanted})
         base = LatencyTable.load(found) if found else None
         if found:

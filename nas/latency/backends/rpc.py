@@ -9,9 +9,10 @@ Timing is TVM's remote ``time_evaluator``, so the network round trip is not meas
 item per round, the item order shuffled every round (the discipline of ``timing.interleave``), median
 and interquartile range over rounds. The evaluator runs the function once untimed before its timed
 run, so without help the timed run would find the block's weights hot in cache; it therefore flushes
-``FLUSH_BYTES`` (larger than the last-level cache of a Raspberry Pi 4/5 or a Jetson Nano) first, which
-keeps the sample closer to a block inside a network, whose weights are cold (on loopback, five blocks
-timed this way were 0.91-1.07x the in-process ``tvm`` backend's medians; unflushed, 0.79-1.11x).
+``FLUSH_BYTES`` (larger than the last-level cache of a Raspberry Pi 4/5 or a Jetson Nano) first, so a
+one-run sample (``sample_ms`` 0) is cold as the in-process loop's is (on loopback, five blocks timed
+this way were 0.91-1.07x the in-process ``tvm`` backend's medians; unflushed, 0.79-1.11x); a longer
+sample repeats the run after the flush, back to back, as the in-process loop does.
 The board's runtime thread count is fixed when its server starts (``TVM_NUM_THREADS``) and checked.
 """
 

@@ -2,9 +2,10 @@
 
 Items run through a Python ``perf_counter`` loop (``timing.interleave``, the loop the ORT backend
 uses) rather than TVM's ``time_evaluator``: the evaluator runs the function once untimed before
-every timed call, so one-run samples would always be hot in cache, while the Python loop times a
-single run whose weights other items have evicted, as inside a network. The VM's call overhead from
-Python is ~0.3 us (measured: 16.5 us loop vs 16.2 us evaluator median on an 8-channel block).
+every timed call, so even one-run samples (``sample_ms`` 0) would be hot in cache, while the Python
+loop keeps each timing regime what ``Settings`` says (cold single runs, or runs back to back). The VM's
+call overhead from Python is ~0.3 us (measured: 16.5 us loop vs 16.2 us evaluator median on an
+8-channel block).
 
 Compilation uses TVM's default Relax pipeline without tuning: kernels are plain loop nests, 1.1x
 (8 channels at 8x8) to 47x (ir_k5_e6 on 24 channels at 32x32) slower than ONNX Runtime here, and

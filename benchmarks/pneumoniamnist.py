@@ -241,7 +241,7 @@ def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path
 def measure_all(models: list[Model], args: argparse.Namespace, table: Path | None) -> list[dict[str, Any]]:
     """Complexity, prediction, export and test score per model, then one interleaved timing of all."""
     from nas.export.format import ExportOptions
-    from nas.export.predicted import predict
+    from nas.export.predicted import predict, timing_settings
     from nas.export.runtime import time_models
     from nas.export.source import from_run_dir
     from nas.export.variants import clinical_scores, export_variants
@@ -277,10 +277,7 @@ def measure_all(models: list[Model], args: argparse.Namespace, table: Path | Non
             )
     shape = source.input_shape
     out.print(f"  timing {len(onnx)} models + {len(references)} table references, {args.rounds} rounds")
-    regimes = {p.sample_ms for p in predictions.values() if p.sample_ms is not None}  # one table: one regime
-    settings = Settings(
-        rounds=args.rounds, seed=args.seed, **({"sample_ms": regimes.pop()} if regimes else {})
-    )
+    settings = timing_settings(predictions.values(), args.rounds, args.seed)
     timings = time_models({**onnx, **references}, shape, settings)
     reference_ms = timings[f"{REFERENCE}/fp32"].median_ms
     for row in rows:

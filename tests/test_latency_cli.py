@@ -71,21 +71,8 @@ def test_another_data_shape_reuses_the_body_blocks(tmp_path, capsys, monkeypatch
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.yaml").write_text(SPACE_YAML)
     gray = ["--space", "tiny.yaml", "--input-size", "16", "--in-chans", "1", "--num-classes", "2"]
-    run(
-        [
-            "latency",
-            "build",
-            *gray,
-            "--device",
-            "ci",
-            "--rounds",
-            "5",
-            "--sample-ms",
-            "0.5",
-            "--calibration-nets",
-            "4",
-        ]
-    )
+    timing = ["--rounds", "5", "--sample-ms", "0.5", "--calibration-nets", "4"]
+    run(["latency", "build", *gray, "--device", "ci", *timing])
     base = LatencyTable.load("latency_tables/ci/tiny-16.json")
     capsys.readouterr()
 

@@ -23,11 +23,10 @@ from nas.errors import UsageError
 from nas.export import FORMATS
 from nas.export.format import FORMAT_OPTION_DEFAULTS, FORMAT_OPTIONS, ExportFormat, ExportOptions, Reference
 from nas.export.onnx import weight_bytes
-from nas.export.predicted import TablePrediction, predict
+from nas.export.predicted import TablePrediction, predict, timing_settings
 from nas.export.source import Source
 from nas.export.staging import staged
 from nas.export.variants import clinical_scores, deployment_metadata, export_variants, normalized
-from nas.latency.backends.base import Settings
 from nas.onnxrt import export_onnx
 
 if TYPE_CHECKING:
@@ -109,9 +108,7 @@ def _export(
         models["unpruned_fp32"] = export_onnx(
             normalized(source), source.input_shape, deployable=True, metadata=metadata
         )
-    settings = Settings(rounds=options.rounds, seed=options.seed)
-    if table.sample_ms is not None:  # the table's references are re-timed as they were at its build
-        settings = replace(settings, sample_ms=table.sample_ms)
+    settings = timing_settings([table], options.rounds, options.seed)
     measured = runtime.time_models({**models, **table.models()}, source.input_shape, settings)
     timings = {k: measured[k].to_json() for k in models}
     clinical = None

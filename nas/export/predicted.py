@@ -11,6 +11,7 @@ prediction. Both figures go into the model card.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,13 @@ class TablePrediction:
             return self.info
         drift = statistics.median(timings[n].median_ms / ms for n, (_, ms) in self.references.items())
         return {**self.info, "drift_vs_build": drift, "ms_drift_corrected": self.info["ms"] * drift}
+
+
+def timing_settings(predictions: Iterable[TablePrediction], rounds: int, seed: int) -> Settings:
+    """How to time exported models beside the references of ``predictions`` (all of one table): in the
+    table's own sample length where it has references to re-time, else the default."""
+    regimes = {p.sample_ms for p in predictions if p.sample_ms is not None}
+    return Settings(rounds=rounds, seed=seed, **({"sample_ms": regimes.pop()} if regimes else {}))
 
 
 def predict(source: Source, table_path: Path | None, pruned: bool) -> TablePrediction:

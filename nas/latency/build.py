@@ -162,8 +162,10 @@ def shape_base_problem(
         return "its build is unfinished"
     if differ:
         return f"it differs in {', '.join(differ)}"
+    if "measure" not in provenance:
+        return None
     ours, theirs = (Settings.recorded(p.get("measure")).sample_ms for p in (provenance, base.provenance))
-    if "measure" in provenance and ours != theirs:  # blocks timed warm and cold do not add up together
+    if ours != theirs:  # blocks timed warm and cold do not add up together
         return (
             f"it was timed in {theirs:g} ms samples, this table in {ours:g} (--sample-ms {theirs:g} fits it)"
         )

@@ -49,7 +49,7 @@ def block_ms(key: str, site) -> float:
 
 def block_macs(key: str, site) -> float:
     """MACs (millions) in the block's pointwise and depthwise convolutions."""
-    layers = features._block_layers(key, site, CLASSES)
+    layers = features._block_profile(key, site, CLASSES).layers
     return sum(layer.macs for layer in layers if layer.kind in ("pointwise", "depthwise"))
 
 
@@ -77,11 +77,23 @@ def naive_compiler_table(space: SearchSpace) -> LatencyTable:
     table = make_table(space, device="naive")
     for key, site in space_keys(space, CHANS, SIZE, CLASSES).items():
         ms = 0.005
-        for layer in features._block_layers(key, site, CLASSES):
+        for layer in features._block_profile(key, site, CLASSES).layers:
             if layer.kind == "pointwise":
                 ms += layer.macs * (0.2 + 0.01 * layer.reduced_channels)
             elif layer.kind == "depthwise":
                 ms += layer.macs * 0.4
+        table.entries[key]["median_ms"] = ms
+    return table
+
+
+def runtime_table(space: SearchSpace) -> LatencyTable:
+    """A device like ONNX Runtime on AVX-512: a block costs per operator, per element squeeze-excite
+    rescales, and per MAC of its convolutions with channels padded to 16."""
+    table = make_table(space, device="runtime")
+    for key, site in space_keys(space, CHANS, SIZE, CLASSES).items():
+        profile = features._block_profile(key, site, CLASSES)
+        padded = sum(layer.padded_macs for layer in profile.layers if layer.kind != "other")
+        ms = 0.004 * profile.operators + 0.05 * profile.se_elements + 0.03 * padded
         table.entries[key]["median_ms"] = ms
     return table
 
@@ -112,6 +124,8 @@ def nets(space):
 
 
 def test_a_device_whose_depthwise_blocks_cost_3x_is_learned_from_20_nets(space, nets):
+    """Exact on held-out nets; the depthwise groups' factors well above the others' (the cost terms,
+    depthwise MACs among them, take a share of the extra cost, so not exactly 3x)."""
     train, held_out = nets
     source, target = make_table(space), make_table(space, slower=3.0, device="planted")
     truth = [target.predict(a) for a in held_out]
@@ -122,7 +136,7 @@ def test_a_device_whose_depthwise_blocks_cost_3x_is_learned_from_20_nets(space, 
     assert kendall_tau(after, truth) > 0.97 and within(after, truth) == 1.0
     r = predictor.model.corrections
     for group in ("ds", "ir", "ir_se"):
-        assert r[group] / r["conv"] == pytest.approx(3.0, rel=0.1)
+        assert 2.0 < r[group] / r["conv"] < 3.5
     assert min(r.values()) >= 0.0
     assert predictor.model.source_weight > 0.9
     assert predictor.provenance["device"] == "planted" and predictor.model.source["device"] == "source"
@@ -179,6 +193,23 @@ def test_layer_macs_split_a_net_by_layer_kind():
     assert terms["conv_layers"] == 1 + 2 + 2 + 1  # the linear layer is not one
 
 
+def test_cost_terms_count_operators_squeeze_excite_and_simd_padded_macs():
+    """Counted by hand at 16x16, 1 channel, 3 classes. Operators: stem conv and ReLU (2); ds k3 with SE
+    at 8x8, residual: depthwise conv, ReLU, the SE's pool, reduce, ReLU, expand, sigmoid and rescale,
+    pointwise conv, add (10); ds k5 stride 2: depthwise conv, ReLU, pointwise conv (3); head: conv,
+    ReLU, pool, flatten, linear (5); BatchNorm and dropout are none. SE rescales 8x8x8 elements. Padded
+    to 16 channels: depthwise 8*8*16*9 + 4*4*16*25; pointwise 8*8*16*16 (8 -> 8), 4*4*16*16 (8 -> 16),
+    4*4*32*16 (head), the SE's 8 -> 2 and 2 -> 8 at 1x1 16*16 each."""
+    arch = ArchSpec.from_str("conv_k3_s2_c8:ds_k3_c8_se0.25:ds_k5_s2_c16:head_c32")
+    terms = features.cost_terms(arch, {"in_chans": 1, "input_size": 16, "num_classes": 3})
+    assert terms["operators"] == 2 + 10 + 3 + 5
+    assert terms["se_elements"] == pytest.approx(8 * 8 * 8 / 1e3)
+    assert round(terms["depthwise_padded"] * 1e6) == 8 * 8 * 16 * 9 + 4 * 4 * 16 * 25
+    padded_pointwise = 8 * 8 * 16 * 16 + 4 * 4 * 16 * 16 + 4 * 4 * 32 * 16 + 2 * 256
+    assert round(terms["pointwise_padded"] * 1e6) == padded_pointwise
+    assert round(terms["pointwise"] * 1e6) == 4096 + 2048 + 8192 + 2 * 16
+
+
 def test_a_cost_factor_the_nets_barely_determine_stays_non_negative():
     """One stem per net gives its block sum two values (stride 1 or 2), so its factor trades against the
     intercept and whatever else stride-1 nets share: unbounded it can go below zero (a real
@@ -203,6 +234,22 @@ def test_a_fitted_predictor_learns_a_device_without_a_table(space, nets):
     truth = [target.predict(a) for a in held_out[20:]]
     predicted = [predictor.predict(a) for a in held_out[20:]]
     assert kendall_tau(predicted, truth) > 0.8 and within(predicted, truth) > 0.7
+
+
+def test_a_runtime_whose_cost_follows_operators_and_padded_macs_is_learned_from_20_nets(space, nets):
+    """Per-group features cannot express a cost per operator and per padded MAC; the cost terms can: the
+    fitted predictor's mix leans on them, and adapt's on its terms alone (the source here is unlike it)."""
+    train, held_out = nets
+    target = runtime_table(space)
+    truth = [target.predict(a) for a in held_out]
+    fitted = fit_predictor(measured_on(target, train))
+    adapted = adapt(make_table(space), measured_on(target, train), "runtime")
+    for predictor in (fitted, adapted):
+        predicted = [predictor.predict(a) for a in held_out]
+        assert kendall_tau(predicted, truth) > 0.97 and within(predicted, truth, 0.03) == 1.0
+    by_design = fitted.model.loo_mape_by_design
+    assert fitted.model.features_weight < 0.5 and by_design["costs"] < by_design["features"]
+    assert adapted.model.source_weight < 0.5 and adapted.model.mac_ms["operators"] > 0
 
 
 def test_a_fitted_prediction_never_falls_below_half_the_fastest_measured_net(space, nets):
@@ -307,7 +354,9 @@ def test_the_commands_fit_adapt_predict(space, nets, tmp_path, capsys):
             a.to_str() for a in held_out[:5]
         ]
         assert all(float(r[1]) > 0 for r in rows[1:])
-    assert "per million MACs pointwise" in capsys.readouterr().out  # adapt's summary line
+    summaries = capsys.readouterr().out
+    assert "ms per million MACs" in summaries and "ms per operator" in summaries  # adapt's
+    assert "the fit on every arch feature weighs" in summaries  # fit's
     assert main(["latency", "show", str(tmp_path / "a.json")]) == 0
     shown = capsys.readouterr().out
     assert "adapted, learned from 20 measured nets" in shown and "corrections" in shown

@@ -302,13 +302,19 @@ def cmd_latency_fit(args: argparse.Namespace) -> None:
     measured.check_free(args.out)
     predictor = fit_predictor(found)
     predictor.save(args.out)
-    loo = predictor.model.loo_mape
-    print(f"wrote {args.out}: fitted on {len(found.nets)} nets, leave-one-out MAPE {loo:.1%}")
+    m = predictor.model
+    loo = m.loo_mape_by_design
+    print(
+        f"wrote {args.out}: fitted on {len(found.nets)} nets; the fit on every arch feature weighs "
+        f"{m.features_weight:.2f} against the cost terms' (leave-one-out MAPE {loo['features']:.1%} and "
+        f"{loo['costs']:.1%}), mixed: leave-one-out MAPE {m.loo_mape:.1%}"
+    )
 
 
 def cmd_latency_adapt(args: argparse.Namespace) -> None:
     from nas.latency import measured
     from nas.latency.predictors.adapted import adapt
+    from nas.latency.predictors.features import TERM_UNITS
     from nas.latency.table import LatencyTable
     from nas.resources import find_file
 
@@ -320,12 +326,12 @@ def cmd_latency_adapt(args: argparse.Namespace) -> None:
     m = predictor.model
     loo = m.loo_mape_by_design
     groups = "  ".join(f"{g} x{r:.2f}" for g, r in m.corrections.items())
-    macs = "  ".join(f"{term} {ms:.3g} ms" for term, ms in m.mac_ms.items())
+    term_ms = {**m.mac_ms, "conv_layers": m.conv_ms}
+    terms = "  ".join(f"{term} {ms:.3g} ms per {TERM_UNITS[term]}" for term, ms in term_ms.items())
     print(
         f"wrote {args.out}: {len(found.nets)} nets; the fit with the source's blocks weighs "
         f"{m.source_weight:.2f} against the cost terms alone (leave-one-out MAPE {loo['source']:.1%} and "
-        f"{loo['terms']:.1%}, mixed {loo['mixed']:.1%}): block costs {groups}, plus per million MACs "
-        f"{macs} (pointwise_x_cin: per million MACs x input channel), per conv layer {m.conv_ms:.3g} ms; "
+        f"{loo['terms']:.1%}, mixed {loo['mixed']:.1%}): block costs {groups}, plus {terms}; "
         f"calibration leave-one-out MAPE {predictor.calibration.loo_mape:.1%}"
     )
 

@@ -9,10 +9,11 @@ depthwise convolutions, pointwise MACs times the channels each reduces over, con
 
     measured ~ a + b0 * (sum_g r_g * (source block sum of group g) + sum_k m_k * t_k) + c * blocks
 
-with ``b0`` the source calibration's scale refitted on the measured nets, solved for ``a``, ``c``, the
-``r_g`` and ``m_k`` by ridge on relative error with a prior ``r_g = 1``, ``m_k = 0`` (the source's
-relative costs), its strength by leave-one-out (``ridge.py``), each factor ``>= 0``: a group the
-measured nets say little about keeps the source's cost. Where the source is nothing like the device
+with ``b0`` the source calibration's scale refitted on the measured nets (the ratio of the means where
+that comes out <= 0), solved for ``a``, ``c``, the ``r_g`` and ``m_k`` by ridge on relative error with
+a prior ``r_g = 1``, ``m_k = 0`` (the source's relative costs), its strength by leave-one-out
+(``ridge.py``), each factor ``>= 0``: a group the measured nets say little about keeps the source's
+cost. Where the source is nothing like the device
 (ONNX Runtime's blocks against untuned TVM's naive loops, 1.7x to 23x slower per block, in no fixed
 proportion), that prior only misleads; so the fit is also made without the source's blocks (``r_g =
 0``, the terms alone), and the two are mixed, ``w`` of the first (``source_weight``), ``w`` chosen on
@@ -146,9 +147,11 @@ def adapt(table: LatencyTable, measured: Any, device: str) -> AdaptedPredictor:
     mean = terms.mean(0)
     unit = np.divide(s.sum(1).mean(), mean, out=np.zeros_like(mean), where=mean > 0)
     b0 = calibrate(s.sum(1).tolist(), n.astype(int).tolist(), y.tolist()).b
+    if b0 <= 0:  # the source's block sums fall as the device's times rise: no scale to lend, so its mean's
+        b0 = float(y.mean() / s.sum(1).mean())  # (a cost >= 0 times a scale <= 0 could fit nothing)
     with_source = _fit_design(b0 * s, b0 * unit * terms, n, y)
     alone = _fit_design(np.zeros((len(y), 0)), b0 * unit * terms, n, y)
-    w, loo_mixed = _mix(with_source.loo_predicted, alone.loo_predicted, y)
+    w, loo_mixed = ridge.mix(with_source.loo_predicted, alone.loo_predicted, y)  # a tie: the source
     factors = w * with_source.weights[2 : 2 + len(groups)]
     term_ms = (w * with_source.weights[-len(TERMS) :] + (1 - w) * alone.weights[-len(TERMS) :]) * unit
     corrected = (s * factors).sum(1) + terms @ term_ms
@@ -175,16 +178,6 @@ def adapt(table: LatencyTable, measured: Any, device: str) -> AdaptedPredictor:
     record = make_record("adapted", settings, measured, model)
     record.provenance["device"] = device
     return AdaptedPredictor(record)
-
-
-def _mix(with_source: np.ndarray, alone: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """The share ``w`` of the fit with the source's blocks whose mix with the terms alone has the lowest
-    leave-one-out relative error, and that error (stacking on the designs' left-out predictions; ``w``
-    to 0.01)."""
-    shares = np.linspace(1.0, 0.0, 101)  # a tie goes to the source
-    errors = [float(np.mean(np.abs((w * with_source + (1 - w) * alone) / y - 1))) for w in shares]
-    best = int(np.argmin(errors))
-    return float(shares[best]), errors[best]
 
 
 def _fit_design(source_sums: np.ndarray, terms: np.ndarray, blocks: np.ndarray, y: np.ndarray) -> ridge.Ridge:

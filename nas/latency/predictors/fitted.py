@@ -26,6 +26,7 @@ so no prediction goes below half the fastest measured net (``floor_ms``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,10 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from nas.arch import ArchSpec
 from nas.latency.predictors import ridge
 from nas.latency.predictors.base import Predictor, make_record
-from nas.latency.predictors.features import arch_features
+from nas.latency.predictors.features import TERM_FEATURES, arch_features
+
+# a net's cost as blocks and features.cost_terms, each of which costs >= 0
+COST_FEATURES = ("blocks", *TERM_FEATURES.values())
 
 
 class FittedModel(BaseModel):
@@ -49,6 +53,9 @@ class FittedModel(BaseModel):
     lam: float
     loo_mape: float
     floor_ms: float = 0.0  # files fitted before the floor existed load unchanged
+    # the share of the fit on every feature in the mix with the cost terms' (1: files before the mix)
+    features_weight: float = 1.0
+    loo_mape_by_design: dict[str, float] = {}  # "features", "costs", "mixed"
 
     @model_validator(mode="after")
     def _same_lengths(self) -> FittedModel:
@@ -81,16 +88,40 @@ def fit_predictor(measured: Any) -> FittedPredictor:
     names, x = [k for k, v in zip(names, varies, strict=True) if v], x[:, varies]
     y = np.array([ms for _, ms in measured.nets])
     scale = x.std(0)
-    design = np.column_stack([np.ones(len(y)), x / scale])
-    penalized = np.array([False, *[True] * len(names)])
-    found = ridge.fit(design, y, np.zeros(design.shape[1]), penalized)
+    every = ridge.fit(
+        np.column_stack([np.ones(len(y)), x / scale]),
+        y,
+        np.zeros(len(names) + 1),
+        np.array([False, *[True] * len(names)]),
+    )
+    costs = [i for i, name in enumerate(names) if name in COST_FEATURES]
+    by_costs = _fit_costs(x[:, costs], y)
+    w, loo_mixed = ridge.mix(every.loo_predicted, by_costs.loo_predicted, y)
+    coef = w * every.weights[1:]
+    coef[costs] += (1 - w) * by_costs.weights[1:] * scale[costs]  # on the features' scale
     model = FittedModel(
         features=names,
         scale=scale.tolist(),
-        coef=found.weights[1:].tolist(),
-        intercept=float(found.weights[0]),
-        lam=found.lam,
-        loo_mape=found.loo_mape,
+        coef=coef.tolist(),
+        intercept=float(w * every.weights[0] + (1 - w) * by_costs.weights[0]),
+        lam=every.lam,
+        loo_mape=loo_mixed,
         floor_ms=float(y.min()) / 2,
+        features_weight=w,
+        loo_mape_by_design={"features": every.loo_mape, "costs": by_costs.loo_mape, "mixed": loo_mixed},
     )
     return FittedPredictor(make_record("fitted", settings, measured, model))
+
+
+def _fit_costs(x: np.ndarray, y: np.ndarray) -> ridge.Ridge:
+    """Ridge over ``[1, cost features]``, every cost ``>= 0``, each feature in units that cost the mean
+    net's latency (so one prior, 0, and one strength fit them all); weights returned per feature unit."""
+    unit = y.mean() / x.mean(0)
+    found = ridge.fit(
+        np.column_stack([np.ones(len(y)), x * unit]),
+        y,
+        np.zeros(x.shape[1] + 1),
+        np.array([False, *[True] * x.shape[1]]),
+        np.array([-np.inf, *[0.0] * x.shape[1]]),
+    )
+    return replace(found, weights=np.concatenate([found.weights[:1], found.weights[1:] * unit]))

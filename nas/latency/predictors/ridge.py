@@ -4,7 +4,8 @@ Minimizes ``sum_i (x_i . w / y_i - 1)^2 + lam * n * sum_j penalized_j * (w_j - p
 weighted by 1 / measured, as the tables' calibration (``nas.latency.predict``), since relative error is
 what the fidelity figures judge. ``lam`` is the one of ``LAMBDAS`` with the lowest leave-one-out mean
 absolute relative error. ``lower`` bounds weights from below (bounded least squares, ``scipy``): a cost
-factor that the nets barely determine must not turn negative to fit noise.
+factor that the nets barely determine must not turn negative to fit noise. ``mix`` stacks two such
+fits on their leave-one-out predictions.
 """
 
 from __future__ import annotations
@@ -64,3 +65,13 @@ def fit(
     assert best is not None
     error, lam, predicted = best
     return Ridge(solve(x, y, lam, prior, penalized, lower), lam, error, predicted)
+
+
+def mix(first: np.ndarray, second: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The share ``w`` of ``first`` whose mix with ``second`` (two designs' leave-one-out predictions of
+    ``y``) has the lowest mean absolute relative error, and that error: stacking, ``w`` to 0.01, a tie
+    going to ``first``. Two fits linear in the same columns mix into one such fit."""
+    shares = np.linspace(1.0, 0.0, 101)
+    errors = [float(np.mean(np.abs((w * first + (1 - w) * second) / y - 1))) for w in shares]
+    best = int(np.argmin(errors))
+    return float(shares[best]), errors[best]

@@ -5,7 +5,8 @@ devices differ in what is relatively expensive (a depthwise conv on one, a squee
 So each op group's blocks (``features.block_group``: stem, head, conv, ds, ir, with or without SE) get
 their own factor ``r_g`` on the source table's block latencies, beside terms ``t_k`` of the net that a
 device's cost may follow where the source's does not (``features.cost_terms``: MACs of pointwise and of
-depthwise convolutions, pointwise MACs times the channels each reduces over, convolution layers):
+depthwise convolutions, pointwise MACs times the channels each reduces over, convolution layers,
+operators, elements squeeze-excite rescales, the convs' MACs with channels padded to 16):
 
     measured ~ a + b0 * (sum_g r_g * (source block sum of group g) + sum_k m_k * t_k) + c * blocks
 
@@ -29,11 +30,11 @@ the measured nets in place of the fits' own intercept and block cost. The predic
 block latencies it uses, so it needs no other file.
 
 Chosen by measurement on ``benchmarks/latency_transfer.py``'s nets (mnasnet_small at 28x28, one EPYC
-host): share within ±10 % of 200 held-out nets, mean over 5 sets of 20 learned nets each timed on its
-own, for the source's factors with the MACs of the two conv kinds; with all four terms; the design
-with the lower leave-one-out error, with the source or the terms alone; and the mix (in brackets: 30
-random draws of 20 from all 220 nets, judged on the other 200, which leaves out the timing sessions'
-differences):
+host, ONNX Runtime then timed one run at a time): share within ±10 % of 200 held-out nets, mean over 5
+sets of 20 learned nets each timed on its own, for the source's factors with the MACs of the two conv
+kinds; with the first four terms; the design with the lower leave-one-out error, with the source or
+the terms alone; and the mix (in brackets: 30 random draws of 20 from all 220 nets, judged on the other
+200, which leaves out the timing sessions' differences):
 
     ONNX Runtime 1 thread -> untuned TVM     56 %   76 %   85 %   85 % (85 %)
     untuned TVM -> ONNX Runtime 1 thread     47 %   63 %   67 %   67 % (79 %)
@@ -47,6 +48,24 @@ design, on the draws: 86 % and 77 % on the first two rows, no real change); mixi
 calibrated predictions instead (the draws: 85, 79, 88, 92 %, the same); earlier, on one draw, a factor
 per op group and input size, or per op group and block size (ONNX Runtime 79 %, 74 % against 82-89 %),
 and a term for the other layers' MACs (full convolutions, linear), all worse.
+
+The last four terms came from ONNX Runtime's own full table (1 thread, 2 ms samples): a linear model of
+each block's time on its MACs (by conv kind) and activations put 60 % of 870 blocks within ±10 %; the
+ones it under-predicted had 24, 40 or 72 channels (padded to 32, 48, 80 by AVX-512's blocked layout) or
+squeeze-excite in an inverted residual (two passes over the expanded tensor); with an operator count,
+the SE elements and the padded MACs 90 %. On the same nets, ONNX Runtime now timed in 2 ms samples,
+the mix with the first four terms -> all eight (brackets: 20 draws as above):
+
+    ONNX Runtime 1 thread -> untuned TVM     84 % -> 84 % (84 %)
+    untuned TVM -> ONNX Runtime 1 thread     66 % -> 91 % (96 %)
+    ONNX Runtime 2 -> 1 thread               83 % -> 91 % (98 %)
+    ONNX Runtime 2 threads -> untuned TVM    82 % -> 80 % (84 %)
+    ONNX Runtime 1 -> 2 threads              66 % -> 68 % (68 %)
+    untuned TVM -> ONNX Runtime 2 threads    56 % -> 68 % (64 %)
+
+Keeping the first four terms beside the source's blocks (all eight in the terms alone) gave 84, 90, 93,
+81, 65, 68 %: the same. The terms alone, without the mix, 84, 90, 90, 84, 65, 66 %: the source's blocks
+help where its device is alike (ONNX Runtime 2 -> 1 thread) and the mix leaves them out elsewhere.
 """
 
 from __future__ import annotations
@@ -67,7 +86,6 @@ from nas.latency.predictors.features import COST_TERMS, block_group, cost_terms
 from nas.latency.table import LatencyTable
 
 MATCH = ("space", "input_size", "in_chans", "num_classes", "dtype")
-TERMS = COST_TERMS  # pointwise, depthwise, pointwise_x_cin (MACs), conv_layers: features.cost_terms
 
 
 class AdaptedModel(BaseModel):
@@ -80,8 +98,8 @@ class AdaptedModel(BaseModel):
     corrections: dict[str, float]  # the fit with the source's factors, times source_weight
     calibration: dict[str, float]
     entries: dict[str, float]  # the source's block medians (ms)
-    # ms (source scale) per million MACs of pointwise and depthwise convs, and per million MACs x input
-    # channel of pointwise convs (``features.cost_terms``); {} in files written before these terms
+    # ms (source scale) per unit (``features.TERM_UNITS``) of each cost term but conv layers (named for
+    # the MACs terms that came first); {} in files written before the terms, fewer terms in older files
     mac_ms: dict[str, float] = {}
     conv_ms: float = 0.0  # ms (source scale) per convolution layer
     # the share of the fit with the source's blocks in the mix with the terms alone; 1 before the mix
@@ -142,7 +160,7 @@ def adapt(table: LatencyTable, measured: Any, device: str) -> AdaptedPredictor:
     groups = sorted({g for sums, _ in rows for g in sums})
     s = np.array([[sums.get(g, 0.0) for g in groups] for sums, _ in rows])
     n = np.array([blocks for _, blocks in rows], float)
-    terms = np.array([[net[t] for t in TERMS] for net in (cost_terms(a, table.settings) for a in nets)])
+    terms = np.array([[net[t] for t in COST_TERMS] for net in (cost_terms(a, table.settings) for a in nets)])
     # a term's weight 1: it costs as much as the source's whole blocks, on average (0: no net has it)
     mean = terms.mean(0)
     unit = np.divide(s.sum(1).mean(), mean, out=np.zeros_like(mean), where=mean > 0)
@@ -153,10 +171,11 @@ def adapt(table: LatencyTable, measured: Any, device: str) -> AdaptedPredictor:
     alone = _fit_design(np.zeros((len(y), 0)), b0 * unit * terms, n, y)
     w, loo_mixed = ridge.mix(with_source.loo_predicted, alone.loo_predicted, y)  # a tie: the source
     factors = w * with_source.weights[2 : 2 + len(groups)]
-    term_ms = (w * with_source.weights[-len(TERMS) :] + (1 - w) * alone.weights[-len(TERMS) :]) * unit
+    n_terms = len(COST_TERMS)
+    term_ms = (w * with_source.weights[-n_terms:] + (1 - w) * alone.weights[-n_terms:]) * unit
     corrected = (s * factors).sum(1) + terms @ term_ms
     calibration = calibrate(corrected.tolist(), n.astype(int).tolist(), y.tolist())
-    by_term = dict(zip(TERMS, term_ms.tolist(), strict=True))
+    by_term = dict(zip(COST_TERMS, term_ms.tolist(), strict=True))
     conv_ms = by_term.pop("conv_layers")
     model = AdaptedModel(
         source={k: table.provenance.get(k) for k in ("device", "backend", "threads", "date", "command")},

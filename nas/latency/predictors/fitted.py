@@ -18,6 +18,15 @@ channels and conv layer count, on the same nets, mean of 10 random draws of 20 l
 the other 200: untuned TVM 0.863 -> 0.902 (35 % -> 49 % within), ONNX Runtime 1 thread 0.877 -> 0.879
 (66 %, unchanged), 2 threads 0.844 -> 0.859 (63 % -> 65 %).
 
+That model has some 40 features for 20 nets, and a runtime's cost is not in them: ONNX Runtime's per
+operator and per channel-padded MAC, untuned TVM's per MAC x channel reduced over. So a second design
+fits the cost terms alone (``features.cost_terms`` and the block count, each cost ``>= 0``, ridge as
+above), and the two are mixed by their leave-one-out predictions (``features_weight`` is the first's
+share; ``ridge.mix``), into one linear model on the same features. On the same nets in 2 ms samples
+(ONNX Runtime) and single runs (TVM), 20 learned, mean of 5 sets each timed on its own, tau / within
+±10 % on 200 others: ONNX Runtime 1 thread 0.867 / 47 % -> 0.969 / 92 %, 2 threads 0.787 / 38 % ->
+0.925 / 67 %, untuned TVM 0.897 / 47 % -> 0.961 / 86 %.
+
 Latency adds up over blocks, which a linear model on summed features keeps and a log or tree model
 does not; scikit-learn is therefore not needed. A linear model extrapolates, though: a net far smaller
 than every measured one could come out at or below 0 ms and win any search on a latency it cannot have,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import zlib
 
@@ -175,6 +176,21 @@ def test_a_device_unlike_the_source_is_learned_from_its_cost_terms_alone(space):
     assert kendall_tau([source.predict(a) for a in held_out], truth) < 0.9
     assert kendall_tau(after, truth) > 0.97 and within(after, truth, 0.03) == 1.0
     assert m.mac_ms["pointwise_x_cin"] > 0
+
+
+def test_a_device_whose_nets_pay_for_their_weights_is_learned_from_20_nets(space, nets):
+    """The same blocks, but whole nets pay per weight (their weights evict each other from cache): the
+    adapted predictor learns that cost as its ``params`` term from the measured nets."""
+    train, held_out = nets
+    source = make_table(space)
+    target = make_table(space, device="planted")
+    target.calibration = dataclasses.replace(CALIBRATION, d=20.0)  # ms per million weights
+    truth = [target.predict(a) for a in held_out]
+    predictor = adapt(source, measured_on(target, train), "planted")
+    predicted = [predictor.predict(a) for a in held_out]
+    assert within([source.predict(a) for a in held_out], truth) < 0.5
+    assert kendall_tau(predicted, truth) > 0.97 and within(predicted, truth, 0.03) == 1.0
+    assert predictor.model.mac_ms["params"] > 0
 
 
 def test_layer_macs_split_a_net_by_layer_kind():

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from nas.arch import ArchSpec
+from nas.builder import build_model
 from nas.errors import ConfigError, DataError
 from nas.latency.keys import arch_keys
 from nas.latency.predict import Calibration, fit
@@ -205,6 +206,34 @@ def test_calibration_recovers_known_coefficients():
     assert cal.loo_mape == pytest.approx(0.0, abs=1e-9)
     assert cal.n == 7
     assert Calibration.from_json(cal.to_json()) == cal
+
+
+def test_calibration_learns_what_a_nets_weights_cost_only_where_they_do():
+    """Nets whose weights evict each other from cache cost more than their blocks timed warm: ``d``
+    recovers that cost; where the weights explain nothing it stays 0 and the file keeps its old form."""
+    sums = [1.0, 2.0, 3.5, 5.0, 8.0, 2.5, 4.0, 6.0]
+    blocks = [10, 14, 12, 20, 18, 16, 11, 15]
+    weights = [0.5, 3.0, 1.2, 2.2, 0.8, 4.1, 2.9, 1.7]
+    paying = [0.3 + 0.9 * s - 0.02 * n + 0.15 * w for s, n, w in zip(sums, blocks, weights, strict=True)]
+    cal = fit(sums, blocks, paying, weights)
+    assert (cal.a, cal.b, cal.c, cal.d) == pytest.approx((0.3, 0.9, -0.02, 0.15), abs=1e-9)
+    assert fit(sums, blocks, paying).loo_mape > 0.01 > cal.loo_mape  # three terms cannot express it
+    assert Calibration.from_json(cal.to_json()) == cal and cal.to_json()["d"] == pytest.approx(0.15)
+    free = [0.3 + 0.9 * s - 0.02 * n for s, n in zip(sums, blocks, strict=True)]
+    cal = fit(sums, blocks, free, weights)
+    assert cal.d == 0.0 and not cal.uses_weights and "d" not in cal.to_json()
+    with pytest.raises(ValueError, match="8 nets but 2 weight counts"):
+        fit(sums, blocks, free, [1.0, 2.0])
+
+
+def test_a_table_whose_calibration_costs_weights_predicts_from_the_nets_parameters(tmp_path):
+    table = make_table()
+    params = table.weights_m(ARCH)
+    assert params * 1e6 == sum(p.numel() for p in build_model(ARCH, 1, 2, 32).parameters())
+    table.calibration = Calibration(0.5, 2.0, -0.01, 0.0, 4, d=0.3)
+    assert table.predict(ARCH) == pytest.approx(0.5 + 2.0 * 1.0 - 0.01 * 4 + 0.3 * params)
+    table.save(tmp_path / "t.json")
+    assert LatencyTable.load(tmp_path / "t.json").predict(ARCH) == pytest.approx(table.predict(ARCH))
 
 
 def test_calibration_with_one_depth_still_fits_and_rejects_bad_input():

@@ -127,7 +127,8 @@ def build_table(
             record.update(median_ms=sum(passes) / 2, passes_ms=passes)
         nets = [ArchSpec.from_str(n["arch"]) for n in table.calibration_nets]
         sums, blocks = [table.block_sum(a) for a in nets], [len(table.keys(a)) for a in nets]
-        table.calibration = fit(sums, blocks, [n["median_ms"] for n in table.calibration_nets])
+        measured = [n["median_ms"] for n in table.calibration_nets]
+        table.calibration = fit(sums, blocks, measured, [table.weights_m(a) for a in nets])
         table.save(out_path)
     return table
 

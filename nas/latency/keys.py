@@ -6,6 +6,8 @@ arch), so table building and prediction can never disagree about which entry a b
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from torch import nn
 
 from nas.arch import ArchSpec, BlockSite, BlockSpec
@@ -64,3 +66,16 @@ def input_shape(site: BlockSite) -> tuple[int, ...]:
 def block_module(site: BlockSite, num_classes: int) -> nn.Module:
     """The block alone as a torch module in eval mode, built as the builder builds it."""
     return build_block(site, num_classes).eval()
+
+
+@lru_cache(maxsize=65536)
+def block_weights(key: str, site: BlockSite, num_classes: int) -> float:
+    """The block's parameters (millions), cached by its key (``site`` is what the key names)."""
+    from nas.metrics.complexity import count_params
+
+    return count_params(block_module(site, num_classes)) / 1e6
+
+
+def arch_weights(sites: list[tuple[str, BlockSite]], num_classes: int) -> float:
+    """A net's parameters (millions) from its ``arch_keys``."""
+    return sum(block_weights(key, site, num_classes) for key, site in sites)

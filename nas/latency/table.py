@@ -32,9 +32,9 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 from typing_extensions import TypedDict  # pydantic validates only this one on Python 3.11
 
-from nas.arch import ArchSpec
+from nas.arch import ArchSpec, BlockSite
 from nas.errors import ConfigError, first_problem
-from nas.latency.keys import arch_keys, check_dtype
+from nas.latency.keys import arch_keys, arch_weights, check_dtype
 from nas.latency.predict import Calibration
 from nas.outdir import write_shared
 from nas.space import SearchSpace
@@ -118,24 +118,38 @@ class LatencyTable:
         config = SpaceConfig.model_validate(self.settings["space_config"])
         return SearchSpace(config, f"latency table settings.space_config (space '{config.name}')")
 
-    def keys(self, arch: ArchSpec) -> list[str]:
+    def sites(self, arch: ArchSpec) -> list[tuple[str, BlockSite]]:
         s = self.settings
-        return [k for k, _ in arch_keys(arch, s["in_chans"], s["input_size"], s["num_classes"], s["dtype"])]
+        return arch_keys(arch, s["in_chans"], s["input_size"], s["num_classes"], s["dtype"])
+
+    def keys(self, arch: ArchSpec) -> list[str]:
+        return [k for k, _ in self.sites(arch)]
 
     def block_sum(self, arch: ArchSpec) -> float:
         """Sum of the arch's block medians (ms); a block the table lacks raises ``ConfigError``."""
+        return self._sum(self.keys(arch))
+
+    def weights_m(self, arch: ArchSpec) -> float:
+        """The arch's parameters (millions), what the calibration's ``d`` costs."""
+        return arch_weights(self.sites(arch), self.settings["num_classes"])
+
+    def predict(self, arch: ArchSpec) -> float:
+        """Predicted whole-network latency (ms): the calibrated block sum, or the raw sum if uncalibrated."""
+        sites = self.sites(arch)
+        total = self._sum([key for key, _ in sites])
+        if self.calibration is None:
+            return total
+        weights = arch_weights(sites, self.settings["num_classes"]) if self.calibration.uses_weights else 0.0
+        return self.calibration.apply(total, len(sites), weights)
+
+    def _sum(self, keys: list[str]) -> float:
         total = 0.0
-        for key in self.keys(arch):
+        for key in keys:
             entry = self.entries.get(key)
             if entry is None:
                 raise ConfigError(f"latency table has no entry for block '{key}'")
             total += entry["median_ms"]
         return total
-
-    def predict(self, arch: ArchSpec) -> float:
-        """Predicted whole-network latency (ms): the calibrated block sum, or the raw sum if uncalibrated."""
-        total = self.block_sum(arch)
-        return self.calibration.apply(total, len(self.keys(arch))) if self.calibration else total
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -119,18 +119,18 @@ class AdaptedPredictor(Predictor):
 
     def predict(self, arch: ArchSpec) -> float:
         m: Any = self.model
-        total, blocks = 0.0, 0
+        total = 0.0
         s = self.settings
-        for key, site in arch_keys(arch, s["in_chans"], s["input_size"], s["num_classes"], s["dtype"]):
+        sites = arch_keys(arch, s["in_chans"], s["input_size"], s["num_classes"], s["dtype"])
+        for key, site in sites:
             if key not in m.entries:
                 raise ConfigError(f"latency predictor has no entry for block '{key}'")
             # a group no learned net had kept its prior factor, 1, in the fit with the source
             total += m.entries[key] * m.corrections.get(block_group(site), m.source_weight)
-            blocks += 1
         if m.mac_ms or m.conv_ms:
             terms = cost_terms(arch, s)
             total += sum(ms * terms[term] for term, ms in m.mac_ms.items()) + m.conv_ms * terms["conv_layers"]
-        return self.calibration.apply(total, blocks)
+        return self.calibration.apply(total, len(sites))
 
 
 def group_sums(table: LatencyTable, arch: ArchSpec) -> tuple[dict[str, float], int]:

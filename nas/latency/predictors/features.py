@@ -11,8 +11,8 @@ block's figures depend on its key only, so they are computed once per key.
 MBConv block mixes the first two in proportions that vary with its kernel and expansion, and devices
 differ most in what each costs per MAC. ``cost_terms`` adds what else a device's cost may follow (the
 ``adapted`` predictor's terms): pointwise MACs weighted by the channels they reduce over, the number of
-convolution layers and of operators, the elements squeeze-excite rescales, and the convolutions' MACs
-with channels padded to ``SIMD_LANES``.
+convolution layers and of operators, the elements squeeze-excite rescales, the convolutions' MACs with
+channels padded to ``SIMD_LANES``, and the parameters.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from nas.arch import ArchSpec, BlockSite
-from nas.latency.keys import arch_keys, block_module
+from nas.latency.keys import arch_keys, arch_weights, block_module
 
 
 def block_group(site: BlockSite) -> str:
@@ -36,10 +36,10 @@ def block_group(site: BlockSite) -> str:
 
 def arch_features(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, float]:
     """Named features of ``arch`` measured for a table's ``settings`` (input size, channels, classes)."""
-    features: dict[str, float] = {"blocks": 0.0, "macs": 0.0, "params": 0.0}
+    features: dict[str, float] = {"blocks": 0.0, "macs": 0.0}
     keys = arch_keys(arch, settings["in_chans"], settings["input_size"], settings["num_classes"])
     for key, site in keys:
-        macs, params = _block_cost(key, site, settings["num_classes"])
+        macs = _block_macs(key, site, settings["num_classes"])
         group = block_group(site)
         block = site.block
         values = {
@@ -53,7 +53,6 @@ def arch_features(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, floa
             features[f"{group}.{name}"] = features.get(f"{group}.{name}", 0.0) + value
         features["blocks"] += 1
         features["macs"] += macs
-        features["params"] += params
     features.update({f"macs.{kind}": macs for kind, macs in layer_macs(arch, settings).items()})
     features.update({TERM_FEATURES[term]: value for term, value in cost_terms(arch, settings).items()})
     return features
@@ -69,8 +68,9 @@ COST_TERMS = (
     "se_elements",
     "pointwise_padded",
     "depthwise_padded",
+    "params",
 )
-COUNTS = ("conv_layers", "operators", "se_elements")
+COUNTS = ("conv_layers", "operators", "se_elements", "params")
 TERM_UNITS = {  # what one of each cost term is
     "pointwise": "million MACs",
     "depthwise": "million MACs",
@@ -80,6 +80,7 @@ TERM_UNITS = {  # what one of each cost term is
     "se_elements": "thousand elements",
     "pointwise_padded": "million padded MACs",
     "depthwise_padded": "million padded MACs",
+    "params": "thousand parameters",
 }
 # each cost term's name among arch_features
 TERM_FEATURES = {term: term if term in COUNTS else f"macs.{term}" for term in COST_TERMS}
@@ -108,7 +109,9 @@ def cost_terms(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, float]:
       block's widest tensor for almost no MACs;
     - ``pointwise_padded``, ``depthwise_padded``: the MACs with channels padded to ``SIMD_LANES``, what a
       runtime that vectorizes across channels computes (ONNX Runtime: a 24-channel conv costs about a
-      32-channel one).
+      32-channel one);
+    - ``params``: the net's parameters (thousands), read from memory again once they outgrow the cache
+      (``nas.latency.predict``).
     """
     terms = dict.fromkeys(COST_TERMS, 0.0)
     for profile in _profiles(arch, settings):
@@ -121,6 +124,7 @@ def cost_terms(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, float]:
             terms["conv_layers"] += int(layer.conv)
         terms["operators"] += profile.operators
         terms["se_elements"] += profile.se_elements
+    terms["params"] = arch_weights(_sites(arch, settings), settings["num_classes"]) * 1e3
     return terms
 
 
@@ -143,8 +147,11 @@ def _layers(arch: ArchSpec, settings: Mapping[str, Any]) -> list[Layer]:
 
 
 def _profiles(arch: ArchSpec, settings: Mapping[str, Any]) -> list[BlockProfile]:
-    keys = arch_keys(arch, settings["in_chans"], settings["input_size"], settings["num_classes"])
-    return [_block_profile(key, site, settings["num_classes"]) for key, site in keys]
+    return [_block_profile(key, site, settings["num_classes"]) for key, site in _sites(arch, settings)]
+
+
+def _sites(arch: ArchSpec, settings: Mapping[str, Any]) -> list[tuple[str, BlockSite]]:
+    return arch_keys(arch, settings["in_chans"], settings["input_size"], settings["num_classes"])
 
 
 def _padded(channels: int) -> int:
@@ -207,10 +214,9 @@ def _block_profile(key: str, site: BlockSite, num_classes: int) -> BlockProfile:
 
 
 @lru_cache(maxsize=65536)
-def _block_cost(key: str, site: BlockSite, num_classes: int) -> tuple[float, float]:
-    """MACs and parameters (millions, thousands) of the block alone; cached by its key."""
-    from nas.metrics.complexity import count_macs, count_params
+def _block_macs(key: str, site: BlockSite, num_classes: int) -> float:
+    """MACs (millions) of the block alone; cached by its key."""
+    from nas.metrics.complexity import count_macs
 
     module = block_module(site, num_classes)
-    macs = count_macs(module, site.in_channels, site.in_size, site.dims)[0]
-    return macs / 1e6, count_params(module) / 1e3
+    return count_macs(module, site.in_channels, site.in_size, site.dims)[0] / 1e6

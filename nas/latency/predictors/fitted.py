@@ -25,7 +25,8 @@ above), and the two are mixed by their leave-one-out predictions (``features_wei
 share; ``ridge.mix``), into one linear model on the same features. On the same nets in 2 ms samples
 (ONNX Runtime) and single runs (TVM), 20 learned, mean of 5 sets each timed on its own, tau / within
 ±10 % on 200 others: ONNX Runtime 1 thread 0.867 / 47 % -> 0.969 / 92 %, 2 threads 0.787 / 38 % ->
-0.925 / 67 %, untuned TVM 0.897 / 47 % -> 0.961 / 86 %.
+0.925 / 67 %, untuned TVM 0.897 / 47 % -> 0.961 / 86 %; with the parameters as a cost term, 0.973 /
+95 %, 0.926 / 67 %, 0.958 / 83 %, and on the MnasNet space at 64 px (ONNX Runtime 1 thread) 83 % -> 88 %.
 
 Latency adds up over blocks, which a linear model on summed features keeps and a log or tree model
 does not; scikit-learn is therefore not needed. A linear model extrapolates, though: a net far smaller

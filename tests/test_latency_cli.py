@@ -54,6 +54,10 @@ def test_build_show_validate(tmp_path, capsys):
     assert table.provenance["cpu_model"]
     capsys.readouterr()
 
+    run(["latency", "build", *common, "--device", "ci", "--rounds", "9", "--out", str(out)])  # done: resumes
+    assert "it keeps the timing it was started with (5 rounds, 2 ms samples)" in capsys.readouterr().out
+    assert LatencyTable.load(out) == table
+
     run(["latency", "show", str(out)])
     shown = capsys.readouterr().out
     assert "entries" in shown and "leave-one-out" in shown

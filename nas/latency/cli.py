@@ -231,6 +231,8 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
             print(f"reusing the body blocks of {found} (built for another data shape)")
     measure, calibration = shape_base_measure(base) if base else (Settings(rounds=ROUNDS), CALIBRATION_NETS)
     measure = dataclasses.replace(measure, **_given(rounds=args.rounds, sample_ms=args.sample_ms))
+    if out.exists():
+        _say_resumed_timing(out, measure)
     calibration = args.calibration_nets or calibration
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns) as bar:
@@ -292,6 +294,21 @@ def cmd_latency_import(args: argparse.Namespace) -> None:
     out = args.out or default_table_path(args.device, "fbnet", args.input_size)
     table.save(out)
     print(f"wrote {out}: {len(table.entries)} blocks from {args.file} (uncalibrated: sum of layers)")
+
+
+def _say_resumed_timing(out: Path, asked: Any) -> None:
+    """A resumed table is timed as it was started (its blocks must add up); say so where the command
+    line asked for other rounds or samples, rather than ignore them silently."""
+    from nas.latency.backends.base import Settings
+    from nas.latency.table import LatencyTable
+
+    kept = Settings.recorded(LatencyTable.load(out).provenance.get("measure"))
+    if (kept.rounds, kept.sample_ms) != (asked.rounds, asked.sample_ms):
+        print(
+            f"resuming {out}: it keeps the timing it was started with ({kept.rounds} rounds, "
+            f"{kept.sample_ms:g} ms samples), not {asked.rounds} rounds of {asked.sample_ms:g} ms; "
+            "choose another --out for those"
+        )
 
 
 def cmd_latency_fit(args: argparse.Namespace) -> None:

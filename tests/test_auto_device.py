@@ -31,6 +31,7 @@ def test_found_then_derived_for_another_shape_then_built(space, tmp_path, monkey
     request = DeviceRequest(device="ci")
     built = resolve_table(request, space, 16, 1, 2, tmp_path / "run1" / "latency")
     assert built.how == "built" and LatencyTable.load(built.path).provenance["device"] == "ci"
+    assert LatencyTable.load(built.path).provenance["measure"]["rounds"] == 5  # auto's own ROUNDS
     (tmp_path / "latency_tables" / "ci").mkdir(parents=True)
     built.path.rename(tmp_path / "latency_tables" / "ci" / "tiny-16.json")
 

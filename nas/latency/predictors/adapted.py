@@ -14,12 +14,12 @@ with ``b0`` the source calibration's scale refitted on the measured nets (the ra
 that comes out <= 0), solved for ``a``, ``c``, the ``r_g`` and ``m_k`` by ridge on relative error with
 a prior ``r_g = 1``, ``m_k = 0`` (the source's relative costs), its strength by leave-one-out
 (``ridge.py``), each factor ``>= 0``: a group the measured nets say little about keeps the source's
-cost. Where the source is nothing like the device
-(ONNX Runtime's blocks against untuned TVM's naive loops, 1.7x to 23x slower per block, in no fixed
-proportion), that prior only misleads; so the fit is also made without the source's blocks (``r_g =
-0``, the terms alone), and the two are mixed, ``w`` of the first (``source_weight``), ``w`` chosen on
-their leave-one-out predictions (stacking). Both fits are linear in the same columns, so the mix is one
-such model: factors ``w * r_g``, term costs ``w * m_k + (1 - w) * m'_k``.
+cost. Where the source is nothing like the device (ONNX Runtime's blocks against untuned TVM's naive
+loops, 1.7x to 23x slower per block, in no fixed proportion), that prior only misleads; so the fit is
+also made without the source's blocks (``r_g = 0``, the terms alone), and the two are mixed, ``w`` of
+the first (``source_weight``), ``w`` chosen on their leave-one-out predictions (stacking). Both fits
+are linear in the same columns, so the mix is one such model: factors ``w * r_g``, term costs
+``w * m_k + (1 - w) * m'_k``.
 
 Why the bounds: every net has one stem, whose block sum takes two values (stride 1 or 2), so its
 factor trades against the intercept; unbounded, 150 mnasnet_small nets at 28x28 on the shipped table's

@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from nas.arch import ArchSpec, BlockSite
-from nas.latency.keys import arch_keys, arch_weights, block_module
+from nas.latency.keys import arch_keys, block_module, block_weights
 
 
 def block_group(site: BlockSite) -> str:
@@ -124,7 +124,7 @@ def cost_terms(arch: ArchSpec, settings: Mapping[str, Any]) -> dict[str, float]:
             terms["conv_layers"] += int(layer.conv)
         terms["operators"] += profile.operators
         terms["se_elements"] += profile.se_elements
-    terms["params"] = arch_weights(_sites(arch, settings), settings["num_classes"]) * 1e3
+        terms["params"] += profile.params
     return terms
 
 
@@ -140,6 +140,7 @@ class BlockProfile(NamedTuple):
     layers: tuple[Layer, ...]  # each conv and linear layer
     operators: int
     se_elements: float  # thousands
+    params: float  # thousands
 
 
 def _layers(arch: ArchSpec, settings: Mapping[str, Any]) -> list[Layer]:
@@ -147,11 +148,8 @@ def _layers(arch: ArchSpec, settings: Mapping[str, Any]) -> list[Layer]:
 
 
 def _profiles(arch: ArchSpec, settings: Mapping[str, Any]) -> list[BlockProfile]:
-    return [_block_profile(key, site, settings["num_classes"]) for key, site in _sites(arch, settings)]
-
-
-def _sites(arch: ArchSpec, settings: Mapping[str, Any]) -> list[tuple[str, BlockSite]]:
-    return arch_keys(arch, settings["in_chans"], settings["input_size"], settings["num_classes"])
+    keys = arch_keys(arch, settings["in_chans"], settings["input_size"], settings["num_classes"])
+    return [_block_profile(key, site, settings["num_classes"]) for key, site in keys]
 
 
 def _padded(channels: int) -> int:
@@ -173,9 +171,9 @@ def _conv_layer(layer: Any, output: Any) -> Layer:
 
 @lru_cache(maxsize=65536)
 def _block_profile(key: str, site: BlockSite, num_classes: int) -> BlockProfile:
-    """The block alone, from one forward pass: its conv and linear layers, operators and the elements its
-    squeeze-excite rescales. Residual adds are counted where the block says it has one (``has_skip``,
-    as ``ds`` and ``ir`` do)."""
+    """The block alone, from one forward pass: its conv and linear layers, operators, the elements its
+    squeeze-excite rescales, and its parameters. Residual adds are counted where the block says it has
+    one (``has_skip``, as ``ds`` and ``ir`` do)."""
     import torch
     from torch import nn
 
@@ -210,7 +208,8 @@ def _block_profile(key: str, site: BlockSite, num_classes: int) -> BlockProfile:
         for hook in hooks:
             hook.remove()
     operators = counts["operators"] + int(getattr(module, "has_skip", False))
-    return BlockProfile(tuple(layers), operators, counts["se_elements"])
+    params = block_weights(key, site, num_classes) * 1e3
+    return BlockProfile(tuple(layers), operators, counts["se_elements"], params)
 
 
 @lru_cache(maxsize=65536)

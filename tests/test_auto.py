@@ -159,6 +159,30 @@ def test_objectives_map_to_a_validation_metric_and_its_settings():
             objective_settings(bad)
 
 
+def test_the_search_maximizes_the_objective_within_the_budget(tmp_path):
+    """Reward mode, the reward the objective itself under the budget (MnasNet's hard constraint), so
+    finalize ranks every feasible candidate by validation, not only a front's fast corner; an experiment
+    an earlier version wrote in pareto mode still names the metric its model is chosen by."""
+    from nas.auto.plan import experiment
+    from nas.auto.profile import DataProfile
+    from nas.auto.run import objective_metric
+    from nas.search.config import experiment_from
+    from nas.search.reward import reward
+
+    profile = DataProfile("scans", "binary", "image", 1, 28, 2, ("0", "1"), 600, 200, 200, (300, 300))
+    data = experiment(
+        profile, "scans.npz", "mnasnet_small", Path(TABLE), "balanced_accuracy", 0.25, 60, 30, tmp_path
+    )
+    config = experiment_from(data, source="test")
+    assert config.mode == "reward" and config.constraints[0].max == 0.25
+    assert objective_metric(config) == "val_balanced_accuracy"
+    for ms in (0.05, 0.25):  # a faster net gains nothing within the budget
+        assert reward({"val_balanced_accuracy": 0.8, "latency_ms": ms}, config.reward) == 0.8
+    older = data | {"mode": "pareto", "reward": None}
+    older["objectives"] = [{"metric": "val_auc"}, {"metric": "latency_ms", "direction": "minimize"}]
+    assert objective_metric(experiment_from(older, source="test")) == "val_auc"
+
+
 def test_an_image_folder_is_read_at_the_tables_size_and_a_clashing_size_is_refused(tmp_path, capsys):
     from test_folder import write_folder
 

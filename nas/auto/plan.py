@@ -4,8 +4,12 @@ Choices follow what was measured in this project (README, "Which evaluation prot
 to a couple of thousand train + val examples rank candidates by noise on one holdout split, so they are
 scored by 5-fold cross-validation; larger sets use holdout. Candidates train 5 epochs, successive
 halving stops two thirds of them after 3, the strategy is TPE (it learns from stopped candidates), and
-the search is Pareto (the objective against latency) under the device's latency budget, so finalize
-re-trains the best few that fit and the final model is the best of them by validation.
+the search maximizes the objective under the device's latency budget (MnasNet's hard constraint: the
+reward is the objective itself within the budget), so finalize re-trains the best few by validation
+whatever their latency and the final model is the best of them. A Pareto search against latency spent
+its trials and its finalists on the fast corner, where the accuracy a budget pays for is not
+(PneumoniaMNIST under a 0.24 ms budget: final model at 0.10 ms, test AUC 0.971; finalists at 0.25-0.41
+ms of another run reached 0.976-0.978).
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ def experiment(
 
     metric, settings = objective_settings(objective, profile.task)
     weighting = class_weighting_for(settings.get("select_metric", "auc"), profile.imbalance)
+    budget = round(max_latency_ms, 6)
     training = {"epochs": SEARCH_EPOCHS, "batch_size": BATCH, "lr": 0.003, "class_weighting": weighting}
     training |= settings
     return {
@@ -119,12 +124,9 @@ def experiment(
         "latency": {"table": str(table)},
         "training": training,
         "evaluation": evaluation_for(profile),
-        "mode": "pareto",
-        "objectives": [
-            {"metric": metric, "direction": "maximize"},
-            {"metric": "latency_ms", "direction": "minimize"},
-        ],
-        "constraints": [{"metric": "latency_ms", "max": round(max_latency_ms, 6)}],
+        "mode": "reward",
+        "reward": {"type": "mnasnet_hard", "accuracy": metric, "latency": "latency_ms", "target": budget},
+        "constraints": [{"metric": "latency_ms", "max": budget}],
         "strategy": {"name": "tpe"},
         "pruner": {"name": "successive_halving", "min_epochs": 3},
         "trials": 100000,  # the timeout ends the search

@@ -6,7 +6,7 @@ the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--
    network measured now on the table's backend, on the table's scale); a budget that fewer than
    ``MIN_FEASIBLE_SHARE`` of the space's nets meet is refused (the search would hardly train one);
 3. ``search``: ``DIR/experiment.yaml`` (``nas.auto.plan``) searched until its share of the budget;
-4. ``finalize``: the best of the front trained with the full recipe, as many candidates and seeds as the
+4. ``finalize``: the best candidates trained with the full recipe, as many candidates and seeds as the
    time left allows (measured on one final training, right after the search's share; time that the
    most finalizing would not use goes back to the search first);
 5. ``export``: the best finalist's best seed by validation, exported with parity checks and its card;
@@ -347,7 +347,7 @@ def _export_stage(state, request: AutoRequest, config, record, table_path: Path,
     done = state.done("export")
     if done is None:
         best = min(record.trials, key=lambda t: t.final_rank)
-        metric = config.objectives[0].metric.removeprefix("val_")
+        metric = objective_metric(config).removeprefix("val_")
         trained = Path(config.out) / _best_seed(Path(config.out), best.dirs, metric)
         say(f"export: trial {best.number} ({trained}) -> {state.out / MODEL_DIR}")
         options = ExportOptions(
@@ -361,6 +361,12 @@ def _export_stage(state, request: AutoRequest, config, record, table_path: Path,
         }
         state.finish("export", done)
     return done["card"]
+
+
+def objective_metric(config) -> str:
+    """The validation metric the search maximized: the reward's (since the search has one), or the first
+    objective of a Pareto experiment that an earlier version wrote (a resumed run)."""
+    return config.reward.accuracy if config.reward is not None else config.objectives[0].metric
 
 
 def _best_seed(run_dir: Path, dirs: list[str], metric: str) -> str:

@@ -16,8 +16,10 @@
 3. Measured in this process, seed 0's model of each network: params; int8 weights (the initializers of
    the INT8 QDQ ONNX model that ``nas export --int8`` writes, calibrated on training beats) and int8 peak
    activation (one byte per element, ``nas.metrics.memory``); ONNX Runtime fp32 latency, batch 1, 1
-   thread, every model interleaved in one ``time_models`` call (median of ``--rounds`` rounds), as a ratio
-   to ``resnet1d_wang``; the INT8 model's test accuracy.
+   thread, every model interleaved in one ``time_models`` call (median of ``--rounds`` rounds of 2 ms
+   warm samples: one run per sample put the small nets at 0.038-0.048 of the ResNet in two passes of
+   one process, warm samples at 0.0325-0.0328), as a ratio to ``resnet1d_wang``; the INT8 model's test
+   accuracy.
 4. Printed: per network the test accuracy, balanced accuracy and macro-F1 as mean +- std over seeds,
    per-class sensitivity (mean over seeds), and the costs; then the issue's goals for the best finalist
    (test accuracy >= 94.5 %, <= 50 k params, int8 weights <= 64 KB, int8 peak activation <= 32 KB,
@@ -168,7 +170,8 @@ def markdown(rows: dict[str, dict], recipe: dict[str, Any], seeds: list[int]) ->
         steps += ", then trained again on train + val for as many passes"
     lines.append(
         f"\n{DATA} test split (4,500 beats), mean ± std over seeds {seeds}, {steps}, the same recipe for "
-        "every network; ONNX Runtime fp32, 1 thread, batch 1, every model timed interleaved in one process."
+        "every network; ONNX Runtime fp32, 1 thread, batch 1, every model timed interleaved in one process "
+        "(2 ms warm samples, the median of the rounds)."
     )
     return "\n".join(lines) + "\n"
 

@@ -63,12 +63,13 @@ def test_finalize_fits_the_time_left():
     assert finalize_size(10, 5) == (1, 1)  # the final model is always trained
 
 
-def test_final_trainings_on_several_workers_are_counted_at_their_share():
-    from nas.auto.plan import finalize_size, seconds_per_final_training
+def test_final_trainings_are_timed_side_by_side_as_finalize_runs_them():
+    from nas.auto.plan import finalize_size, seconds_per_final_training, wave_size
 
-    each = seconds_per_final_training(45, workers=2)
-    assert each == 22.5 and seconds_per_final_training(45, workers=1) == 45
-    assert finalize_size(each, 350) == (5, 3) and finalize_size(45, 350) == (2, 3)
+    assert [wave_size(w) for w in (1, 2, 3, 16)] == [1, 2, 3, 3]  # seeds of the best: all kept
+    each = seconds_per_final_training(90, trainings=2)  # two side by side in 90 s
+    assert each == 45 and seconds_per_final_training(45, trainings=1) == 45
+    assert finalize_size(each, 350) == (2, 3)  # 7 fit, not the 15 that 45 s / 2 workers promised
 
 
 def test_the_final_step_floor_shrinks_with_a_small_budget():

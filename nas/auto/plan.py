@@ -171,11 +171,20 @@ def search_seconds(left: float, budget_s: float) -> float:
     return max(20.0, SEARCH_SHARE * (left - finish_seconds(budget_s)))
 
 
-def seconds_per_final_training(first: float, workers: int) -> float:
-    """What each final training adds when ``workers`` train side by side, from the first one (timed alone
-    with every core): ``first / workers``. Measured on RetinaMNIST, 2 cores: 11 trainings on 2 workers took
-    217 s, 0.44x the first one's 45 s each (counting them at the full 45 s left 8 of 30 minutes unused)."""
-    return first / max(1, workers)
+def wave_size(workers: int) -> int:
+    """How many final trainings of the search's best are timed side by side: one per worker, at most
+    ``MOST_SEEDS`` (all of them are seeds finalize keeps)."""
+    return max(1, min(workers, MOST_SEEDS))
+
+
+def seconds_per_final_training(wave_seconds: float, trainings: int) -> float:
+    """What each final training costs, from the first wave (``trainings`` of the search's best side by
+    side, one thread each, as finalize runs the rest): ``wave_seconds / trainings``. One training timed
+    alone with every core and counted at ``1 / workers`` missed both ways on 2 cores: the parallel ones
+    cost 0.44x of it on a 69 k-parameter RetinaMNIST net (45 s alone), but 0.94x and 1.23x on the 51 k
+    and 83 k-parameter nets a search within the budget finalizes (130 s and 166 s alone), and RetinaMNIST
+    ended at 1.25x its 30-minute budget."""
+    return wave_seconds / max(1, trainings)
 
 
 def finalize_size(seconds_per_training: float, left: float) -> tuple[int, int]:

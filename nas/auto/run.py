@@ -7,7 +7,7 @@ the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--
    ``MIN_FEASIBLE_SHARE`` of the space's nets meet is refused (the search would hardly train one);
 3. ``search``: ``DIR/experiment.yaml`` (``nas.auto.plan``) searched until its share of the budget;
 4. ``finalize``: the best candidates trained with the full recipe, as many candidates and seeds as the
-   time left allows (measured on one final training, right after the search's share; time that the
+   time left allows (measured on the first final trainings, right after the search's share; time that the
    most finalizing would not use goes back to the search first);
 5. ``export``: the best finalist's best seed by validation, exported with parity checks and its card;
 6. ``measure``: the model and the reference network timed interleaved on the device;
@@ -243,9 +243,11 @@ def _search_stage(state, config, say: Say) -> None:
     if seconds > 5:
         say(f"search: {seconds / 60:.1f} min left of its share")
         _search(config, seconds, monitor)
-    if "extend_until_s" not in state.data:  # time one final training: what finalize will not need, searches
-        first = _first_final(state, config, say)
-        need = plan.seconds_per_final_training(first, config.workers) * plan.MOST_FINAL_TRAININGS
+    if (
+        "extend_until_s" not in state.data
+    ):  # time the first final trainings: what finalize will not need, searches
+        each, trained = _final_wave(state, config, say)
+        need = each * (plan.MOST_FINAL_TRAININGS - trained)
         spare = state.left() - _reserved(state) - plan.finish_seconds(_budget_s(state)) - need
         state.set("extend_until_s", round(state.spent() + (0.9 * spare if spare > 60 else 0.0), 1))
     seconds = state.data["extend_until_s"] - state.spent()
@@ -267,16 +269,25 @@ def _search(config, seconds: float, monitor) -> None:
     run_experiment(config.model_copy(update={"finalize": None, "timeout": seconds}), monitor=monitor)
 
 
-def _first_final(state, config, say: Say) -> float:
-    """Seconds of one final training (the search's best, one seed, every core), recorded."""
+def _final_wave(state, config, say: Say) -> tuple[float, int]:
+    """Seconds each final training costs and how many were timed: the search's best trained on
+    ``plan.wave_size`` seeds side by side, as finalize trains the rest (they are reused there), recorded."""
     from nas.search.finalize import finalize_run
 
-    start = time.monotonic()
-    finalize_run(config.out, **(config.finalize.model_dump() | {"top": 1, "seeds": 1}))
-    first = round(time.monotonic() - start, 1)
-    state.set("first_final_s", first)
-    say(f"one final training takes {first:.0f} s")
-    return first
+    recorded = state.data.get("final_wave")
+    if recorded is None:
+        trainings = plan.wave_size(config.workers)
+        start = time.monotonic()
+        finalize_run(
+            config.out,
+            **(config.finalize.model_dump() | {"top": 1, "seeds": trainings}),
+            workers=trainings,
+        )
+        recorded = {"trainings": trainings, "seconds": round(time.monotonic() - start, 1)}
+        state.set("final_wave", recorded)
+        say(f"final trainings: {trainings} side by side took {recorded['seconds']:.0f} s")
+    each = plan.seconds_per_final_training(recorded["seconds"], recorded["trainings"])
+    return each, recorded["trainings"]
 
 
 def _trial_lines(state, say: Say):
@@ -305,20 +316,19 @@ def _trial_lines(state, say: Say):
 
 
 def _finalize_stage(state, config, progress, say: Say):
-    """The best candidate once, timed; then as many candidates and seeds as the time left allows."""
+    """The best candidate's first seeds, timed; then as many candidates and seeds as the time left allows."""
     from nas.search.final import read_final
     from nas.search.finalize import finalize_run
 
     done = state.done("finalize")
     if done is None:
         final = config.finalize
-        first = state.data.get("first_final_s") or _first_final(state, config, say)
+        each, trained = _final_wave(state, config, say)
         finish = plan.finish_seconds(_budget_s(state))
-        each = plan.seconds_per_final_training(first, config.workers)
-        top, seeds = plan.finalize_size(each, state.left() - _reserved(state) - finish + each)
+        top, seeds = plan.finalize_size(each, state.left() - _reserved(state) - finish + trained * each)
         say(
             f"finalize: top {top} x {seeds} seeds, {final.epochs} epochs and at least {final.min_steps} steps"
-            f" (one training took {first:.0f} s)"
+            f" ({each:.0f} s a training)"
         )
         finalize_run(
             config.out,

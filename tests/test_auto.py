@@ -72,6 +72,12 @@ def test_final_trainings_are_timed_side_by_side_as_finalize_runs_them():
     assert finalize_size(each, 350) == (2, 3)  # 7 fit, not the 15 that 45 s / 2 workers promised
 
 
+def test_finalizing_is_planned_for_the_candidates_there_are():
+    from nas.auto.plan import most_final_trainings
+
+    assert [most_final_trainings(n) for n in (0, 1, 2, 5, 40)] == [3, 3, 6, 15, 15]
+
+
 def test_the_final_step_floor_shrinks_with_a_small_budget():
     from nas.auto.plan import final_min_steps, final_steps
     from nas.evaluate.recipe import MIN_STEPS

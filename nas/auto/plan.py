@@ -36,7 +36,6 @@ DEFAULT_REFERENCE = {2: "resnet18_medmnist", 1: "resnet1d_wang"}  # by the data'
 DEFAULT_RATIO = {2: 0.05, 1: 0.2}
 SEARCH_EPOCHS, FINAL_EPOCHS, BATCH = 5, 15, 64
 MOST_TOP, MOST_SEEDS = 5, 3
-MOST_FINAL_TRAININGS = MOST_TOP * MOST_SEEDS
 FULL_FLOOR_MINUTES = 30  # below this budget the final recipe's step floor shrinks in proportion
 SEARCH_SHARE = 0.6  # of what is left after the table: the rest finalizes, exports and re-measures
 FINISH_S = 90.0  # export with parity and the card, the interleaved re-measure, the summary
@@ -169,6 +168,12 @@ def finish_seconds(budget_s: float) -> float:
 def search_seconds(left: float, budget_s: float) -> float:
     """``SEARCH_SHARE`` of what is left once the finish is held back; at least 20 s."""
     return max(20.0, SEARCH_SHARE * (left - finish_seconds(budget_s)))
+
+
+def most_final_trainings(candidates: int) -> int:
+    """The most final trainings finalize could run: ``MOST_SEEDS`` seeds of each of the candidates the
+    search has completed, at most ``MOST_TOP`` of them (time they could not use goes to the search)."""
+    return MOST_SEEDS * max(1, min(MOST_TOP, candidates))
 
 
 def wave_size(workers: int) -> int:

@@ -247,7 +247,7 @@ def _search_stage(state, config, say: Say) -> None:
         "extend_until_s" not in state.data
     ):  # time the first final trainings: what finalize will not need, searches
         each, trained = _final_wave(state, config, say)
-        need = each * (plan.MOST_FINAL_TRAININGS - trained)
+        need = each * (plan.most_final_trainings(_candidates(config)) - trained)
         spare = state.left() - _reserved(state) - plan.finish_seconds(_budget_s(state)) - need
         state.set("extend_until_s", round(state.spent() + (0.9 * spare if spare > 60 else 0.0), 1))
     seconds = state.data["extend_until_s"] - state.spent()
@@ -260,6 +260,17 @@ def _search_stage(state, config, say: Say) -> None:
     summary = read_summary(config.out)
     state.finish("search", {"counts": summary.counts, "rungs": summary.rungs})
     say(f"search: {', '.join(f'{k} {v}' for k, v in summary.counts.items())}")
+
+
+def _candidates(config) -> int:
+    """How many candidates finalize could take from the search so far (completed, feasible, one per
+    arch)."""
+    from nas.search.finalize import candidates, ranking
+    from nas.search.report import front_axes
+    from nas.search.summary import read_summary
+
+    rank_by, descending = ranking(config, front_axes(config))
+    return len(candidates(read_summary(config.out), config, rank_by, descending))
 
 
 def _search(config, seconds: float, monitor) -> None:

@@ -243,9 +243,8 @@ def _search_stage(state, config, say: Say) -> None:
     if seconds > 5:
         say(f"search: {seconds / 60:.1f} min left of its share")
         _search(config, seconds, monitor)
-    if (
-        "extend_until_s" not in state.data
-    ):  # time the first final trainings: what finalize will not need, searches
+    # time the first final trainings, then search on for what finalizing will not need
+    if "extend_until_s" not in state.data:
         each, trained = _final_wave(state, config, say)
         need = each * (plan.most_final_trainings(_candidates(config)) - trained)
         spare = state.left() - _reserved(state) - plan.finish_seconds(_budget_s(state)) - need

@@ -142,6 +142,28 @@ def test_top_n_of_the_pareto_front_and_who_stays_on_it(tmp_path, scripted):
     assert read_search_run(run, None, best=True)["number"] == 1
 
 
+def test_a_search_that_completed_none_finalizes_the_furthest_trained_within_its_constraints(
+    tmp_path, scripted
+):
+    config = experiment(tmp_path, constraints=[{"metric": "params", "max": 2500}])
+    run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
+    summary = json.loads((run / "summary.json").read_text())
+    stopped = [  # arch 0 trained furthest but breaks the constraint; arch 2 went further than arch 1
+        {**row, "state": "PRUNED", "reward": None, "feasible": None, "reached": reached}
+        for row, reached in zip(summary["trials"], [10, 3, 5], strict=True)
+    ]
+    stopped.append({**stopped[1], "number": 3, "reached": 1, "val_auc": 0.999})  # arch 1 again, less far
+    summary.update(trials=stopped, pareto=[], best=None)
+    (run / "summary.json").write_text(json.dumps(summary))
+    record = finalize_run(run, top=3, seeds=1, epochs=1)
+    assert [(t.number, t.search_rank) for t in record.trials] == [(2, 1), (1, 2)]
+    assert {a for a, *_ in scripted} == set(ARCHS[1:])
+    summary["trials"] = [{**row, "params": 9000.0} for row in stopped]  # none within the constraint
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(UsageError, match="no trial with a reward within its constraints"):
+        finalize_run(run, top=3, seeds=1, epochs=1)
+
+
 def run_cli(capsys, *argv):
     rc = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()

@@ -6,9 +6,10 @@ the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--
    network measured now on the table's backend, on the table's scale); a budget that fewer than
    ``MIN_FEASIBLE_SHARE`` of the space's nets meet is refused (the search would hardly train one);
 3. ``search``: ``DIR/experiment.yaml`` (``nas.auto.plan``) searched until its share of the budget;
-4. ``finalize``: the best candidates trained with the full recipe, as many candidates and seeds as the
-   time left allows (measured on the first final trainings, right after the search's share; time that the
-   most finalizing would not use goes back to the search first);
+4. ``finalize``: the best candidates (when none completed, the furthest trained) trained with the full
+   recipe, as many candidates and seeds as the time left allows (measured on the first final trainings,
+   right after the search's share; time that the most finalizing would not use goes back to the search
+   first);
 5. ``export``: the best finalist's best seed by validation, exported with parity checks and its card;
 6. ``measure``: the model and the reference network timed interleaved on the device;
 7. ``reference``: the reference network trained with the final recipe on the same data, when its
@@ -254,11 +255,14 @@ def _search_stage(state, config, say: Say) -> None:
         state.set("search_until_s", state.data["extend_until_s"])
         say(f"search: {seconds / 60:.1f} min more (the time finalizing will not need)")
         _search(config, seconds, monitor)
+    from nas.search.finalize import completed
     from nas.search.summary import read_summary
 
     summary = read_summary(config.out)
     state.finish("search", {"counts": summary.counts, "rungs": summary.rungs})
     say(f"search: {', '.join(f'{k} {v}' for k, v in summary.counts.items())}")
+    if not completed(summary, config):
+        say("search: no candidate completed in its time; finalizing the ones trained furthest")
 
 
 def _candidates(config) -> int:

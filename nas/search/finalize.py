@@ -4,11 +4,14 @@ end when the experiment has a ``finalize`` key).
 
 Who is finalized: the top ``top`` of the Pareto front (pareto mode) or of the completed trials (reward
 mode, one trial per arch), ranked at search fidelity by the reward when the experiment has one, else by
-the front's first trained metric (``val_auc``, ...). Each is trained by ``train_final`` with the
-experiment's ``training`` settings for ``epochs`` final epochs plus the data-scaled final recipe
-(``nas.evaluate.recipe``; ``recipe: plain`` leaves it out), on seeds ``seed .. seed + seeds - 1``
-(``seed`` the experiment's training seed), into ``RUN/finalize/trial_<n>/e<epochs>_seed<s>``; a directory
-already trained with that recipe is reused (``nas.evaluate.cache``), so a rerun trains nothing again.
+the front's first trained metric (``val_auc``, ...). A search too short to complete any candidate (a
+5-fold search of a few minutes) gives the candidates stopped early within the constraints instead, the
+furthest trained first: successive halving's best guess, rather than no model. Each is trained by
+``train_final`` with the experiment's ``training`` settings for ``epochs`` final epochs plus the
+data-scaled final recipe (``nas.evaluate.recipe``; ``recipe: plain`` leaves it out), on seeds ``seed ..
+seed + seeds - 1`` (``seed`` the experiment's training seed), into
+``RUN/finalize/trial_<n>/e<epochs>_seed<s>``; a directory already trained with that recipe is reused
+(``nas.evaluate.cache``), so a rerun trains nothing again.
 
 The final ranking uses the mean over seeds of the validation figures only (the reward recomputed with
 them, or the metric itself); the test figures are measured once per training and only reported. The
@@ -69,7 +72,7 @@ def finalize_run(
     rank_by, descending = ranking(config, axes)
     chosen = candidates(summary, config, rank_by, descending)[:top]
     if not chosen:
-        raise UsageError(f"{run_dir} has no completed trial with a {rank_by} to finalize")
+        raise UsageError(f"{run_dir} has no trial with a {rank_by} within its constraints to finalize")
     splits = load_splits(config)
     final = FinalizeConfig(top=top, seeds=seeds, epochs=epochs, recipe=recipe, min_steps=min_steps)
     base = final.train_config(config.train_config(), splits)
@@ -206,23 +209,42 @@ def score(row: Mapping[str, Any], config: ExperimentConfig, rank_by: str) -> flo
 
 def candidates(summary: SearchSummary, config: ExperimentConfig, rank_by: str, descending: bool) -> list[Row]:
     """The pool, best first at search fidelity: the front (pareto mode) or every completed, feasible
-    trial (reward mode), one per arch; a trial without a ranking key is left out."""
-    if config.mode == "pareto":
-        pool = [r.model_dump() for r in summary.pareto]
-    else:
-        pool = [
-            r.model_dump()
-            for r in summary.trials
-            if r.state == "COMPLETE" and r.feasible is not False and r.reward is not None
-        ]
+    trial (reward mode); when there is none, the trials stopped early within the constraints, the
+    furthest trained first; one per arch; a trial without a ranking key is left out."""
+    pool = completed(summary, config)
+    stopped = not pool
+    if stopped:
+        pool = [r.model_dump() for r in summary.trials if r.state == "PRUNED"]
+        pool = [r for r in pool if _within(r, config)]
     scored = [(score(r, config, rank_by), r) for r in pool]
     ordered = sorted(
         ((s, r) for s, r in scored if s is not None), key=lambda p: p[0], reverse=descending
     )  # a stable sort: ties keep trial order
+    if stopped:
+        ordered.sort(key=lambda p: p[1].get("reached") or 0, reverse=True)
     unique: dict[str, Row] = {}
     for _, row in ordered:
         unique.setdefault(row["arch"], row)
     return list(unique.values())
+
+
+def completed(summary: SearchSummary, config: ExperimentConfig) -> list[Row]:
+    """The search's own pool: the front (pareto mode) or every completed, feasible trial with a reward."""
+    if config.mode == "pareto":
+        return [r.model_dump() for r in summary.pareto]
+    return [
+        r.model_dump()
+        for r in summary.trials
+        if r.state == "COMPLETE" and r.feasible is not False and r.reward is not None
+    ]
+
+
+def _within(row: Row, config: ExperimentConfig) -> bool:
+    """Whether a stopped trial's recorded metrics meet every constraint (a missing one does not)."""
+    return all(
+        isinstance(row.get(c.metric), int | float) and c.violation(row[c.metric]) <= 0
+        for c in config.all_constraints()
+    )
 
 
 def mean_std(runs: list[dict[str, float]]) -> tuple[dict[str, float | None], dict[str, float | None]]:

@@ -63,6 +63,13 @@ def test_finalize_fits_the_time_left():
     assert finalize_size(10, 5) == (1, 1)  # the final model is always trained
 
 
+def test_the_timing_waves_seeds_are_reused_not_counted_as_time():
+    assert finalize_size(300, 20, done=2) == (1, 2)  # no time left: the best on the wave's two seeds
+    assert finalize_size(300, 600, done=2) == (2, 2)  # two new trainings: the runner-up on two seeds
+    assert finalize_size(300, 350, done=2) == (2, 1)  # one new: the runner-up, one seed each
+    assert finalize_size(10, 130, done=2) == (5, 3)  # 13 new and 2 done: 5 candidates x 3 seeds
+
+
 def test_final_trainings_are_timed_side_by_side_as_finalize_runs_them():
     from nas.auto.plan import finalize_size, seconds_per_final_training, wave_size
 

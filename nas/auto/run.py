@@ -339,7 +339,7 @@ def _finalize_stage(state, config, progress, say: Say):
         final = config.finalize
         each, trained = _final_wave(state, config, say)
         finish = plan.finish_seconds(_budget_s(state))
-        top, seeds = plan.finalize_size(each, state.left() - _reserved(state) - finish + trained * each)
+        top, seeds = plan.finalize_size(each, state.left() - _reserved(state) - finish, trained)
         say(
             f"finalize: top {top} x {seeds} seeds, {final.epochs} epochs and at least {final.min_steps} steps"
             f" ({each:.0f} s a training)"

@@ -56,27 +56,29 @@ def test_refused_runs_leave_nothing(tmp_path, capsys, data):
 
 
 def test_finalize_fits_the_time_left():
-    assert finalize_size(10, 200) == (5, 3)
-    assert finalize_size(10, 100) == (3, 3)
-    assert finalize_size(10, 45) == (2, 2)
-    assert finalize_size(10, 25) == (2, 1)
-    assert finalize_size(10, 5) == (1, 1)  # the final model is always trained
+    assert finalize_size(10, 1, 200) == (5, 3)
+    assert finalize_size(10, 1, 100) == (3, 3)
+    assert finalize_size(10, 1, 45) == (2, 2)
+    assert finalize_size(10, 1, 25) == (2, 1)
+    assert finalize_size(10, 1, 5) == (1, 1)  # the final model is always trained
 
 
 def test_the_timing_waves_seeds_are_reused_not_counted_as_time():
-    assert finalize_size(300, 20, done=2) == (1, 2)  # no time left: the best on the wave's two seeds
-    assert finalize_size(300, 600, done=2) == (2, 2)  # two new trainings: the runner-up on two seeds
-    assert finalize_size(300, 350, done=2) == (2, 1)  # one new: the runner-up, one seed each
-    assert finalize_size(10, 130, done=2) == (5, 3)  # 13 new and 2 done: 5 candidates x 3 seeds
+    assert finalize_size(600, 2, 20, done=2) == (1, 2)  # no time left: the best on the wave's two seeds
+    assert finalize_size(600, 2, 600, done=2) == (2, 2)  # one more wave: the runner-up on two seeds
+    assert finalize_size(100, 1, 150, done=2) == (2, 1)  # one new training: the runner-up, one seed each
+    assert finalize_size(10, 1, 130, done=2) == (5, 3)  # 13 new and 2 done: 5 candidates x 3 seeds
 
 
-def test_final_trainings_are_timed_side_by_side_as_finalize_runs_them():
-    from nas.auto.plan import finalize_size, seconds_per_final_training, wave_size
+def test_final_trainings_are_timed_and_counted_in_waves_side_by_side_as_finalize_runs_them():
+    from nas.auto.plan import final_seconds, wave_size
 
     assert [wave_size(w) for w in (1, 2, 3, 16)] == [1, 2, 3, 3]  # seeds of the best: all kept
-    each = seconds_per_final_training(90, trainings=2)  # two side by side in 90 s
-    assert each == 45 and seconds_per_final_training(45, trainings=1) == 45
-    assert finalize_size(each, 350) == (2, 3)  # 7 fit, not the 15 that 45 s / 2 workers promised
+    assert [final_seconds(n, 90, workers=2) for n in (0, 1, 2, 3, 4)] == [0, 90, 90, 180, 180]
+    assert final_seconds(3, 45, workers=1) == 135
+    # two side by side in 90 s: 2 waves fit in 200 s, 4 new trainings + the wave's 2 = 2 x 3 seeds
+    assert finalize_size(90, 2, 200, done=2) == (2, 3)
+    assert finalize_size(90, 2, 100, done=2) == (2, 2)  # one wave: 2 new, the runner-up's 2 seeds
 
 
 def test_finalizing_is_planned_for_the_candidates_there_are():

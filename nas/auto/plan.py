@@ -14,6 +14,7 @@ ms of another run reached 0.976-0.978).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -182,28 +183,26 @@ def wave_size(workers: int) -> int:
     return max(1, min(workers, MOST_SEEDS))
 
 
-def seconds_per_final_training(wave_seconds: float, trainings: int) -> float:
-    """What each final training costs, from the first wave (``trainings`` of the search's best side by
-    side, one thread each, as finalize runs the rest): ``wave_seconds / trainings``. One training timed
-    alone with every core and counted at ``1 / workers`` missed both ways on 2 cores: the parallel ones
-    cost 0.44x of it on a 69 k-parameter RetinaMNIST net (45 s alone), but 0.94x and 1.23x on the 51 k
-    and 83 k-parameter nets a search within the budget finalizes (130 s and 166 s alone), and RetinaMNIST
-    ended at 1.25x its 30-minute budget."""
-    return wave_seconds / max(1, trainings)
+def final_seconds(trainings: int, wave_seconds: float, workers: int) -> float:
+    """Seconds ``trainings`` new final trainings take: waves of ``workers`` side by side (one thread
+    each, as finalize runs them), each as long as the first one timed (``wave_seconds``). Counting each
+    training at the wave's time over its size undercounted a lone last one: a PneumoniaMNIST subset's
+    wave of two took 601 s, and the third training, alone, 591 s, not 301."""
+    return math.ceil(max(trainings, 0) / max(workers, 1)) * wave_seconds
 
 
-def finalize_size(seconds_per_training: float, left: float, done: int = 0) -> tuple[int, int]:
-    """(top, seeds) of the final trainings whose new ones fit in ``left`` seconds: 3 seeds for as many of
-    the top 5 as fit, else 2 seeds of at least two, else one seed of as many as fit, else the best alone on
-    the seeds it already has. ``done``: trainings of the best already made (the timing wave: its first
-    seeds, which finalize reuses); they cost nothing only while the seed count takes them in, so they are
-    not counted as time (they were, and a PneumoniaMNIST subset run whose wave left 21 s then trained one
-    more 300 s net on one seed, leaving the wave's second seed out)."""
-    new = int(max(left, 0) // max(seconds_per_training, 1e-9))
-    for seeds in (MOST_SEEDS, 2):
-        top = min(MOST_TOP, (new + min(seeds, done)) // seeds)
-        if top >= 2:
+def finalize_size(wave_seconds: float, workers: int, left: float, done: int = 0) -> tuple[int, int]:
+    """(top, seeds) of the final trainings whose new ones (``final_seconds``) fit in ``left`` seconds: 3
+    seeds for as many of the top 5 as fit, else 2 seeds of at least two, else one seed of at least two,
+    else the best alone on the seeds it already has (at least one: the final model). ``done``: trainings
+    of the best already made (the timing wave: its first seeds, which finalize reuses); they cost
+    nothing only while the seed count takes them in (one seed leaves the wave's second out)."""
+
+    def fits(top: int, seeds: int) -> bool:
+        return final_seconds(top * seeds - min(seeds, done), wave_seconds, workers) <= max(left, 0)
+
+    for seeds in (MOST_SEEDS, 2, 1):
+        top = max((t for t in range(2, MOST_TOP + 1) if fits(t, seeds)), default=0)
+        if top:
             return top, seeds
-    if new >= 1:
-        return min(MOST_TOP, new + min(1, done)), 1
     return 1, max(1, min(done, MOST_SEEDS))

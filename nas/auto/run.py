@@ -246,8 +246,10 @@ def _search_stage(state, config, say: Say) -> None:
         _search(config, seconds, monitor)
     # time the first final trainings, then search on for what finalizing will not need
     if "extend_until_s" not in state.data:
-        each, trained = _final_wave(state, config, say)
-        need = each * (plan.most_final_trainings(_candidates(config)) - trained)
+        wave, trained = _final_wave(state, config, say)
+        need = plan.final_seconds(
+            plan.most_final_trainings(_candidates(config)) - trained, wave, config.workers
+        )
         spare = state.left() - _reserved(state) - plan.finish_seconds(_budget_s(state)) - need
         state.set("extend_until_s", round(state.spent() + (0.9 * spare if spare > 60 else 0.0), 1))
     seconds = state.data["extend_until_s"] - state.spent()
@@ -284,7 +286,7 @@ def _search(config, seconds: float, monitor) -> None:
 
 
 def _final_wave(state, config, say: Say) -> tuple[float, int]:
-    """Seconds each final training costs and how many were timed: the search's best trained on
+    """Seconds a wave of final trainings takes and how many it trained: the search's best trained on
     ``plan.wave_size`` seeds side by side, as finalize trains the rest (they are reused there), recorded."""
     from nas.search.finalize import finalize_run
 
@@ -300,8 +302,7 @@ def _final_wave(state, config, say: Say) -> tuple[float, int]:
         recorded = {"trainings": trainings, "seconds": round(time.monotonic() - start, 1)}
         state.set("final_wave", recorded)
         say(f"final trainings: {trainings} side by side took {recorded['seconds']:.0f} s")
-    each = plan.seconds_per_final_training(recorded["seconds"], recorded["trainings"])
-    return each, recorded["trainings"]
+    return recorded["seconds"], recorded["trainings"]
 
 
 def _trial_lines(state, say: Say):
@@ -337,12 +338,12 @@ def _finalize_stage(state, config, progress, say: Say):
     done = state.done("finalize")
     if done is None:
         final = config.finalize
-        each, trained = _final_wave(state, config, say)
-        finish = plan.finish_seconds(_budget_s(state))
-        top, seeds = plan.finalize_size(each, state.left() - _reserved(state) - finish, trained)
+        wave, trained = _final_wave(state, config, say)
+        left = state.left() - _reserved(state) - plan.finish_seconds(_budget_s(state))
+        top, seeds = plan.finalize_size(wave, config.workers, left, trained)
         say(
             f"finalize: top {top} x {seeds} seeds, {final.epochs} epochs and at least {final.min_steps} steps"
-            f" ({each:.0f} s a training)"
+            f" ({wave:.0f} s a wave of {config.workers} side by side)"
         )
         finalize_run(
             config.out,

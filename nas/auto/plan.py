@@ -172,8 +172,8 @@ def search_seconds(left: float, budget_s: float) -> float:
 
 
 def most_final_trainings(candidates: int) -> int:
-    """The most final trainings finalize could run: ``MOST_SEEDS`` seeds of each of the candidates the
-    search has completed, at most ``MOST_TOP`` of them (time they could not use goes to the search)."""
+    """The most final trainings finalize could run: ``MOST_SEEDS`` seeds of each of the candidates it
+    could take from the search, at most ``MOST_TOP`` of them (time they could not use goes to the search)."""
     return MOST_SEEDS * max(1, min(MOST_TOP, candidates))
 
 

@@ -268,8 +268,8 @@ def _search_stage(state, config, say: Say) -> None:
 
 
 def _candidates(config) -> int:
-    """How many candidates finalize could take from the search so far (completed, feasible, one per
-    arch)."""
+    """How many candidates finalize could take from the search so far (``finalize.candidates``: the
+    completed feasible ones, else the stopped ones within the constraints; one per arch)."""
     from nas.search.finalize import candidates, ranking
     from nas.search.report import front_axes
     from nas.search.summary import read_summary

@@ -21,7 +21,9 @@ trained as ``nas finalize`` trains (``train_cached``: select on val, score test 
    session (1 thread, batch 1, median of ``--rounds`` rounds: ``pneumoniamnist.screen_latency``).
    Printed: the hypervolume of (mean test AUC up, measured latency down) of both finalized fronts against
    one shared reference (their nadir, padded: ``search_quality_report.front_hypervolume``) and
-   search/random; the goal is >= 1.2x.
+   search/random; the goal is >= 1.2x. Beside it the same on the finalized nets' mean validation AUC and
+   log loss (what a search may see): a search that wins there and not on test lost to the split, not
+   to random sampling.
 3. ``hand``: MobileNetV2 at widths 0.25, 0.35, 0.5 and 1.0, MnasNet-A1 and ``resnet18_medmnist`` trained
    with the final recipe on the finalize seeds, timed in the same session. Printed: a table (params,
    measured ms, ratio to resnet18_medmnist, test AUC and ACC mean±std), whether the finalized search front
@@ -104,6 +106,7 @@ from nas.search.summary import shown_state
 from nas.zoo import resolve_arch
 
 WIDTHS = (0.25, 0.35, 0.5, 1.0)
+VALIDATION = (("auc", True), ("logloss", False))  # final validation figures, hypervolume beside test's
 PARTS = ("fidelity", "search", "hand")
 HAND, SEARCHES = "hand_trainings.jsonl", "searches.jsonl"
 Row = dict[str, Any]
@@ -242,6 +245,7 @@ def finalized_rows(configs: dict[str, ExperimentConfig], args: argparse.Namespac
                 "arch": t.arch,
                 "test": {"auc": t.test.get("test_auc"), "accuracy": t.test.get("test_accuracy")},
                 "test_std": {"auc": t.test_std.get("test_auc"), "accuracy": t.test_std.get("test_accuracy")},
+                "val": {m: t.val.get(f"val_{m}") for m, _ in VALIDATION},
                 "seeds": len(t.seeds),
             }
             for t in record.trials
@@ -335,6 +339,13 @@ def compare_part(
         if set(fronts) == {"search", "random"}:
             figures["hypervolume"] = report.front_hypervolume(fronts)
             lines += report.hypervolume_lines(figures["hypervolume"])
+            figures["hypervolume_val"] = {
+                metric: report.front_hypervolume(fronts, "val", metric, higher)
+                for metric, higher in VALIDATION
+                if all(r["val"][metric] is not None for rows in fronts.values() for r in rows)
+            }
+            for hv in figures["hypervolume_val"].values():
+                lines += report.hypervolume_lines(hv, goal=False)[:1]
         else:
             lines.append("hypervolume: both runs must be finalized with these seeds and epochs: n/a")
     if "hand" in parts:

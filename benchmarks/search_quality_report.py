@@ -81,16 +81,23 @@ def fidelity_lines(results: Mapping[str, Row], seeds: int, epochs: int) -> list[
 # ---------------------------------------------------------------- 2. search vs random
 
 
-def front_hypervolume(fronts: Mapping[str, Sequence[Row]]) -> Row:
-    """Hypervolume of (measured latency down, mean test AUC up) of the ``search`` and ``random`` finalized
-    nets, scaled by the union's ranges (``nas.search.hypervolume``), against two shared references.
+def front_hypervolume(
+    fronts: Mapping[str, Sequence[Row]], split: str = "test", metric: str = "auc", higher: bool = True
+) -> Row:
+    """Hypervolume of (measured latency down, mean ``split`` ``metric`` over seeds, ``higher`` better) of the
+    ``search`` and ``random`` finalized nets, scaled by the union's ranges (``nas.search.hypervolume``),
+    against two shared references. The goal's figure is test AUC; the same on the validation figures
+    (what a search may see) tells a search that lost from a validation split that does not predict test.
 
     ``nadir``, the goal's: the union's worst corner moved out by 1 / (n - 1) of each range, n the larger
     front's size (Ishibuchi et al. 2018, "How to specify a reference point in hypervolume calculation for
     fair performance comparison"), so that a front's extreme nets count too; at the worst corner itself a
     front of five nets holding both extremes would count for nothing. ``median``: the median random net,
     stricter (only nets better than a typical random one on both objectives count)."""
-    runs = {name: [(r["measured_ms"], r["test"]["auc"]) for r in rows] for name, rows in fronts.items()}
+    sign = 1 if higher else -1
+    runs = {
+        name: [(r["measured_ms"], sign * r[split][metric]) for r in rows] for name, rows in fronts.items()
+    }
     scale, frame = comparison_frame([p for points in runs.values() for p in points], runs["random"])
     margin = 1 / max(1, max(len(points) for points in runs.values()) - 1)
     worst_cost, worst_score = frame["worst"]
@@ -98,7 +105,11 @@ def front_hypervolume(fronts: Mapping[str, Sequence[Row]]) -> Row:
         "nadir": (worst_cost + margin * scale[0], worst_score - margin * scale[1]),
         "median": frame["median"],
     }
-    result: Row = {"nets": {k: len(v) for k, v in runs.items()}, "references": {}}
+    result: Row = {
+        "axes": f"{split} {metric} {'up' if higher else 'down'}, measured ms down",
+        "nets": {k: len(v) for k, v in runs.items()},
+        "references": {},
+    }
     for key, reference in references.items():
         volumes = {name: hypervolume(points, reference, scale) for name, points in runs.items()}
         ratio = volumes["search"] / volumes["random"] if volumes["random"] else None
@@ -111,15 +122,16 @@ def front_hypervolume(fronts: Mapping[str, Sequence[Row]]) -> Row:
     return result
 
 
-def hypervolume_lines(hv: Row) -> list[str]:
+def hypervolume_lines(hv: Row, goal: bool = True) -> list[str]:
+    """One line per reference; ``goal``: the goal's verdict on the nadir line (the test AUC figure)."""
     counts = ", ".join(f"{k} {v}" for k, v in hv["nets"].items())
     lines = []
     for key, r in hv["references"].items():
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-        goal = f" (goal >= {HYPERVOLUME_GOAL}x): {met(r['met'])}" if key == "nadir" else ""
+        verdict = f" (goal >= {HYPERVOLUME_GOAL}x): {met(r['met'])}" if goal and key == "nadir" else ""
         lines.append(
-            f"hypervolume (test AUC up, measured ms down; ref {key} {r['point'][0]:.3f} ms, AUC "
-            f"{r['point'][1]:.4f}): search {r['search']:.4f}, random {r['random']:.4f}, ratio {ratio}{goal}; "
+            f"hypervolume ({hv['axes']}; ref {key} {r['point'][0]:.3f} ms, {abs(r['point'][1]):.4f}): "
+            f"search {r['search']:.4f}, random {r['random']:.4f}, ratio {ratio}{verdict}; "
             f"finalized nets {counts}"
         )
     return lines

@@ -77,7 +77,6 @@ from pneumoniamnist import REFERENCE, screen_latency
 from proxy_fidelity import PUBLISHED
 from search_quality_fidelity import fidelity_part
 from search_quality_jobs import (
-    Job,
     Results,
     append_jsonl,
     check_cache,
@@ -192,9 +191,7 @@ def trial_printer(config: ExperimentConfig) -> Iterator[list]:
     yield [printed]
 
 
-def run_searches(
-    configs: dict[str, ExperimentConfig], cache: Path, pool: Any, args: argparse.Namespace
-) -> None:
+def run_searches(configs: dict[str, ExperimentConfig], cache: Path, args: argparse.Namespace) -> None:
     """Each search unless recorded finished with this budget in ``searches.jsonl``; then both finalized."""
     done = {(r["out"], r["trials"], r["timeout"]) for r in read_jsonl(cache / SEARCHES)}
     for role, c in configs.items():
@@ -218,15 +215,9 @@ def run_searches(
         )
         print(f"  {role}: {len(summary.trials)} trials in {seconds:.0f} s")
     print(f"  finalizing both: top {args.top}, {args.final_seeds} seeds, e{args.final_epochs}")
-    jobs = [
-        Job(
-            finalize_job,
-            (c.out, args.top, args.final_seeds, args.final_epochs, args.min_steps),
-            lambda record, role=role: print(f"  {role}: finalized {len(record['trials'])} nets"),
-        )
-        for role, c in configs.items()
-    ]
-    run_jobs(pool, jobs)
+    for role, c in configs.items():  # one after the other, each on every job: no core idles at the tail
+        record = finalize_job(c.out, args.top, args.final_seeds, args.final_epochs, args.min_steps, args.jobs)
+        print(f"  {role}: finalized {len(record['trials'])} nets")
 
 
 def finalized_rows(configs: dict[str, ExperimentConfig], args: argparse.Namespace) -> dict[str, list[Row]]:
@@ -419,7 +410,7 @@ def main() -> None:
                 lines += found
             if "search" in parts:
                 print("\n[2. search vs random]")
-                run_searches(search_configs(config, args, cache), cache, pool, args)
+                run_searches(search_configs(config, args, cache), cache, args)
             if "hand" in parts:
                 hand_part(config, args, cache, pool)
         if parts & {"search", "hand"}:

@@ -241,8 +241,10 @@ def train_job(dataset: str, input_size: int, train_config: Row, arch: str, out_d
     }
 
 
-def finalize_job(run_dir: str, top: int, seeds: int, epochs: int, min_steps: int) -> Row:
-    """``finalize_run`` on one search run, printing each training as it ends; what ``final.json`` holds."""
+def finalize_job(run_dir: str, top: int, seeds: int, epochs: int, min_steps: int, workers: int) -> Row:
+    """``finalize_run`` on one search run with ``workers`` one-thread trainings at a time (its own spawned
+    processes: call it in the main process, not in a pool's worker), printing each as it ends; what
+    ``final.json`` holds."""
     from nas.search.finalize import finalize_run
 
     def progress(number: int, seed: int, reused: bool) -> None:
@@ -252,5 +254,5 @@ def finalize_job(run_dir: str, top: int, seeds: int, epochs: int, min_steps: int
         )
 
     return finalize_run(
-        run_dir, top=top, seeds=seeds, epochs=epochs, min_steps=min_steps, progress=progress, workers=1
+        run_dir, top=top, seeds=seeds, epochs=epochs, min_steps=min_steps, progress=progress, workers=workers
     ).model_dump(mode="json")

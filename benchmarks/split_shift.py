@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from nas.data.medmnist import find_file
+from nas.evaluate.protocols.kfold import fold_assignment
 from nas.metrics.clinical import roc_auc
 
 POOL, FOLDS, L2, SEED = 7, 5, 1e-2, 0
@@ -54,11 +55,7 @@ def domain_auc(a: np.ndarray, b: np.ndarray) -> float:
     """Out-of-fold AUC of an L2 logistic regression telling ``b``'s rows (1) from ``a``'s (0)."""
     x = np.vstack([a, b])
     y = np.r_[np.zeros(len(a)), np.ones(len(b))]
-    rng = np.random.default_rng(SEED)
-    fold = np.empty(len(y), dtype=int)
-    for label in (0, 1):  # stratified: each fold gets its share of both splits
-        index = rng.permutation(np.flatnonzero(y == label))
-        fold[index] = np.arange(len(index)) % FOLDS
+    fold = fold_assignment(y.astype(int), FOLDS, SEED)  # stratified: each fold gets its share of both
     scores = np.empty(len(y))
     for k in range(FOLDS):
         train, held = fold != k, fold == k

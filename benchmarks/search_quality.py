@@ -82,7 +82,6 @@ from search_quality_jobs import (
     check_cache,
     digest,
     final_recipe,
-    finalize_job,
     make_pool,
     one_thread,
     read_jsonl,
@@ -98,8 +97,8 @@ from nas.evaluate.recipe import MIN_STEPS
 from nas.metrics import measure
 from nas.search.config import ExperimentConfig, experiment_from, load_experiment
 from nas.search.factory import load_splits
-from nas.search.final import read_final
-from nas.search.finalize import mean_std
+from nas.search.final import FinalRecord, read_final
+from nas.search.finalize import finalize_run, mean_std
 from nas.search.runner import run_experiment
 from nas.search.summary import shown_state
 from nas.zoo import resolve_arch
@@ -216,8 +215,29 @@ def run_searches(configs: dict[str, ExperimentConfig], cache: Path, args: argpar
         print(f"  {role}: {len(summary.trials)} trials in {seconds:.0f} s")
     print(f"  finalizing both: top {args.top}, {args.final_seeds} seeds, e{args.final_epochs}")
     for role, c in configs.items():  # one after the other, each on every job: no core idles at the tail
-        record = finalize_job(c.out, args.top, args.final_seeds, args.final_epochs, args.min_steps, args.jobs)
-        print(f"  {role}: finalized {len(record['trials'])} nets")
+        record = finalize(c.out, args)
+        print(f"  {role}: finalized {len(record.trials)} nets")
+
+
+def finalize(run_dir: str, args: argparse.Namespace) -> FinalRecord:
+    """``finalize_run`` on one search run with ``--jobs`` one-thread trainings at a time (its own spawned
+    processes), printing each as it ends."""
+
+    def progress(number: int, seed: int, reused: bool) -> None:
+        print(
+            f"  {Path(run_dir).name}: trial {number} seed {seed} {'reused' if reused else 'trained'}",
+            flush=True,
+        )
+
+    return finalize_run(
+        run_dir,
+        top=args.top,
+        seeds=args.final_seeds,
+        epochs=args.final_epochs,
+        min_steps=args.min_steps,
+        progress=progress,
+        workers=args.jobs,
+    )
 
 
 def finalized_rows(configs: dict[str, ExperimentConfig], args: argparse.Namespace) -> dict[str, list[Row]]:

@@ -239,20 +239,3 @@ def train_job(dataset: str, input_size: int, train_config: Row, arch: str, out_d
         "test_accuracy": test["accuracy"],
         "seconds": metrics["train_seconds"] if reused else time.perf_counter() - start,
     }
-
-
-def finalize_job(run_dir: str, top: int, seeds: int, epochs: int, min_steps: int, workers: int) -> Row:
-    """``finalize_run`` on one search run with ``workers`` one-thread trainings at a time (its own spawned
-    processes: call it in the main process, not in a pool's worker), printing each as it ends; what
-    ``final.json`` holds."""
-    from nas.search.finalize import finalize_run
-
-    def progress(number: int, seed: int, reused: bool) -> None:
-        print(
-            f"  {Path(run_dir).name}: trial {number} seed {seed} {'reused' if reused else 'trained'}",
-            flush=True,
-        )
-
-    return finalize_run(
-        run_dir, top=top, seeds=seeds, epochs=epochs, min_steps=min_steps, progress=progress, workers=workers
-    ).model_dump(mode="json")

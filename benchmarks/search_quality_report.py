@@ -114,7 +114,7 @@ def front_hypervolume(
         volumes = {name: hypervolume(points, reference, scale) for name, points in runs.items()}
         ratio = volumes["search"] / volumes["random"] if volumes["random"] else None
         result["references"][key] = {
-            "point": reference,
+            "point": (reference[0], sign * reference[1]),  # in the metric's own units
             **volumes,
             "ratio": ratio,
             "met": None if ratio is None else ratio >= HYPERVOLUME_GOAL,
@@ -130,7 +130,7 @@ def hypervolume_lines(hv: Row, goal: bool = True) -> list[str]:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
         verdict = f" (goal >= {HYPERVOLUME_GOAL}x): {met(r['met'])}" if goal and key == "nadir" else ""
         lines.append(
-            f"hypervolume ({hv['axes']}; ref {key} {r['point'][0]:.3f} ms, {abs(r['point'][1]):.4f}): "
+            f"hypervolume ({hv['axes']}; ref {key} {r['point'][0]:.3f} ms, {r['point'][1]:.4f}): "
             f"search {r['search']:.4f}, random {r['random']:.4f}, ratio {ratio}{verdict}; "
             f"finalized nets {counts}"
         )

@@ -356,7 +356,7 @@ def compare_part(
                 if all(r["val"][metric] is not None for rows in fronts.values() for r in rows)
             }
             for hv in figures["hypervolume_val"].values():
-                lines += report.hypervolume_lines(hv, goal=False)[:1]
+                lines += report.hypervolume_lines(hv, goal=False, references=("nadir",))
         else:
             lines.append("hypervolume: both runs must be finalized with these seeds and epochs: n/a")
     if "hand" in parts:

@@ -122,11 +122,14 @@ def front_hypervolume(
     return result
 
 
-def hypervolume_lines(hv: Row, goal: bool = True) -> list[str]:
-    """One line per reference; ``goal``: the goal's verdict on the nadir line (the test AUC figure)."""
+def hypervolume_lines(
+    hv: Row, goal: bool = True, references: Sequence[str] = ("nadir", "median")
+) -> list[str]:
+    """One line per reference named; ``goal``: the goal's verdict on the nadir line (the test AUC figure)."""
     counts = ", ".join(f"{k} {v}" for k, v in hv["nets"].items())
     lines = []
-    for key, r in hv["references"].items():
+    for key in references:
+        r = hv["references"][key]
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
         verdict = f" (goal >= {HYPERVOLUME_GOAL}x): {met(r['met'])}" if goal and key == "nadir" else ""
         lines.append(

@@ -49,15 +49,18 @@ go to ``CACHE/results.json`` and a closing block fit for an issue note.
         --score-experiments /tmp/retina_kfold.yaml
 
 How long (2 cores, ``--jobs 2``, measured rates on one thread: ``mnasnet_small`` nets train 1,200-2,000
-images/s at 28 px, ``resnet18_medmnist`` about 30): on PneumoniaMNIST (4,707 training images) a 15-epoch
-training of a searched net takes about a minute, of ResNet-18 about 40 minutes. Fidelity (20 nets x
-(one score + 3 trainings)) about 40 minutes, more per ``--score-experiments`` (kfold5: about 5 short
-trainings per net); search 2 x the budget (1 hour each) plus finalize (2 x 5 x 3 trainings) about 20
-minutes; hand about 1.5 hours, nearly all of it ResNet-18's 3 seeds. RetinaMNIST (1,080 training images)
-needs about a quarter of the training time. The smoke run above takes about 4 minutes with ``--jobs 1``.
+images/s at 28 px, ``resnet18_medmnist`` about 30-40): the final recipe's floor of 1,500 steps (batch 64,
+96,000 images) sets the length of every final training on both datasets (PneumoniaMNIST's 15 epochs are
+1,110 steps): a searched net about a minute, ResNet-18 about 40 minutes. Fidelity (20 nets x (one score +
+3 trainings)) about 50 minutes, more per ``--score-experiments`` (kfold5: about 5 short trainings per
+net); search 2 x the budget (1 hour each) plus finalize (2 x 5 x 3 trainings) about 20 minutes; hand
+about 1.5 hours on either dataset, nearly all of it ResNet-18's 3 seeds. RetinaMNIST's search trains on
+1,080 images a fold, a quarter of PneumoniaMNIST's, but its experiment's 5 folds make a candidate cost
+about as much. The smoke run above takes about 4 minutes with ``--jobs 1``.
 
-RetinaMNIST has no latency table (3 channels, 5 classes): its experiment can search on ``macs`` or
-``params`` as the cost objective; the benchmark measures every finalized net's latency itself either way.
+RetinaMNIST's experiment prices latency with the table for 3 channels and 5 classes
+(``mnasnet_small-28-rgb-5class.json``); an experiment without a table can search on ``macs`` or
+``params`` as the cost objective: the benchmark measures every finalized net's latency itself either way.
 """
 
 from __future__ import annotations

@@ -314,3 +314,39 @@ def test_parallel_final_trainings_give_the_sequential_figures(tmp_path):
             x, y = getattr(a, figures), getattr(b, figures)
             assert x.keys() == y.keys()
             assert all(x[k] == y[k] if x[k] is None else x[k] == pytest.approx(y[k], rel=1e-6) for k in x)
+
+
+def test_parallel_final_trainings_start_with_the_costliest(tmp_path, scripted, monkeypatch):
+    """The worker pool gets the candidates with the most MACs first, whatever their rank, so that the last
+    trainings to end are short ones."""
+    import concurrent.futures
+
+    submitted = []
+
+    class InlinePool:  # the pool's contract, run in this process (the scripted trainer)
+        def __init__(self, max_workers, mp_context):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, arch, splits, config, out):
+            submitted.append((arch, config.seed))
+            future = concurrent.futures.Future()
+            future.set_result(fn(arch, splits, config, out))
+            return future
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", InlinePool)
+    config = experiment(tmp_path)
+    run = fake_run(tmp_path, config, [0.99, 0.95, 0.90])
+    summary = json.loads((run / "summary.json").read_text())
+    for row, macs in zip(summary["trials"], [1e5, 9e5, 5e5], strict=True):
+        row["macs"] = macs
+    summary["pareto"] = summary["trials"]
+    (run / "summary.json").write_text(json.dumps(summary))
+    record = finalize_run(run, top=2, seeds=2, epochs=1, min_steps=0, workers=2)
+    assert submitted == [(ARCHS[1], 7), (ARCHS[1], 8), (ARCHS[0], 7), (ARCHS[0], 8)]
+    assert [t.number for t in record.trials] == [1, 0]  # ranked by the final figures, as ever

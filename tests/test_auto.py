@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from medmnist_data import write_npz
 
 from nas import cli
@@ -70,6 +71,35 @@ def test_the_timing_waves_seeds_are_reused_not_counted_as_time():
     assert finalize_size(10, 1, 130, done=2) == (5, 3)  # 13 new and 2 done: 5 candidates x 3 seeds
 
 
+def test_a_final_training_is_estimated_from_the_slowest_of_the_trials_trained_furthest():
+    from datetime import datetime, timedelta
+
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from nas.auto.plan import final_training_seconds
+
+    def trial(seconds: float, epochs: int, state=TrialState.PRUNED):
+        start = datetime(2026, 1, 1)
+        made = create_trial(
+            state=state,
+            value=0.5 if state == TrialState.COMPLETE else None,
+            params={"x": 0.5},
+            distributions={"x": FloatDistribution(0, 1)},
+            intermediate_values={e: 0.5 for e in range(1, epochs + 1)},
+        )
+        made.datetime_start, made.datetime_complete = start, start + timedelta(seconds=seconds)
+        return made
+
+    stopped_early = trial(6.0, 3)  # its start-up weighs on 3 epochs: 2 s an epoch
+    furthest = [trial(10.0, 10), trial(15.0, 10)]  # 1 s and 1.5 s an epoch of 100 images
+    assert final_training_seconds([stopped_early, *furthest], 100, 2000) == pytest.approx(30.0)
+    completed = trial(25.0, 25, TrialState.COMPLETE)  # 1 s an epoch: once one completed, it alone
+    assert final_training_seconds([stopped_early, *furthest, completed], 100, 2000) == pytest.approx(20.0)
+    rejected = create_trial(state=TrialState.PRUNED)  # never trained: nothing to go by
+    assert final_training_seconds([rejected], 100, 2000) == 0.0
+
+
 def test_final_trainings_are_timed_and_counted_in_waves_side_by_side_as_finalize_runs_them():
     from nas.auto.plan import final_seconds, wave_size
 
@@ -92,8 +122,55 @@ def test_the_final_step_floor_shrinks_with_a_small_budget():
     from nas.evaluate.recipe import MIN_STEPS
 
     assert final_min_steps(60) == final_min_steps(30) == MIN_STEPS and final_min_steps(2) == MIN_STEPS // 15
-    assert final_steps(1080, 30) == MIN_STEPS  # RetinaMNIST: 15 passes would be 255 steps
-    assert final_steps(100_000, 30) == 15 * (100_000 // 64 + 1)  # a large set: its 15 passes
+    assert final_steps(1080, MIN_STEPS) == MIN_STEPS  # RetinaMNIST: 15 passes would be 255 steps
+    assert final_steps(100_000, MIN_STEPS) == 15 * (100_000 // 64 + 1)  # a large set: its 15 passes
+
+
+def test_a_step_floor_is_fitted_to_a_share_of_its_time_down_to_the_recipes_passes():
+    from nas.auto.plan import fitted_floor
+
+    assert fitted_floor(1080, 1500, 0.5) == 750
+    assert fitted_floor(1080, 1500, 0.01) == 255  # 15 passes of 17 steps: the floor stops counting
+    assert fitted_floor(1080, 1500, 2.0) == 1500  # never raised
+    assert fitted_floor(64, 100, 0.0) == 15
+
+
+def test_the_search_ends_where_the_first_final_trainings_fit_and_their_floor_is_lowered_if_they_do_not(
+    tmp_path, monkeypatch, data
+):
+    from nas.auto import run
+    from nas.auto.plan import experiment
+    from nas.auto.profile import load_profile
+    from nas.auto.state import AutoState
+    from nas.search.config import load_experiment
+
+    profile = load_profile(str(data), None)
+    out = tmp_path / "run"
+    state = AutoState.create(out, {"budget_minutes": 10.0})
+    state.set("search_until_s", 300.0)
+    (out / "experiment.yaml").write_text(
+        yaml.safe_dump(experiment(profile, str(data), "mnasnet_small", Path(TABLE), "auc", 0.5, 300, 10, out))
+    )
+    config = load_experiment(str(out / "experiment.yaml"))
+    assert config.finalize.min_steps == 500  # a third of the final recipe's 1,500 steps at 10 minutes
+    said: list[str] = []
+    monkeypatch.setattr(state, "spent", lambda: 0.0)  # the clock stands still
+
+    def fit(estimate: float):
+        monkeypatch.setattr(run, "_final_estimate", lambda *args: estimate)
+        return run._fit_final_wave(state, config, profile, said.append)
+
+    assert fit(120.0) is config and state.data["search_until_s"] == 300  # 600 s - 90 s finish - 120 s
+    assert state.data["final_estimate_s"] == 120 and not said
+    assert fit(400.0) is config and state.data["search_until_s"] == 110
+    assert said == ["search: its share shortened to leave 400 s for the first final trainings"]
+    fitted = fit(2040.0)  # 4x what is left: a quarter of the steps
+    assert fitted.finalize.min_steps == 125 and "min_steps: 125" in (out / "experiment.yaml").read_text()
+    assert state.data["search_until_s"] == 0 and state.data["final_estimate_s"] == 510  # ends now
+    assert said[-2:] == [
+        "finalize: the final recipe's floor lowered from 500 to 125 steps to fit",
+        "search: its share shortened to leave 510 s for the first final trainings",
+    ]
 
 
 def test_the_reference_estimate_is_its_time_per_image_times_the_recipes_images(monkeypatch):
@@ -138,8 +215,10 @@ def test_a_killed_run_resumes_within_its_budget(tmp_path, capsys, data):
     assert "other max_latency_ms" in refused(capsys, *argv[:-1], "0.4", "--resume")
     assert cli.main([*argv, "--resume"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    stages = set(json.loads((out / STATE_FILE).read_text())["stages"])
-    assert stages >= {"table", "budget", "reference_plan", "search", "finalize", "export", "measure"}
+    state = json.loads((out / STATE_FILE).read_text())
+    stages = {"table", "budget", "reference_plan", "search", "finalize", "export", "measure"}
+    assert set(state["stages"]) >= stages
+    assert state["final_estimate_s"] > 0  # taken a third of the way through the search's share
     assert summary["budget"]["spent_minutes"] <= 1.1 * budget
     model = summary["model"]
     assert 0 <= model["test"]["auc"] <= 1 and model["params"] > 0
@@ -152,7 +231,9 @@ def test_a_killed_run_resumes_within_its_budget(tmp_path, capsys, data):
     assert (out / "model" / "model.onnx").is_file()
     experiment = (out / "experiment.yaml").read_text()
     assert "protocol: kfold" in experiment and f"table: {TABLE}" in experiment
-    assert "recipe: final" in experiment and "min_steps: 100" in experiment  # the floor of a 2-minute run
+    assert "recipe: final" in experiment
+    floor = yaml.safe_load(experiment)["finalize"]["min_steps"]  # a 2-minute run's, or lowered to fit
+    assert 15 <= floor <= 100
     assert "nas auto" in capsys.readouterr().out  # the summary table
 
 

@@ -18,11 +18,14 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.auto.profile import DataProfile
 from nas.errors import UsageError
 from nas.latency.table import safe_name
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 OBJECTIVES = {"auc": "val_auc", "accuracy": "val_accuracy", "balanced_accuracy": "val_balanced_accuracy"}
 SELECT = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy"}  # the epoch kept; else AUC
@@ -152,12 +155,18 @@ def final_min_steps(budget_minutes: float) -> int:
     return round(MIN_STEPS * min(1.0, budget_minutes / FULL_FLOOR_MINUTES))
 
 
-def final_steps(train_images: int, budget_minutes: float) -> int:
+def final_steps(train_images: int, min_steps: int) -> int:
     """Optimizer steps of one final training: ``FINAL_EPOCHS`` passes, or the floor when that is more."""
     from nas.evaluate.config import TrainConfig
 
-    recipe = TrainConfig(epochs=FINAL_EPOCHS, batch_size=BATCH, min_steps=final_min_steps(budget_minutes))
-    return recipe.total_steps(train_images)
+    return TrainConfig(epochs=FINAL_EPOCHS, batch_size=BATCH, min_steps=min_steps).total_steps(train_images)
+
+
+def fitted_floor(train_images: int, min_steps: int, share: float) -> int:
+    """The step floor that makes a final training ``share`` as long as one at ``min_steps`` (its time
+    goes with its steps), never below the steps of ``FINAL_EPOCHS`` passes, where a floor stops counting."""
+    passes = final_steps(train_images, 0)
+    return max(passes, min(min_steps, math.floor(share * final_steps(train_images, min_steps))))
 
 
 def finish_seconds(budget_s: float) -> float:
@@ -169,6 +178,39 @@ def finish_seconds(budget_s: float) -> float:
 def search_seconds(left: float, budget_s: float) -> float:
     """``SEARCH_SHARE`` of what is left once the finish is held back; at least 20 s."""
     return max(20.0, SEARCH_SHARE * (left - finish_seconds(budget_s)))
+
+
+def epoch_images(profile: DataProfile) -> float:
+    """Training images in one epoch of a search trial (``evaluation_for``): a fold's share of train + val
+    under kfold, the train split under holdout."""
+    evaluation = evaluation_for(profile)
+    if evaluation["protocol"] == "kfold":
+        folds = evaluation["folds"]
+        return (profile.train + profile.val) * (folds - 1) / folds
+    return float(profile.train)
+
+
+def final_training_seconds(trials: list[FrozenTrial], epoch_images: float, final_images: int) -> float:
+    """One final training's seconds estimated from the search's trials so far: the slowest time per
+    training image among the trials trained furthest (the completed ones, once any are: the finalists
+    come from them) times the final recipe's images; 0 with no trial to go by.
+
+    A trial's last reported step counts the epochs it trained (``nas.search.rungs``). Trials train one
+    thread each side by side, as final trainings do, and validate every epoch, as they do, so the time
+    per image carries both; a trial stopped after a few epochs carries its start-up too, hence the
+    furthest (on 64 training images under load: 154 s from a trial stopped at 3 epochs, 66 s from those
+    at 10, where the final trainings took 25 s). It errs short when the final model is larger than the
+    nets completed so far: 14 s where a 0.40 ms net that completed later took 41 s (scaling each trial
+    by the latency budget over its latency erred tenfold long on trials stopped early)."""
+
+    def seconds_per_image(trial: FrozenTrial) -> float:
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        return seconds / (max(trial.intermediate_values) * epoch_images)
+
+    trained = [t for t in trials if t.intermediate_values and t.datetime_complete and t.datetime_start]
+    furthest = max((max(t.intermediate_values) for t in trained), default=0)
+    judged = [t for t in trained if max(t.intermediate_values) == furthest]
+    return max(map(seconds_per_image, judged), default=0.0) * final_images
 
 
 def most_final_trainings(candidates: int) -> int:

@@ -5,7 +5,10 @@ the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--
 2. ``budget``: the latency budget in ms (``--max-latency-ms``, or ``--latency-ratio`` times the reference
    network measured now on the table's backend, on the table's scale); a budget that fewer than
    ``MIN_FEASIBLE_SHARE`` of the space's nets meet is refused (the search would hardly train one);
-3. ``search``: ``DIR/experiment.yaml`` (``nas.auto.plan``) searched until its share of the budget;
+3. ``search``: ``DIR/experiment.yaml`` (``nas.auto.plan``) searched until its share of the budget; a
+   third of the way, the share is cut short where the first final trainings, estimated from the trials'
+   times, would not fit after it, and where they do not fit even then, the final recipe's step floor is
+   lowered until they do (a 2-minute budget on a slow machine had run to 2.3 minutes);
 4. ``finalize``: the best candidates (when none completed, the furthest trained) trained with the full
    recipe, as many candidates and seeds as the time left allows (measured on the first final trainings,
    right after the search's share; time that the most finalizing would not use goes back to the search
@@ -45,6 +48,10 @@ Say = Callable[[str], None]
 FEASIBILITY_SAMPLES = 2000
 MIN_FEASIBLE_SHARE = 0.02  # ECG5000 at 0.9 %: 133 trials in 1.8 minutes, none within the budget
 MEASURE_ROUNDS = 300
+# the share of the search after which the first final trainings are estimated: at half of a 2-minute
+# budget's share, a loaded 2-core machine (kill and resume included) had spent all but 10 s of the time
+# those trainings then took (55 s)
+ESTIMATE_AFTER = 1 / 3
 
 
 def run_auto(
@@ -91,7 +98,7 @@ def run_auto(
         raise
     with state:
         config = _experiment(state, request, profile, space.name, table_path, max_ms, say)
-        _search_stage(state, config, say)
+        config = _search_stage(state, config, profile, say)
         record = _finalize_stage(state, config, final_progress, say)
         card = _export_stage(state, request, config, record, table_path, say)
         measured = _measure_stage(state, table_path, card["arch"], reference, request.reference, say)
@@ -175,7 +182,7 @@ def _reference_plan(state, request: AutoRequest, reference, profile: DataProfile
             profile.channels,
             profile.size,
             profile.classes,
-            plan.final_steps(profile.train, request.budget_minutes),
+            plan.final_steps(profile.train, plan.final_min_steps(request.budget_minutes)),
             plan.BATCH,
         )
         done = {
@@ -236,10 +243,19 @@ def _experiment(state, request, profile, space: str, table_path: Path, max_ms: f
     return load_experiment(str(path))
 
 
-def _search_stage(state, config, say: Say) -> None:
+def _search_stage(state, config, profile: DataProfile, say: Say):
+    """The search, in up to three runs of the study: a third of its share, then the rest of the share
+    that the first final trainings leave (``_fit_final_wave``), then, once those are timed, the time
+    finalizing will not need. Returns the experiment as the final trainings will run it."""
     if state.done("search") is not None:
-        return
+        return config
     monitor = _trial_lines(state, say)
+    if "final_estimate_s" not in state.data:
+        seconds = (state.data["search_until_s"] - state.spent()) * ESTIMATE_AFTER
+        if seconds > 5:
+            say(f"search: {seconds / 60:.1f} min, then an estimate of the final trainings' time")
+            _search(config, seconds, monitor)
+        config = _fit_final_wave(state, config, profile, say)
     seconds = state.data["search_until_s"] - state.spent()
     if seconds > 5:
         say(f"search: {seconds / 60:.1f} min left of its share")
@@ -265,6 +281,41 @@ def _search_stage(state, config, say: Say) -> None:
     say(f"search: {', '.join(f'{k} {v}' for k, v in summary.counts.items())}")
     if not completed(summary, config):
         say("search: no candidate completed in its time; finalizing the ones trained furthest")
+    return config
+
+
+def _fit_final_wave(state, config, profile: DataProfile, say: Say):
+    """End the search's share where the first final trainings (``_final_estimate``) still fit in the
+    budget; when they do not fit even now, lower the final recipe's step floor (in the experiment file,
+    so a resumed run and ``nas search`` on it train the same) until they do, down to the recipe's epochs."""
+    from nas.search.config import load_experiment
+
+    estimate = _final_estimate(state, config, profile)
+    room = _budget_s(state) - _reserved(state) - plan.finish_seconds(_budget_s(state)) - state.spent()
+    floor = config.finalize.min_steps
+    if estimate > room and floor:
+        steps = plan.final_steps(profile.train, floor)
+        fitted = plan.fitted_floor(profile.train, floor, max(room, 0) / estimate)
+        if fitted < floor:
+            _record_finalize(state.out / EXPERIMENT_FILE, min_steps=fitted)
+            config = load_experiment(str(state.out / EXPERIMENT_FILE))
+            estimate *= plan.final_steps(profile.train, fitted) / steps
+            say(f"finalize: the final recipe's floor lowered from {floor} to {fitted} steps to fit")
+    latest = state.spent() + room - estimate
+    if latest < state.data["search_until_s"]:
+        state.set("search_until_s", round(max(latest, state.spent()), 1))
+        say(f"search: its share shortened to leave {estimate:.0f} s for the first final trainings")
+    state.set("final_estimate_s", round(estimate, 1))
+    return config
+
+
+def _final_estimate(state, config, profile: DataProfile) -> float:
+    """Seconds one final training should take (``plan.final_training_seconds``), from the trials so far."""
+    from nas.search.run import open_storage, open_study, storage_url
+
+    trials = open_study(config, open_storage(storage_url(config))).get_trials(deepcopy=False)
+    final_images = plan.final_steps(profile.train, config.finalize.min_steps) * plan.BATCH
+    return plan.final_training_seconds(trials, plan.epoch_images(profile), final_images)
 
 
 def _candidates(config) -> int:
@@ -351,16 +402,16 @@ def _finalize_stage(state, config, progress, say: Say):
             progress=progress,
             workers=config.workers,
         )
-        _record_finalize(state.out / EXPERIMENT_FILE, top, seeds)
+        _record_finalize(state.out / EXPERIMENT_FILE, top=top, seeds=seeds)
         done = {"top": top, "seeds": seeds, "epochs": final.epochs, "min_steps": final.min_steps}
         state.finish("finalize", done)
     return read_final(config.out)
 
 
-def _record_finalize(path: Path, top: int, seeds: int) -> None:
+def _record_finalize(path: Path, **settings: int) -> None:
     """The finalize actually run, in the experiment file (so ``nas search`` on it does the same)."""
     data = yaml.safe_load(path.read_text())
-    data["finalize"].update(top=top, seeds=seeds)
+    data["finalize"].update(settings)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 

@@ -108,17 +108,23 @@ def check_cache(cache: Path, config: ExperimentConfig, min_steps: int) -> None:
 
 class Results:
     """One JSONL file of results in the cache, keyed by ``key`` (a tuple of a row's fields); a failed job
-    goes to ``failures.jsonl`` under this file's name and is not run again either."""
+    goes to ``failures.jsonl`` under this file's name and is not run again either, and a key already
+    given a job is not given another (two scorers that differ only in the metric they rank by share one
+    training: the score's key leaves the metric out)."""
 
     def __init__(self, cache: Path, name: str, key: Callable[[Row], tuple]) -> None:
         self.path, self.failures, self.name, self.key = cache / name, cache / FAILURES, name, key
         self.rows = {key(r): r for r in read_jsonl(self.path)}
         self.failed = {key(r) for r in read_jsonl(self.failures) if r.get("file") == name}
+        self.queued: set[tuple] = set()
 
     def todo(self, base: Row) -> bool:
-        return self.key(base) not in self.rows and self.key(base) not in self.failed
+        key = self.key(base)
+        return key not in self.rows and key not in self.failed and key not in self.queued
 
     def job(self, fn: Callable[..., Row], args: tuple, base: Row, label: str) -> Job:
+        self.queued.add(self.key(base))
+
         def done(result: Row) -> None:
             if "error" in result:
                 append_jsonl(self.failures, {"file": self.name, **base, **result})

@@ -23,6 +23,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from nas.arch import ArchSpec
+from nas.search import run as run_module
 from nas.search.config import ExperimentConfig
 from nas.search.factory import default_objective
 from nas.search.objective import CandidateFailed, CandidateObjective
@@ -161,6 +162,41 @@ def test_two_workers_on_postgresql(tmp_path):
         two_workers(config)
     finally:
         optuna.delete_study(study_name=name, storage=url)
+
+
+class StarvedObjective(CandidateObjective):
+    """Trial 1's worker stops sending heartbeats (a suspended or starved process) long enough for
+    another worker's ``fail_stale_trials`` to fail it and re-queue its candidate, then finishes it."""
+
+    def evaluate(self, trial, arch):
+        if trial.number == 1:
+            time.sleep(run_module.GRACE_S + 0.5)
+            other = optuna.load_study(
+                study_name=self.config.name, storage=open_storage(storage_url(self.config))
+            )
+            optuna.storages.fail_stale_trials(other)
+            assert other.trials[1].state == TrialState.FAIL
+        return super().evaluate(trial, arch)
+
+
+def test_a_worker_whose_trial_another_failed_as_stale_goes_on(tmp_path, monkeypatch, caplog):
+    """Optuna's ``optimize`` raises when it tells a trial another worker has failed; the worker drops
+    that result, says so, and the study still ends with its trials, the re-queued candidate among them."""
+    monkeypatch.setattr(run_module, "HEARTBEAT_S", 60)  # one heartbeat as the trial starts, no more
+    monkeypatch.setattr(run_module, "GRACE_S", 1)
+    config = experiment(tmp_path, trials=4, strategy={"name": "random"})
+
+    def starved(config: ExperimentConfig) -> CandidateObjective:
+        base = default_objective(config)
+        return StarvedObjective(base.config, base.space, base.in_chans, base.num_classes, base.table)
+
+    study = run_search(config, starved)
+    done = check_study(study, 4)
+    taken = study.trials[1]
+    assert taken.state == TrialState.FAIL and "metrics" not in taken.user_attrs
+    retried = [t for t in done if t.system_attrs.get("failed_trial") == taken.number]
+    assert len(retried) == 1 and retried[0].params == taken.params
+    assert "trial 1 was failed by another worker" in caplog.text
 
 
 def test_a_worker_that_starts_the_last_trial_second_stands_down(tmp_path):

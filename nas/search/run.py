@@ -12,9 +12,11 @@ failed candidates, so the study ends with exactly ``trials`` finished ones (unle
 from __future__ import annotations
 
 import copy
+import logging
 import multiprocessing
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +39,8 @@ GRACE_S = 20
 
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 ObjectiveFactory = Callable[[ExperimentConfig], CandidateObjective]  # module-level: workers are spawned
+
+log = logging.getLogger(__name__)
 
 
 def storage_url(config: ExperimentConfig) -> str:
@@ -137,17 +141,25 @@ class SurplusTrial(Exception):
     """Another worker started the study's last trial first: this one is not run (it ends FAIL)."""
 
 
+class TrialTakenOver(Exception):
+    """Another worker failed this worker's running trial as stale (no heartbeat for ``GRACE_S``: a
+    suspended or starved process) and re-queued its candidate; this worker's result is dropped."""
+
+
 def run_worker(
     config: ExperimentConfig,
     make_objective: ObjectiveFactory,
     index: int = 0,
     callbacks: list[TrialCallback] | None = None,
 ) -> None:
-    """One worker's loop: runs trials until the study has ``config.trials`` finished ones or time is up."""
+    """One worker's loop: runs trials until the study has ``config.trials`` finished ones or time is up.
+    A trial another worker took over (``TrialTakenOver``) makes Optuna's ``optimize`` raise when it
+    tells the result; the worker says so and goes on with what is left, instead of dying."""
     quiet_optuna()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))  # workers share the cores
     if torch.cuda.is_available():  # workers share the GPUs, round robin (training.device auto uses it)
         torch.cuda.set_device(index % torch.cuda.device_count())
+    deadline = None if config.timeout is None else time.monotonic() + config.timeout
     objective = make_objective(config)
     storage = open_storage(storage_url(config))
     study = open_study(config, storage)
@@ -156,9 +168,7 @@ def run_worker(
     # a fresh seed per (worker, restart): a resumed process must not redraw the first run's candidates
     seed = config.seed + 7919 * index + 104729 * len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(config.strategy, objective.space, seed, policy_seed=config.seed)
-    remaining = config.trials - claimed_count(study)
-    if remaining <= 0:
-        return
+    taken: list[int] = []
 
     def objective_unless_surplus(trial: optuna.Trial) -> float | list[float]:
         # workers check the total before they start a trial, but two can start the last one at
@@ -167,21 +177,41 @@ def run_worker(
             trial.set_user_attr("surplus", True)  # reports show it as SURPLUS, not a failed candidate
             trial.set_user_attr("fail_reason", "surplus: another worker started the study's last trial")
             raise SurplusTrial(f"trial {trial.number} is not needed")
-        return objective(trial)
+        try:
+            return objective(trial)
+        finally:  # whether it ended, failed, or a write hit Optuna's UpdateFinishedTrialError
+            if storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+                taken.append(trial.number)
+                raise TrialTakenOver(f"trial {trial.number} was taken over")
 
     def stop_when_claimed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if claimed_count(study) >= config.trials:
             study.stop()
 
-    study.optimize(
-        objective_unless_surplus,
-        n_trials=2 * remaining + 2,  # failed candidates are replaced, within reason
-        timeout=config.timeout,
-        callbacks=[stop_when_claimed, *(callbacks or [])],
-        catch=(CandidateFailed, SurplusTrial),
-        gc_after_trial=False,
-        show_progress_bar=False,
-    )
+    while (remaining := config.trials - claimed_count(study)) > 0:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        try:
+            study.optimize(
+                objective_unless_surplus,
+                n_trials=2 * remaining + 2,  # failed candidates are replaced, within reason
+                timeout=left,
+                callbacks=[stop_when_claimed, *(callbacks or [])],
+                catch=(CandidateFailed, SurplusTrial),
+                gc_after_trial=False,
+                show_progress_bar=False,
+            )
+            return
+        except Exception:
+            if not taken:
+                raise
+            log.warning(
+                "note: trial %d was failed by another worker (no heartbeat from this one for %d s) and "
+                "its candidate re-queued; this worker drops its result and goes on",
+                taken.pop(),
+                GRACE_S,
+            )
 
 
 def run_search(

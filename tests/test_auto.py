@@ -135,10 +135,8 @@ def test_a_step_floor_is_fitted_to_a_share_of_its_time_down_to_the_recipes_passe
     assert fitted_floor(64, 100, 0.0) == 15
 
 
-def test_the_search_ends_where_the_first_final_trainings_fit_and_their_floor_is_lowered_if_they_do_not(
-    tmp_path, monkeypatch, data
-):
-    from nas.auto import run
+def ten_minute_run(tmp_path, monkeypatch, data):
+    """A 10-minute ``nas auto`` run's state, experiment and data profile, its clock standing still at 0."""
     from nas.auto.plan import experiment
     from nas.auto.profile import load_profile
     from nas.auto.state import AutoState
@@ -153,8 +151,18 @@ def test_the_search_ends_where_the_first_final_trainings_fit_and_their_floor_is_
     )
     config = load_experiment(str(out / "experiment.yaml"))
     assert config.finalize.min_steps == 500  # a third of the final recipe's 1,500 steps at 10 minutes
+    monkeypatch.setattr(state, "spent", lambda: 0.0)
+    return state, config, profile
+
+
+def test_the_search_ends_where_the_first_final_trainings_fit_and_their_floor_is_lowered_if_they_do_not(
+    tmp_path, monkeypatch, data
+):
+    from nas.auto import run
+
+    state, config, profile = ten_minute_run(tmp_path, monkeypatch, data)
+    out = tmp_path / "run"
     said: list[str] = []
-    monkeypatch.setattr(state, "spent", lambda: 0.0)  # the clock stands still
 
     def fit(estimate: float):
         monkeypatch.setattr(run, "_final_estimate", lambda *args: estimate)
@@ -171,6 +179,52 @@ def test_the_search_ends_where_the_first_final_trainings_fit_and_their_floor_is_
         "finalize: the final recipe's floor lowered from 500 to 125 steps to fit",
         "search: its share shortened to leave 510 s for the first final trainings",
     ]
+
+
+def test_the_floor_is_checked_again_against_the_best_candidates_own_trials_before_it_trains(
+    tmp_path, monkeypatch, data
+):
+    from datetime import datetime, timedelta
+
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from nas.auto import plan, run
+    from nas.search import run as search_run
+
+    state, config, profile = ten_minute_run(tmp_path, monkeypatch, data)
+    final_images = plan.final_steps(profile.train, 500) * plan.BATCH
+
+    def trial(arch: str, estimate: float, **attrs):
+        """A completed 10-epoch trial of ``arch`` timed so that a final training lasts ``estimate`` s."""
+        start = datetime(2026, 1, 1)
+        made = create_trial(
+            state=TrialState.COMPLETE,
+            value=0.5,
+            params={"x": 0.5},
+            distributions={"x": FloatDistribution(0, 1)},
+            user_attrs={"arch": arch, **attrs},
+            intermediate_values={e: 0.5 for e in range(1, 11)},
+        )
+        seconds = estimate / final_images * 10 * plan.epoch_images(profile)
+        made.datetime_start, made.datetime_complete = start, start + timedelta(seconds=seconds)
+        return made
+
+    # the best net's own training: 4x the 510 s left; another net's (slower) and its cached copy do not count
+    trials = [trial("best", 2040.0), trial("other", 9000.0), trial("best", 1.0, cached_from=0)]
+    monkeypatch.setattr(search_run, "open_storage", lambda url: None)
+    monkeypatch.setattr(
+        search_run, "open_study", lambda *args: type("S", (), {"get_trials": lambda s, **k: trials})()
+    )
+    monkeypatch.setattr(run, "_candidates", lambda config: [{"arch": "best"}, {"arch": "other"}])
+    said: list[str] = []
+    fitted = run._fit_best(state, config, profile, said.append)
+    assert fitted.finalize.min_steps == 125
+    assert said == ["finalize: the final recipe's floor lowered from 500 to 125 steps to fit"]
+    trials[0] = trial("best", 100.0)  # fits: nothing changes
+    assert run._fit_best(state, fitted, profile, said.append) is fitted and len(said) == 1
+    monkeypatch.setattr(run, "_candidates", lambda config: [])  # nothing to finalize yet
+    assert run._fit_best(state, fitted, profile, said.append) is fitted
 
 
 def test_the_reference_estimate_is_its_time_per_image_times_the_recipes_images(monkeypatch):

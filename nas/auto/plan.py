@@ -199,9 +199,10 @@ def final_training_seconds(trials: list[FrozenTrial], epoch_images: float, final
     thread each side by side, as final trainings do, and validate every epoch, as they do, so the time
     per image carries both; a trial stopped after a few epochs carries its start-up too, hence the
     furthest (on 64 training images under load: 154 s from a trial stopped at 3 epochs, 66 s from those
-    at 10, where the final trainings took 25 s). It errs short when the final model is larger than the
-    nets completed so far: 14 s where a 0.40 ms net that completed later took 41 s (scaling each trial
-    by the latency budget over its latency erred tenfold long on trials stopped early)."""
+    at 10, where the final trainings took 25 s). Over all trials it errs short when the final model is
+    larger than the nets completed so far: 14 s where a 0.40 ms net that completed later took 41 s
+    (scaling each trial by the latency budget over its latency erred tenfold long on trials stopped
+    early); ``nas auto`` estimates again from the final model's own trials before training it."""
 
     def seconds_per_image(trial: FrozenTrial) -> float:
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()

@@ -8,7 +8,9 @@ the stages, each recorded in ``DIR/auto.json`` when it ends so a rerun with ``--
 3. ``search``: ``DIR/experiment.yaml`` (``nas.auto.plan``) searched until its share of the budget; a
    third of the way, the share is cut short where the first final trainings, estimated from the trials'
    times, would not fit after it, and where they do not fit even then, the final recipe's step floor is
-   lowered until they do (a 2-minute budget on a slow machine had run to 2.3 minutes);
+   lowered until they do (a 2-minute budget on a slow machine had run to 2.3 minutes); at the share's
+   end the floor is checked again against the times of the net the first final trainings train, the
+   best candidate (the nets completed a third of the way can be smaller);
 4. ``finalize``: the best candidates (when none completed, the furthest trained) trained with the full
    recipe, as many candidates and seeds as the time left allows (measured on the first final trainings,
    right after the search's share; time that the most finalizing would not use goes back to the search
@@ -245,8 +247,9 @@ def _experiment(state, request, profile, space: str, table_path: Path, max_ms: f
 
 def _search_stage(state, config, profile: DataProfile, say: Say):
     """The search, in up to three runs of the study: a third of its share, then the rest of the share
-    that the first final trainings leave (``_fit_final_wave``), then, once those are timed, the time
-    finalizing will not need. Returns the experiment as the final trainings will run it."""
+    that the first final trainings leave (``_fit_final_wave``), then, once those are timed (their floor
+    checked against the best candidate's times: ``_fit_best``), the time finalizing will not need.
+    Returns the experiment as the final trainings will run it."""
     if state.done("search") is not None:
         return config
     monitor = _trial_lines(state, say)
@@ -262,9 +265,11 @@ def _search_stage(state, config, profile: DataProfile, say: Say):
         _search(config, seconds, monitor)
     # time the first final trainings, then search on for what finalizing will not need
     if "extend_until_s" not in state.data:
+        if "final_wave" not in state.data:
+            config = _fit_best(state, config, profile, say)
         wave, trained = _final_wave(state, config, say)
         need = plan.final_seconds(
-            plan.most_final_trainings(_candidates(config)) - trained, wave, config.workers
+            plan.most_final_trainings(len(_candidates(config))) - trained, wave, config.workers
         )
         spare = state.left() - _reserved(state) - plan.finish_seconds(_budget_s(state)) - need
         state.set("extend_until_s", round(state.spent() + (0.9 * spare if spare > 60 else 0.0), 1))
@@ -286,13 +291,33 @@ def _search_stage(state, config, profile: DataProfile, say: Say):
 
 def _fit_final_wave(state, config, profile: DataProfile, say: Say):
     """End the search's share where the first final trainings (``_final_estimate``) still fit in the
-    budget; when they do not fit even now, lower the final recipe's step floor (in the experiment file,
-    so a resumed run and ``nas search`` on it train the same) until they do, down to the recipe's epochs."""
+    budget; when they do not fit even now, lower the final recipe's step floor (``_fit_floor``)."""
+    config, estimate = _fit_floor(state, config, profile, _final_estimate(state, config, profile), say)
+    latest = state.spent() + _room(state) - estimate
+    if latest < state.data["search_until_s"]:
+        state.set("search_until_s", round(max(latest, state.spent()), 1))
+        say(f"search: its share shortened to leave {estimate:.0f} s for the first final trainings")
+    state.set("final_estimate_s", round(estimate, 1))
+    return config
+
+
+def _fit_best(state, config, profile: DataProfile, say: Say):
+    """Just before the first final trainings, the estimate again from the net they train, the search's
+    best (``_fit_floor``): the early one went by the nets completed then, which can be smaller."""
+    found = _candidates(config)
+    if not found:
+        return config
+    estimate = _final_estimate(state, config, profile, found[0]["arch"])
+    return _fit_floor(state, config, profile, estimate, say)[0]
+
+
+def _fit_floor(state, config, profile: DataProfile, estimate: float, say: Say):
+    """Lower the final recipe's step floor where one final training of ``estimate`` seconds would not fit
+    in what is left (``_room``), in the experiment file (so a resumed run and ``nas search`` on it train
+    the same), down to the recipe's epochs; returns the experiment and the estimate at that floor."""
     from nas.search.config import load_experiment
 
-    estimate = _final_estimate(state, config, profile)
-    room = _budget_s(state) - _reserved(state) - plan.finish_seconds(_budget_s(state)) - state.spent()
-    floor = config.finalize.min_steps
+    room, floor = _room(state), config.finalize.min_steps
     if estimate > room and floor:
         steps = plan.final_steps(profile.train, floor)
         fitted = plan.fitted_floor(profile.train, floor, max(room, 0) / estimate)
@@ -301,32 +326,36 @@ def _fit_final_wave(state, config, profile: DataProfile, say: Say):
             config = load_experiment(str(state.out / EXPERIMENT_FILE))
             estimate *= plan.final_steps(profile.train, fitted) / steps
             say(f"finalize: the final recipe's floor lowered from {floor} to {fitted} steps to fit")
-    latest = state.spent() + room - estimate
-    if latest < state.data["search_until_s"]:
-        state.set("search_until_s", round(max(latest, state.spent()), 1))
-        say(f"search: its share shortened to leave {estimate:.0f} s for the first final trainings")
-    state.set("final_estimate_s", round(estimate, 1))
-    return config
+    return config, estimate
 
 
-def _final_estimate(state, config, profile: DataProfile) -> float:
-    """Seconds one final training should take (``plan.final_training_seconds``), from the trials so far."""
+def _room(state) -> float:
+    """Seconds the first final trainings may take: the budget less the reference's reserve, the finish
+    and what is spent."""
+    return _budget_s(state) - _reserved(state) - plan.finish_seconds(_budget_s(state)) - state.spent()
+
+
+def _final_estimate(state, config, profile: DataProfile, arch: str | None = None) -> float:
+    """Seconds one final training should take (``plan.final_training_seconds``), from the trials so far,
+    or from ``arch``'s own trainings (not its cached copies) when given."""
     from nas.search.run import open_storage, open_study, storage_url
 
     trials = open_study(config, open_storage(storage_url(config))).get_trials(deepcopy=False)
+    if arch is not None:
+        trials = [t for t in trials if t.user_attrs.get("arch") == arch and "cached_from" not in t.user_attrs]
     final_images = plan.final_steps(profile.train, config.finalize.min_steps) * plan.BATCH
     return plan.final_training_seconds(trials, plan.epoch_images(profile), final_images)
 
 
-def _candidates(config) -> int:
-    """How many candidates finalize could take from the search so far (``finalize.candidates``: the
-    completed feasible ones, else the stopped ones within the constraints; one per arch)."""
+def _candidates(config) -> list[dict[str, Any]]:
+    """The candidates finalize could take from the search so far, best first (``finalize.candidates``:
+    the completed feasible ones, else the stopped ones within the constraints; one per arch)."""
     from nas.search.finalize import candidates, ranking
     from nas.search.report import front_axes
     from nas.search.summary import read_summary
 
     rank_by, descending = ranking(config, front_axes(config))
-    return len(candidates(read_summary(config.out), config, rank_by, descending))
+    return candidates(read_summary(config.out), config, rank_by, descending)
 
 
 def _search(config, seconds: float, monitor) -> None:

@@ -56,6 +56,15 @@ def test_a_class_without_training_examples_is_refused(tmp_path):
         load_dataset(write(tmp_path / "xray.npz", labels))
 
 
+def test_a_single_class_is_refused_not_trained_with_an_undefined_auc(tmp_path, capsys):
+    data = write(tmp_path / "xray.npz", {"train": [0] * 8, "val": [0] * 4, "test": [0] * 4})
+    rc = cli.main(["train", "--arch", "mnasnet_a1", "--data", str(data), "--out", str(tmp_path / "t")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "'xray' has one class only (0): a classifier needs examples of 2 or more" in err
+    assert not (tmp_path / "t").exists()
+
+
 def test_named_classes_and_multi_label_columns():
     images = np.zeros((4, 8, 8, 1), np.uint8)
     split = Split(images, np.array([0, 0, 1, 1]))

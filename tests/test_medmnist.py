@@ -105,8 +105,11 @@ def test_unknown_dataset_name():
 
 def test_bad_files(tmp_path):
     (tmp_path / "broken.npz").write_text("not a zip")
-    with pytest.raises(ValueError, match=r"not a readable \.npz"):
+    with pytest.raises(ValueError, match=r"broken\.npz is not a \.npz archive \(numpy\.savez writes one\)$"):
         load_npz(tmp_path / "broken.npz")
+    np.savez(tmp_path / "objects.npz", train_images=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="holds object arrays, which are not loaded"):  # no unpickling
+        load_npz(tmp_path / "objects.npz")
     np.savez(tmp_path / "partial.npz", train_images=np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(ValueError, match="lacks train_labels"):
         load_npz(tmp_path / "partial.npz")

@@ -1,6 +1,6 @@
 """Data a model cannot be trained, chosen and scored on is refused at load time, in one line that says
-what to fix: an empty split, a class with no training example, a label that only one split has (a stray
-label 7 in a binary file would otherwise train silently as an 8-class problem)."""
+what to fix: an empty split, a single class, a class with no training example, a label that only one
+split has (a stray label 7 in a binary file would otherwise train silently as an 8-class problem)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def check_splits(splits: Splits) -> Splits:
                 "drop those columns or add examples"
             )
         return splits
+    if splits.num_classes < 2:
+        raise DataError(
+            f"'{name}' has one class only ({splits.class_names[0]}): a classifier needs examples of 2 or more"
+        )
     counts = {s: np.bincount(getattr(splits, s).labels, minlength=splits.num_classes) for s in SPLITS}
     problems = []
     for label in range(splits.num_classes):

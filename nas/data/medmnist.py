@@ -216,17 +216,29 @@ def load_medmnist(name: str, size: int = 28, root: str | Path | None = None) -> 
     return load_npz(find_file(name, size, root))
 
 
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a .npz file. A file that is not one (a renamed text file, a cut download) or that
+    holds object arrays (loading those would run pickled code) is a one-line ``DataError``."""
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not a .npz archive (numpy.savez writes one)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(f"{path} holds object arrays, which are not loaded: save numbers") from None
+        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
+
+
 def load_npz(path: str | Path) -> Splits:
     """A file in MedMNIST's layout (``{train,val,test}_{images,labels}``); the dataset is recognized by
     its file name (``pneumoniamnist_64.npz``), otherwise the task is inferred from the labels."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no MedMNIST .npz file at {path}")
-    try:
-        with np.load(path) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
+    arrays = read_npz(path)
     missing = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")]
     missing = [key for key in missing if key not in arrays]
     if missing:

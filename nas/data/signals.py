@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.data.medmnist import search_dirs
+from nas.data.medmnist import read_npz, search_dirs
 from nas.data.splits import SIGNAL, Split, Splits
 from nas.errors import DataError
 
@@ -252,11 +252,7 @@ def _npz_part(arrays: dict[str, np.ndarray], split: str, path: Path) -> _Part:
 def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"no signals .npz file at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
+    return read_npz(path)
 
 
 def _npz_names(path: Path) -> set[str]:

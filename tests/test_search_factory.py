@@ -3,10 +3,13 @@ written, with the command that builds the right table."""
 
 from __future__ import annotations
 
+import torch
 import yaml
 from medmnist_data import write_npz
 
 from nas import cli
+from nas.search.config import load_experiment
+from nas.search.runner import record_config
 
 TABLE = "latency_tables/dev-epyc-2core/mnasnet_small-28.json"  # 1 channel, 2 classes
 
@@ -39,3 +42,41 @@ def test_a_table_for_another_shape_names_the_command_that_fixes_it(tmp_path, cap
         "'nas latency build --space mnasnet_small --input-size 32 --in-chans 1 --num-classes 2 "
         "--device dev-epyc-2core --backend ort --threads 1'" in err
     )
+
+
+def test_a_storage_or_device_that_cannot_be_used_is_refused_before_anything_is_written(tmp_path, capsys):
+    """A typo in --storage, a run whose study file is not a database, or a device this machine lacks:
+    one line, and the run's config.yaml neither written nor rewritten."""
+    data = write_npz(tmp_path / "xray.npz", sizes=(16, 8, 8))
+    experiment = {
+        "name": "xray",
+        "space": "mnasnet_small",
+        "dataset": {"path": str(data)},
+        "input_size": 28,
+        "training": {"epochs": 1},
+        "trials": 1,
+        "out": str(tmp_path / "run"),
+    }
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump(experiment))
+
+    def refused(*flags: str) -> str:
+        assert cli.main(["search", str(tmp_path / "x.yaml"), *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        return err
+
+    assert "cannot open storage notaurl" in refused("--storage", "notaurl")
+    assert not (tmp_path / "run").exists()
+    if not torch.cuda.is_available():
+        on_cuda = experiment | {"training": {"epochs": 1, "device": "cuda:1"}}
+        (tmp_path / "cuda.yaml").write_text(yaml.safe_dump(on_cuda))
+        assert cli.main(["search", str(tmp_path / "cuda.yaml")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "device 'cuda:1': this machine has 0 CUDA GPU(s)" in err, err
+        assert not (tmp_path / "run").exists()
+    record_config(load_experiment(str(tmp_path / "x.yaml")), tmp_path / "run")  # an earlier run's record
+    record = (tmp_path / "run" / "config.yaml").read_text() + "# kept as it was\n"
+    (tmp_path / "run" / "config.yaml").write_text(record)
+    (tmp_path / "run" / "study.db").write_text("not a database")
+    assert "cannot open storage sqlite:///" in refused()
+    assert (tmp_path / "run" / "config.yaml").read_text() == record

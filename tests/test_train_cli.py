@@ -106,6 +106,25 @@ def test_usage_errors(capsys, tmp_path, data, monkeypatch):
     assert "must be >= 1" in one_line_error(*run(capsys, "train", "--arch", ARCH, "--epochs", "0")[::2])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_what_is_refused_writes_nothing(capsys, tmp_path, data):
+    """Refused before the output folder is made: a device this machine lacks, a net for another kind of
+    data, a teacher that is neither a model nor an arch, or one trained for other classes."""
+    out = tmp_path / "t"
+    train = ("train", "--arch", ARCH, "--data", data, "--out", out, *COMMON)
+    err = one_line_error(*run(capsys, *train, "--device", "cuda")[::2])
+    assert "device 'cuda': this machine has 0 CUDA GPU(s); use auto or cpu" in err
+    err = one_line_error(*run(capsys, *train, "--arch", "1d:conv_k7_s2_c8:head_c16")[::2])
+    assert "is a 1-D network" in err
+    err = one_line_error(*run(capsys, *train, "--teacher", tmp_path / "nope")[::2])
+    assert "is neither a trained model directory" in err
+    three = write_npz(tmp_path / "rgb_xrays.npz", sizes=(24, 12, 12), channels=3)
+    assert run(capsys, "train", "--arch", ARCH, "--data", three, "--out", tmp_path / "rgb", *COMMON)[0] == 0
+    err = one_line_error(*run(capsys, *train, "--teacher", tmp_path / "rgb")[::2])
+    assert "was trained for 3 channel(s)" in err
+    assert not out.exists()
+
+
 def test_train_with_teacher(capsys, tmp_path, data):
     rc, out, err = run(
         capsys,

@@ -154,9 +154,15 @@ class TrainConfig:
 
     def torch_device(self) -> str:
         """Where training runs: ``auto`` is CUDA when present (the current GPU, which each search worker
-        sets), else CPU."""
+        sets), else CPU; a device this machine lacks is a one-line ``ConfigError``."""
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(self.device.partition(":")[2] or 0)
+        if self.device.startswith("cuda") and index >= gpus:
+            raise ConfigError(f"device '{self.device}': this machine has {gpus} CUDA GPU(s); use auto or cpu")
+        if self.device == "mps" and not torch.backends.mps.is_available():
+            raise ConfigError("device 'mps': this machine has no Apple GPU; use auto or cpu")
         return self.device
 
     def steps_per_pass(self, n_train: int) -> int:

@@ -117,10 +117,15 @@ def train_final(
     ``progress(phase, epoch, val_metrics)`` is called after every epoch.
     """
     arch = _arch(arch)
+    # what is refused is refused before anything is written: a device this machine lacks, a net that
+    # does not fit the data (a 1-D net on images), a teacher that is neither a model nor an arch
+    config.torch_device()
+    _model(arch, splits, config.seed)
+    source = None if teacher is None else _teacher_source(teacher, splits)
     out_dir = writable_dir(out_dir, "the trained model")  # a bad --out fails now, not after the training
-    if teacher is None:
+    if source is None:
         return _train_one(arch, splits, config, out_dir, None, _phase(progress, "train"))
-    trained_teacher = _teacher(teacher, splits, config, out_dir, progress)
+    trained_teacher = _teacher(source, splits, config, out_dir, progress)
     plain = _train_one(arch, splits, config, out_dir / "no_kd", None, _phase(progress, "student"))
     distilled_teacher = Teacher(trained_teacher.model, trained_teacher.mean, trained_teacher.std)
     metrics = _train_one(arch, splits, config, out_dir, distilled_teacher, _phase(progress, "student+kd"))
@@ -148,10 +153,8 @@ def _phase(progress: Progress | None, phase: str) -> Report | None:
     return lambda epoch, metrics: progress(phase, epoch, metrics)
 
 
-def _teacher(
-    teacher: str | Path, splits: Splits, config: TrainConfig, out_dir: Path, progress: Progress | None
-) -> TrainedModel:
-    """A trained teacher directory, or a network trained here first (same data and settings)."""
+def _teacher_source(teacher: str | Path, splits: Splits) -> TrainedModel | ArchSpec:
+    """A trained teacher directory fit for this data, or the arch of a teacher to train here first."""
     if is_trained_dir(teacher):
         trained = load_trained(teacher)
         shape = (trained.metrics["in_chans"], trained.metrics["num_classes"], trained.metrics["task"])
@@ -168,7 +171,21 @@ def _teacher(
             f"teacher '{teacher}' is neither a trained model directory (arch.txt, weights.pt, metrics.json) "
             f"nor a reference name or arch string"
         ) from None
-    _train_one(teacher_arch, splits, config, out_dir / "teacher", None, _phase(progress, "teacher"))
+    _model(teacher_arch, splits, 0)
+    return teacher_arch
+
+
+def _teacher(
+    source: TrainedModel | ArchSpec,
+    splits: Splits,
+    config: TrainConfig,
+    out_dir: Path,
+    progress: Progress | None,
+) -> TrainedModel:
+    """The teacher ``_teacher_source`` found, trained here first (same data and settings) when an arch."""
+    if isinstance(source, TrainedModel):
+        return source
+    _train_one(source, splits, config, out_dir / "teacher", None, _phase(progress, "teacher"))
     return load_trained(out_dir / "teacher")
 
 

@@ -70,13 +70,15 @@ def open_storage(url: str) -> RDBStorage:
         require("postgres")  # SQLAlchemy's driver for these; its own error would not name the extra
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=RetryCallback(max_retry=2),
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=RetryCallback(max_retry=2),
+            )
     except Exception as exc:  # sqlalchemy raises many kinds; the user needs the one line
         raise ConfigError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from None
 

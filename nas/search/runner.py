@@ -56,11 +56,14 @@ def run_experiment(
     the top nets are then measured on the table's backend (``nas.search.verify``)."""
     from nas.search.factory import default_objective
     from nas.search.report import write_report
-    from nas.search.run import run_search
+    from nas.search.run import open_storage, run_search, storage_url
 
     out = Path(config.out)
     check_run_dir(config, out)
     default_objective(config)  # fail here, in the parent, on a bad table or missing data ...
+    config.train_config().torch_device()  # ... or a device this machine lacks ...
+    if config.storage or (out / "study.db").exists():
+        open_storage(storage_url(config))  # ... or a storage that cannot be opened ...
     record_config(config, out)  # ... so a typo leaves no record that would refuse the corrected rerun
     with monitor(config) if monitor is not None else nullcontext([]) as callbacks:
         study = run_search(config, default_objective, callbacks)

@@ -109,6 +109,16 @@ out: runs/full
         ("reward: {type: weighted_sum, weights: {flops: 1.0}}\n", "reward.weights.flops", "'params'"),
         ("objectives: [{metric: flops}, {metric: params}]\n", "objectives.0.metric", "'macs'"),
         ("constraints: [{metric: params}]\n", "constraints.0", "needs 'min' or 'max'"),
+        (
+            "constraints: [{metric: params, min: 100, max: 10}]\n",
+            "constraints.0",
+            "min 100 is above max 10: no candidate could meet it",
+        ),
+        (
+            "mode: pareto\nobjectives: [{metric: val_auc}, {metric: params}, {metric: val_auc}]\n",
+            "objectives",
+            "val_auc given more than once",
+        ),
         ("constraints: [{metric: accuracy, max: 1}]\n", "constraints.0.metric", "'val_accuracy'"),
         ("training: {epochz: 3}\n", "training", "unknown training setting(s): epochz"),
         ("training: {epochs: 0}\n", "training", "epochs must be >= 1"),

@@ -307,6 +307,15 @@ def test_references_the_table_cannot_measure_never_cost_the_report(tmp_path, cap
         assert (tmp_path / "run" / name).is_file(), name
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--trials", "0"), ("--workers", "0"), ("--timeout", "0")])
+def test_a_bad_flag_is_blamed_on_the_flag_not_the_file(capsys, tmp_path, flag, value):
+    rc = main(["search", "experiments/quickstart.yaml", flag, value, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"argument {flag}: " in err and "quickstart.yaml" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_help_lists_the_yaml_keys(capsys):
     with pytest.raises(SystemExit) as info:
         main(["search", "--help"])

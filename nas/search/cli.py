@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas.argtypes import positive_float, positive_int
 from nas.resources import bundled_names
 from nas.search import config as config_module
 from nas.search.config import ExperimentConfig, load_experiment
@@ -45,10 +46,10 @@ def add_search_command(commands: Any) -> None:
         "experiment",
         help=f"experiment file, or a bundled experiment's name ({', '.join(bundled_names('experiments'))})",
     )
-    search.add_argument("--trials", type=int, help="total finished trials of the study")
-    search.add_argument("--timeout", type=float, help="seconds for this invocation")
+    search.add_argument("--trials", type=positive_int, help="total finished trials of the study")
+    search.add_argument("--timeout", type=positive_float, help="seconds for this invocation")
     search.add_argument("--storage", help="Optuna storage URL (default sqlite:///<out>/study.db)")
-    search.add_argument("--workers", type=int, help="worker processes sharing the study")
+    search.add_argument("--workers", type=positive_int, help="worker processes sharing the study")
     search.add_argument("--out", help="run directory")
     search.set_defaults(func=cmd_search)
 
@@ -113,7 +114,7 @@ def add_finalize_command(commands: Any) -> None:
     )
     finalize.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         metavar="W",
         help="trainings at once, one single-threaded process each (default: the run's workers)",
     )

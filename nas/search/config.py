@@ -169,6 +169,8 @@ class ConstraintConfig(_Strict):
     def _bounded(self) -> ConstraintConfig:
         if self.min is None and self.max is None:
             raise ValueError("a constraint needs 'min' or 'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}: no candidate could meet it")
         return self
 
     def violation(self, value: float) -> float:
@@ -297,6 +299,10 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"key 'training': {exc}") from None
         if self.mode == "pareto" and len(self.objectives) < 2:
             raise ValueError("key 'objectives': pareto mode needs at least two objectives")
+        named = [o.metric for o in self.objectives]
+        if len(set(named)) < len(named):
+            twice = sorted({m for m in named if named.count(m) > 1})
+            raise ValueError(f"key 'objectives': {', '.join(twice)} given more than once")
         if self.reward is None and self.mode == "reward":
             self.reward = RewardConfig(type="weighted_sum", weights={"val_auc": 1.0})
         if self.pruner.name is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from medmnist_data import write_npz
@@ -113,6 +115,28 @@ def test_bad_files(tmp_path):
     np.savez(tmp_path / "partial.npz", train_images=np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(ValueError, match="lacks train_labels"):
         load_npz(tmp_path / "partial.npz")
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"train_images": np.zeros((8, 28, 32), np.uint8)}, "images are 28x32; resize or crop them square"),
+        (
+            {"train_labels": np.array([0.5, 1.5] * 4)},
+            "train_labels must be class indices 0, 1, ...; found 0.5",
+        ),
+        ({"val_labels": np.array([-1, 0] * 4)}, "val_labels must be class indices 0, 1, ...; found -1"),
+        ({"test_labels": np.array(["a", "b"] * 4)}, "test_labels must be class indices 0, 1, ..., not <U1"),
+    ],
+)
+def test_labels_and_images_that_would_be_misread_are_refused(tmp_path, change, words):
+    """A fraction or a negative label would be truncated into another class, a 28x32 image cropped."""
+    path = write_npz(tmp_path / "mine.npz", sizes=(8, 8, 8))
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    np.savez(path, **(arrays | change))
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_npz(path)
 
 
 def test_class_imbalance_weights(tmp_path):

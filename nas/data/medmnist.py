@@ -245,6 +245,8 @@ def load_npz(path: str | Path) -> Splits:
         raise DataError(f"{path} lacks {', '.join(missing)} (MedMNIST layout expected)")
     name = path.stem.rsplit("_", 1)[0] if path.stem.rsplit("_", 1)[-1].isdigit() else path.stem
     labels = {s: np.asarray(arrays[f"{s}_labels"]) for s in ("train", "val", "test")}
+    for split, values in labels.items():
+        _check_class_indices(values, f"{path}: {split}_labels")
     images = {s: _nhwc(arrays[f"{s}_images"], path) for s in labels}
     channels = images["train"].shape[3]
     info = DATASETS.get(name.lower()) or _infer_info(labels, channels)
@@ -257,11 +259,23 @@ def load_npz(path: str | Path) -> Splits:
 def _nhwc(images: np.ndarray, path: Path) -> np.ndarray:
     if images.dtype != np.uint8:
         raise DataError(f"{path}: images must be uint8, got {images.dtype}")
-    if images.ndim == 3:
-        return images[..., None]
-    if images.ndim == 4 and images.shape[3] in (1, 3):
-        return images
-    raise DataError(f"{path}: images must be (N, H, W) or (N, H, W, 3), got {images.shape}")
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+        raise DataError(f"{path}: images must be (N, H, W) or (N, H, W, 3), got {images.shape}")
+    if images.shape[1] != images.shape[2]:  # networks, tables and exports take one side
+        raise DataError(f"{path}: images are {images.shape[1]}x{images.shape[2]}; resize or crop them square")
+    return images[..., None] if images.ndim == 3 else images
+
+
+def _check_class_indices(values: np.ndarray, where: str) -> None:
+    """Labels are class indices 0, 1, ... (whole floats too); a fraction or a negative one would be
+    truncated or shifted into another class silently."""
+    if not values.size:
+        return
+    if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+        raise DataError(f"{where} must be class indices 0, 1, ..., not {values.dtype}")
+    wrong = values[(values != np.round(values)) | (values < 0)]
+    if wrong.size:
+        raise DataError(f"{where} must be class indices 0, 1, ...; found {wrong.flat[0]:g}")
 
 
 def _labels(labels: np.ndarray, task: str) -> np.ndarray:

@@ -130,7 +130,7 @@ def test_bad_files(tmp_path):
     ],
 )
 def test_labels_and_images_that_would_be_misread_are_refused(tmp_path, change, words):
-    """A fraction or a negative label would be truncated into another class, a 28x32 image cropped."""
+    """A fraction or a negative label would be truncated into another class; a 28x32 set priced as 28x28."""
     path = write_npz(tmp_path / "mine.npz", sizes=(8, 8, 8))
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}

@@ -71,6 +71,10 @@ def test_measured_nets_round_trip_with_their_sidecar(space_file, tmp_path):
     assert [ms for _, ms in again.nets] == pytest.approx([len(a.to_str()) / 100 for a in archs])
     assert again.sidecar == found.sidecar and again.space().name == "tiny"
     assert measured.read_archs(out, space) == archs  # a measured CSV is an archs file too
+    with pytest.raises(
+        DataError, match=r"nope\.csv: no measured set there \(nas latency measure writes one\)"
+    ):
+        measured.load(tmp_path / "nope.csv")  # the mistyped CSV is named, not its sidecar
     twice = measured.measure_archs(space, [anchor_arch(space), archs[0], archs[0]], 16, 1, 2, backend, "ci")
     assert [ms for _, ms in twice.nets] == pytest.approx([1.0, *[len(archs[0].to_str()) / 100] * 2])
 

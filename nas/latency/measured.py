@@ -166,6 +166,8 @@ def save(measured: Measured, path: str | Path) -> None:
 def load(path: str | Path) -> Measured:
     """Read a measured CSV and its sidecar; any problem is a one-line ``DataError`` naming the file."""
     path, side = Path(path), sidecar_path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no measured set there (nas latency measure writes one)")
     where = ""
     try:
         sidecar = MeasuredSidecar.model_validate(json.loads(side.read_text()))

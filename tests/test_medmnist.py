@@ -68,6 +68,8 @@ def test_load_multi_label(tmp_path):
 
 
 def test_unknown_file_infers_task(tmp_path):
+    upper = write_npz(tmp_path / "scans.npz").rename(tmp_path / "SCANS.NPZ")
+    assert load_dataset(upper).name == "SCANS"  # any case of the suffix
     splits = load_npz(write_npz(tmp_path / "my_xrays.npz"))
     assert splits.name == "my_xrays" and splits.task == "binary" and splits.class_names == ("0", "1")
 

@@ -75,7 +75,7 @@ def _load(name_or_path: str | Path, size: int | None) -> Splits:
         return load_signals(path, _length(size))
     if path.is_dir():
         return load_folder(path, size or IMAGE_SIZE)
-    if path.suffix == ".npz":
+    if path.suffix.lower() == ".npz":
         splits = load_npz(path)
         if size is not None and splits.input_size != size:
             raise DataError(f"{path} holds {splits.input_size}x{splits.input_size} images, not {size}x{size}")

@@ -39,7 +39,7 @@ def is_signals(path: Path) -> bool:
     """Whether ``load_dataset`` hands ``path`` to this module rather than to the image loaders."""
     if path.is_dir():
         return bool(_pairs_in(path))
-    if path.suffix == ".npz":
+    if path.suffix.lower() == ".npz":
         return "train_signals" in _npz_names(path)
     return path.suffix in SUFFIXES
 
@@ -48,7 +48,7 @@ def load_signals(path: str | Path, length: int | None = None) -> Splits:
     """A ``NAME_TRAIN``/``NAME_TEST`` ``.tsv`` or ``.ts`` pair (either file, or the folder holding one pair)
     or a signals ``.npz``; ``length`` None takes the data's own, another length is refused, not resampled."""
     path = Path(path).expanduser()
-    splits = _load_npz(path) if path.suffix == ".npz" else _load_pair(*find_pair(path))
+    splits = _load_npz(path) if path.suffix.lower() == ".npz" else _load_pair(*find_pair(path))
     if length is not None and splits.input_size != length:
         raise DataError(
             f"{path} holds signals of length {splits.input_size}, not {length}: signals are not resampled, "

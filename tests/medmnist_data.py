@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 from nas.data.splits import Split, Splits
 
@@ -40,3 +42,21 @@ def tiny_splits(sizes=(64, 32, 32), positive: float = 0.5) -> Splits:
         images, labels = make_arrays(n, seed=seed, positive=positive)
         parts.append(Split(images[..., None], labels))
     return Splits("tiny", "binary", ("normal", "square"), *parts)
+
+
+def experiment_dict(data: Path, out: Path, **keys: Any) -> dict[str, Any]:
+    """A one-trial, one-epoch ``mnasnet_small`` search of the .npz ``data`` into ``out``; ``keys`` added."""
+    return {
+        "name": Path(data).stem,
+        "space": "mnasnet_small",
+        "dataset": {"path": str(data)},
+        "input_size": 28,
+        "training": {"epochs": 1},
+        "trials": 1,
+        "out": str(out),
+    } | keys
+
+
+def write_experiment(path: Path, experiment: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(experiment))
+    return path

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
-from medmnist_data import make_arrays
+from medmnist_data import experiment_dict, make_arrays, write_experiment
 
 from nas import cli
 from nas.data import load_dataset
@@ -81,16 +80,7 @@ def test_train_and_search_refuse_it_in_one_line(tmp_path, capsys):
     rc = cli.main(["train", "--arch", "mnasnet_a1", "--data", str(data), "--out", str(tmp_path / "t")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "label 7 occurs only in train" in err
-    experiment = {
-        "name": "x",
-        "space": "mnasnet_small",
-        "dataset": {"path": str(data)},
-        "input_size": 28,
-        "training": {"epochs": 1},
-        "trials": 1,
-        "out": str(tmp_path / "run"),
-    }
-    (tmp_path / "x.yaml").write_text(yaml.safe_dump(experiment))
+    write_experiment(tmp_path / "x.yaml", experiment_dict(data, tmp_path / "run"))
     rc = cli.main(["search", str(tmp_path / "x.yaml")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "label 7 occurs only in train" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 import yaml
-from medmnist_data import write_npz
+from medmnist_data import experiment_dict, write_experiment, write_npz
 
 from nas import cli
 from nas.search.config import load_experiment
@@ -16,17 +16,8 @@ TABLE = "latency_tables/dev-epyc-2core/mnasnet_small-28.json"  # 1 channel, 2 cl
 
 def test_a_table_for_another_shape_names_the_command_that_fixes_it(tmp_path, capsys):
     data = write_npz(tmp_path / "fundus.npz", channels=3)
-    experiment = {
-        "name": "fundus",
-        "space": "mnasnet_small",
-        "dataset": {"path": str(data)},
-        "input_size": 28,
-        "latency": {"table": TABLE},
-        "training": {"epochs": 1},
-        "trials": 1,
-        "out": str(tmp_path / "run"),
-    }
-    (tmp_path / "fundus.yaml").write_text(yaml.safe_dump(experiment))
+    experiment = experiment_dict(data, tmp_path / "run", latency={"table": TABLE})
+    write_experiment(tmp_path / "fundus.yaml", experiment)
     assert cli.main(["search", str(tmp_path / "fundus.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -47,17 +38,8 @@ def test_a_table_for_another_shape_names_the_command_that_fixes_it(tmp_path, cap
 def test_a_storage_or_device_that_cannot_be_used_is_refused_before_anything_is_written(tmp_path, capsys):
     """A typo in --storage, a run whose study file is not a database, or a device this machine lacks:
     one line, and the run's config.yaml neither written nor rewritten."""
-    data = write_npz(tmp_path / "xray.npz", sizes=(16, 8, 8))
-    experiment = {
-        "name": "xray",
-        "space": "mnasnet_small",
-        "dataset": {"path": str(data)},
-        "input_size": 28,
-        "training": {"epochs": 1},
-        "trials": 1,
-        "out": str(tmp_path / "run"),
-    }
-    (tmp_path / "x.yaml").write_text(yaml.safe_dump(experiment))
+    experiment = experiment_dict(write_npz(tmp_path / "xray.npz", sizes=(16, 8, 8)), tmp_path / "run")
+    write_experiment(tmp_path / "x.yaml", experiment)
 
     def refused(*flags: str) -> str:
         assert cli.main(["search", str(tmp_path / "x.yaml"), *flags]) == 2
@@ -69,7 +51,7 @@ def test_a_storage_or_device_that_cannot_be_used_is_refused_before_anything_is_w
     assert not (tmp_path / "run").exists()
     if not torch.cuda.is_available():
         on_cuda = experiment | {"training": {"epochs": 1, "device": "cuda:1"}}
-        (tmp_path / "cuda.yaml").write_text(yaml.safe_dump(on_cuda))
+        write_experiment(tmp_path / "cuda.yaml", on_cuda)
         assert cli.main(["search", str(tmp_path / "cuda.yaml")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "device 'cuda:1': this machine has 0 CUDA GPU(s)" in err, err

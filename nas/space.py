@@ -374,7 +374,8 @@ def find_space_file(path_or_name: str | Path) -> Path:
     path = find_shipped(path_or_name, "search_spaces")
     if path.is_file():
         return path
-    raise SpaceError(f"{path}: no such space file (bundled spaces: {', '.join(list_bundled())})")
+    what = "is a folder, not a space file" if path.is_dir() else "no such space file"
+    raise SpaceError(f"{path}: {what} (bundled spaces: {', '.join(list_bundled())})")
 
 
 def list_bundled() -> list[str]:

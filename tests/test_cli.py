@@ -240,6 +240,8 @@ def test_missing_space_file(capsys, tmp_path):
     path = tmp_path / "nope.yaml"
     err = assert_usage_error(*run(capsys, "space", "show", str(path)))
     assert f"{path}: no such space file" in err
+    err = assert_usage_error(*run(capsys, "space", "show", str(tmp_path)))
+    assert f"{tmp_path}: is a folder, not a space file" in err
 
 
 def test_bad_yaml_file(capsys, tmp_path):

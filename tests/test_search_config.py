@@ -104,6 +104,12 @@ out: runs/full
         ),
         ("strategy: {name: nsga2}\n", "strategy.name", "nsga2 needs mode: pareto"),
         ("reward: {type: mnasnet_soft}\n", "reward", "needs 'target'"),
+        ("reward: {latency: val_auc, target: 1}\n", "reward", "'latency' is val_auc: the cost LAT is one of"),
+        (
+            "reward: {accuracy: val_logloss, target: 1}\n",
+            "reward",
+            "'accuracy' is val_logloss, lower-is-better",
+        ),
         ("reward: {type: mnasnet_hard, target: -1}\n", "reward.target", "greater than 0"),
         ("reward: {type: weighted_sum}\n", "reward", "needs 'weights'"),
         ("reward: {type: weighted_sum, weights: {flops: 1.0}}\n", "reward.weights.flops", "'params'"),

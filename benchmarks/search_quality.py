@@ -38,7 +38,10 @@ seed, epochs, val_auc, val_accuracy, test_auc, test_accuracy, seconds; ``scores.
 ``hand_trainings.jsonl``; diverged ones in ``failures.jsonl``); trained directories are reused; a
 finished search is recorded in ``searches.jsonl`` and not run again (a search killed midway resumes with
 its full ``timeout`` again). ``recipe.json`` guards the cache against another final recipe. The figures
-go to ``CACHE/results.json`` and a closing block fit for an issue note.
+go to ``CACHE/results.json`` and a closing block fit for an issue note. Trainings longer than a working
+session (ResNet-18's, about 45 minutes each on one thread) are kept in the repository, in
+``experiments/results/search_quality/<dataset>/`` (``recipe.json`` and the JSONL files): copy them into
+the cache to reuse them.
 
     python benchmarks/search_quality.py --experiment experiments/pneumoniamnist_pareto.yaml \\
         [--part all] [--nets 20 --seeds 3 --final-epochs 15] [--budget-minutes 60] [--top 5] [--jobs 2]

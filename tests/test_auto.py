@@ -216,15 +216,14 @@ def test_the_floor_is_checked_again_against_the_best_candidates_own_trials_befor
     monkeypatch.setattr(
         search_run, "open_study", lambda *args: type("S", (), {"get_trials": lambda s, **k: trials})()
     )
-    monkeypatch.setattr(run, "_candidates", lambda config: [{"arch": "best"}, {"arch": "other"}])
+    found = [{"arch": "best"}, {"arch": "other"}]
     said: list[str] = []
-    fitted = run._fit_best(state, config, profile, said.append)
+    fitted = run._fit_best(state, config, profile, found, said.append)
     assert fitted.finalize.min_steps == 125
     assert said == ["finalize: the final recipe's floor lowered from 500 to 125 steps to fit"]
     trials[0] = trial("best", 100.0)  # fits: nothing changes
-    assert run._fit_best(state, fitted, profile, said.append) is fitted and len(said) == 1
-    monkeypatch.setattr(run, "_candidates", lambda config: [])  # nothing to finalize yet
-    assert run._fit_best(state, fitted, profile, said.append) is fitted
+    assert run._fit_best(state, fitted, profile, found, said.append) is fitted and len(said) == 1
+    assert run._fit_best(state, fitted, profile, [], said.append) is fitted  # nothing to finalize yet
 
 
 def test_the_reference_estimate_is_its_time_per_image_times_the_recipes_images(monkeypatch):

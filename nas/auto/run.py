@@ -265,12 +265,11 @@ def _search_stage(state, config, profile: DataProfile, say: Say):
         _search(config, seconds, monitor)
     # time the first final trainings, then search on for what finalizing will not need
     if "extend_until_s" not in state.data:
+        found = _candidates(config)
         if "final_wave" not in state.data:
-            config = _fit_best(state, config, profile, say)
+            config = _fit_best(state, config, profile, found, say)
         wave, trained = _final_wave(state, config, say)
-        need = plan.final_seconds(
-            plan.most_final_trainings(len(_candidates(config))) - trained, wave, config.workers
-        )
+        need = plan.final_seconds(plan.most_final_trainings(len(found)) - trained, wave, config.workers)
         spare = state.left() - _reserved(state) - plan.finish_seconds(_budget_s(state)) - need
         state.set("extend_until_s", round(state.spent() + (0.9 * spare if spare > 60 else 0.0), 1))
     seconds = state.data["extend_until_s"] - state.spent()
@@ -301,10 +300,10 @@ def _fit_final_wave(state, config, profile: DataProfile, say: Say):
     return config
 
 
-def _fit_best(state, config, profile: DataProfile, say: Say):
+def _fit_best(state, config, profile: DataProfile, found: list[dict[str, Any]], say: Say):
     """Just before the first final trainings, the estimate again from the net they train, the search's
-    best (``_fit_floor``): the early one went by the nets completed then, which can be smaller."""
-    found = _candidates(config)
+    best of ``found`` (``_candidates``; ``_fit_floor``): the early one went by the nets completed then,
+    which can be smaller."""
     if not found:
         return config
     estimate = _final_estimate(state, config, profile, found[0]["arch"])

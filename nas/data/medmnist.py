@@ -224,11 +224,9 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except ValueError as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         if "allow_pickle" in str(exc):
             raise DataError(f"{path} holds object arrays, which are not loaded: save numbers") from None
-        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
-    except (OSError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} is not a readable .npz file: {exc}") from None
 
 

@@ -144,16 +144,17 @@ class RewardConfig(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> RewardConfig:
-        if self.type.startswith("mnasnet") and self.target is None:
-            raise ValueError(f"a {self.type} reward needs 'target' (the latency budget T)")
-        if self.type.startswith("mnasnet") and self.accuracy in LOWER_IS_BETTER:
-            raise ValueError(
-                f"'accuracy' is {self.accuracy}, lower-is-better: ACC x (LAT/T)^w needs a quality"
-            )
-        if self.type.startswith("mnasnet") and self.latency not in CHEAP_METRICS:
-            raise ValueError(
-                f"'latency' is {self.latency}: the cost LAT is one of {', '.join(CHEAP_METRICS)}"
-            )
+        if self.type.startswith("mnasnet"):
+            if self.target is None:
+                raise ValueError(f"a {self.type} reward needs 'target' (the latency budget T)")
+            if self.accuracy in LOWER_IS_BETTER:
+                raise ValueError(
+                    f"'accuracy' is {self.accuracy}, lower-is-better: ACC x (LAT/T)^w needs a quality"
+                )
+            if self.latency not in CHEAP_METRICS:
+                raise ValueError(
+                    f"'latency' is {self.latency}: the cost LAT is one of {', '.join(CHEAP_METRICS)}"
+                )
         if self.type == "weighted_sum" and not self.weights:
             raise ValueError("a weighted_sum reward needs 'weights' (metric: weight)")
         return self

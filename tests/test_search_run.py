@@ -172,11 +172,15 @@ class StarvedObjective(CandidateObjective):
 
     def evaluate(self, trial, arch):
         if trial.number == 1:
-            time.sleep(run_module.GRACE_S + 0.5)
             other = optuna.load_study(
                 study_name=self.config.name, storage=open_storage(storage_url(self.config))
             )
-            optuna.storages.fail_stale_trials(other)
+            # SQLite's clock has whole seconds, so a heartbeat 1.5 s old can read as 1 s: not yet
+            # past a 1 s grace. Poll, as another worker would, until this trial is failed.
+            deadline = time.monotonic() + 15
+            while other.trials[1].state == TrialState.RUNNING and time.monotonic() < deadline:
+                time.sleep(0.5)
+                optuna.storages.fail_stale_trials(other)
             assert other.trials[1].state == TrialState.FAIL
         return super().evaluate(trial, arch)
 

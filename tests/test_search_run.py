@@ -3,6 +3,7 @@ resume, two workers on SQLite (and PostgreSQL where CI provides one), failing an
 
 from __future__ import annotations
 
+import csv
 import os
 import random
 import signal
@@ -27,6 +28,7 @@ from nas.search import run as run_module
 from nas.search.config import ExperimentConfig
 from nas.search.factory import default_objective
 from nas.search.objective import CandidateFailed, CandidateObjective
+from nas.search.report import retried_as, write_report
 from nas.search.run import (
     FINISHED,
     fail_dead_local_trials,
@@ -203,6 +205,12 @@ def test_a_worker_whose_trial_another_failed_as_stale_goes_on(tmp_path, monkeypa
     retried = [t for t in done if t.system_attrs.get("failed_trial") == taken.number]
     assert len(retried) == 1 and retried[0].params == taken.params
     assert "trial 1 was failed by another worker" in caplog.text
+    # the storage refuses a reason on a trial another worker failed: the report gives it one
+    write_report(study, config, Path(config.out))
+    with (Path(config.out) / "trials.csv").open() as f:
+        row = next(r for r in csv.DictReader(f) if r["number"] == "1")
+    assert row["state"] == "FAIL"
+    assert row["fail_reason"].endswith(f"re-queued as trial {retried[0].number}")
 
 
 def test_a_worker_that_starts_the_last_trial_second_stands_down(tmp_path):
@@ -333,6 +341,7 @@ def test_dead_local_workers_trials_are_failed_and_requeued_at_once(tmp_path):
     assert retry.params == trials[running["dead"]].params
     # the re-queued copy must not carry the dead worker's id, or a worker starting it would be failed
     assert "worker" not in retry.user_attrs
+    assert retried_as(list(trials.values())) == {running["dead"]: retry.number}  # what reports name
     assert fail_dead_local_trials(study) == 0
 
 

@@ -38,10 +38,22 @@ def front_axes(config: ExperimentConfig) -> list[tuple[str, str]]:
     return [(config.reward.accuracy, "maximize"), (config.reward.latency, "minimize")]
 
 
-def trial_row(trial: FrozenTrial, last_step: int) -> dict[str, Any]:
+def retried_as(trials: list[FrozenTrial]) -> dict[int, int]:
+    """{failed trial: its re-queued copy} for trials whose worker died or fell silent past the heartbeat
+    grace (``RetryCallback``); the storage refuses a reason on a trial another worker failed."""
+    return {
+        t.system_attrs["retry_history"][-1]: t.number for t in trials if t.system_attrs.get("retry_history")
+    }
+
+
+def trial_row(trial: FrozenTrial, last_step: int, retry: int | None = None) -> dict[str, Any]:
     """One trial's row; ``reached`` is the step its training got to (``nas.search.rungs``): below the
-    last step for a trial stopped early, whose metrics are the ones it was stopped with."""
+    last step for a trial stopped early, whose metrics are the ones it was stopped with. ``retry``: the
+    number of its re-queued copy, for a trial failed because its worker died or fell silent."""
     attrs = trial.user_attrs
+    reason = attrs.get("fail_reason")
+    if reason is None and retry is not None:
+        reason = f"its worker died or stopped sending heartbeats; re-queued as trial {retry}"
     violations = attrs.get("constraints")
     return {
         "number": trial.number,
@@ -50,7 +62,7 @@ def trial_row(trial: FrozenTrial, last_step: int) -> dict[str, Any]:
         "reward": attrs.get("reward"),
         "feasible": None if violations is None else all(v <= 0 for v in violations),
         "rejected": attrs.get("rejected"),
-        "fail_reason": attrs.get("fail_reason"),
+        "fail_reason": reason,
         "cached_from": attrs.get("cached_from"),
         **attrs.get("fidelity", {}),
         "reached": reached_step(trial, last_step),
@@ -254,7 +266,8 @@ def write_report(
     """Write the four result files and return the summary."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     last_step = schedule(config)[1]
-    rows = [trial_row(t, last_step) for t in trials]
+    retries = retried_as(trials)
+    rows = [trial_row(t, last_step, retries.get(t.number)) for t in trials]
     axes = front_axes(config)
     front = pareto_front(rows, axes)
     final = read_final(out)

@@ -13,7 +13,9 @@ trained as ``nas finalize`` trains (``train_cached``: select on val, score test 
    kfold; validation only, unpruned) and ``--seeds`` full trainings with the final recipe. Printed:
    Kendall tau between the score (the search's trained ranking metric) and the mean test AUC over seeds,
    its ceiling (mean pairwise tau between single seeds' test AUCs of the same nets) and tau/ceiling; the
-   goal is >= 80 % of the ceiling.
+   goal is >= 80 % of the ceiling. A mean of seeds is a steadier truth than the ceiling's single seeds,
+   so beside it the same against one seed at a time. The score trains on the first seed, as the search
+   and ``nas finalize`` do, so it shares that seed's initialisation with the first full training.
 2. ``search``: the experiment as is and with ``strategy: {name: random}``, same ``trials`` and ``timeout``
    (``--trials``, ``--budget-minutes``), into ``CACHE/search_<strategy>``; both finalized alike
    (``finalize_run(top=--top, seeds=--final-seeds, epochs=--final-epochs)``); then every finalized net
@@ -26,10 +28,12 @@ trained as ``nas finalize`` trains (``train_cached``: select on val, score test 
    to random sampling.
 3. ``hand``: MobileNetV2 at widths 0.25, 0.35, 0.5 and 1.0, MnasNet-A1 and ``resnet18_medmnist`` trained
    with the final recipe on the finalize seeds, timed in the same session. Printed: a table (params,
-   measured ms, ratio to resnet18_medmnist, test AUC and ACC mean±std), whether the finalized search front
-   Pareto-dominates each reference, whether it reaches the published ResNet-18 (28) test AUC and ACC at
-   <= 1/20 of resnet18_medmnist's latency and, on PneumoniaMNIST, whether any finalized net reaches test
-   AUC >= 0.98 and ACC >= 0.93 at <= 1/50.
+   measured ms, ratio to resnet18_medmnist, test AUC and ACC mean±std), whether the search's finalized
+   front (the finalized nets no other dominates on the final validation figures, as ``nas finalize``
+   reports it: chosen without the test split) Pareto-dominates each reference, whether a front net reaches
+   the published ResNet-18 (28) test AUC and ACC at <= 1/20 of resnet18_medmnist's latency and, on
+   PneumoniaMNIST, test AUC >= 0.98 and ACC >= 0.93 at <= 1/50. A finalized run or a reference trained
+   with another top, seeds, recipe or net definition than this benchmark's is left out.
 
 Trainings run ``--jobs`` at a time in one-thread spawned processes; a search runs ``--jobs`` workers. The
 test split is read only by the full trainings' final scoring. Resumable: every training result is
@@ -105,7 +109,7 @@ from nas.search.config import ExperimentConfig, experiment_from, load_experiment
 from nas.search.factory import load_splits
 from nas.search.final import FinalRecord, read_final
 from nas.search.finalize import finalize_run, mean_std
-from nas.search.runner import run_experiment
+from nas.search.runner import check_run_dir, run_experiment
 from nas.search.summary import shown_state
 from nas.zoo import resolve_arch
 
@@ -201,6 +205,7 @@ def run_searches(configs: dict[str, ExperimentConfig], cache: Path, args: argpar
     done = {(r["out"], r["trials"], r["timeout"]) for r in read_jsonl(cache / SEARCHES)}
     for role, c in configs.items():
         if (c.out, c.trials, c.timeout) in done:
+            check_run_dir(c, Path(c.out))  # the recorded search is this experiment's, not an earlier one's
             print(f"  {role} ({c.strategy.name}): finished before, in {c.out}")
             continue
         budget = f"{c.trials} trials, timeout {c.timeout or '-'} s, {c.workers} workers"
@@ -247,14 +252,17 @@ def finalize(run_dir: str, args: argparse.Namespace) -> FinalRecord:
 
 
 def finalized_rows(configs: dict[str, ExperimentConfig], args: argparse.Namespace) -> dict[str, list[Row]]:
-    """Each run's finalized nets (``final.json``) with this benchmark's seeds and epochs, as report rows."""
+    """Each run's finalized nets (``final.json``) with this benchmark's top, seeds and final recipe, as
+    report rows; ``on_front``: what ``nas finalize`` reports as the front, chosen on validation only (in
+    pareto mode the nets no other finalized one dominates on the final validation figures, else the best)."""
     fronts = {}
     for role, c in configs.items():
         record = read_final(c.out) if Path(c.out).is_dir() else None
-        if record is None or (record.seeds, record.epochs) != (args.final_seeds, args.final_epochs):
-            if record is not None:
-                done = f"{record.seeds} seeds x e{record.epochs}"
-                print(f"  {c.out}: finalized with {done}, not this benchmark's: left out")
+        if record is None:
+            continue
+        if not same_finalize(record, c, args):
+            done = f"top {record.top}, {record.seeds} seeds, recipe {record.train_config}"
+            print(f"  {c.out}: finalized with {done}, not this benchmark's: left out")
             continue
         fronts[role] = [
             {
@@ -264,11 +272,27 @@ def finalized_rows(configs: dict[str, ExperimentConfig], args: argparse.Namespac
                 "test_std": {"auc": t.test_std.get("test_auc"), "accuracy": t.test_std.get("test_accuracy")},
                 "val": {m: t.val.get(f"val_{m}") for m, _ in VALIDATION},
                 "seeds": len(t.seeds),
+                "on_front": t.final_rank == 1 if t.pareto is None else t.pareto,
             }
             for t in record.trials
             if t.test.get("test_auc") is not None and t.test.get("test_accuracy") is not None
         ]
     return fronts
+
+
+def same_finalize(record: FinalRecord, config: ExperimentConfig, args: argparse.Namespace) -> bool:
+    """Whether ``record`` was finalized as this benchmark finalizes: its top, seeds, and final recipe (the
+    epochs and step floor included; seeds, threads and device aside)."""
+    recipe = final_recipe(config, args.final_epochs, args.min_steps).to_json()
+    ignored = ("seed", "threads", "device")
+    same_recipe = {k: v for k, v in record.train_config.items() if k not in ignored} == {
+        k: v for k, v in recipe.items() if k not in ignored
+    }
+    return (record.top, record.seeds, record.epochs) == (
+        args.top,
+        args.final_seeds,
+        args.final_epochs,
+    ) and same_recipe
 
 
 # ---------------------------------------------------------------- 3. hand design
@@ -313,7 +337,10 @@ def reference_rows(config: ExperimentConfig, args: argparse.Namespace, cache: Pa
         runs = [
             r
             for r in trained
-            if r["model"] == name and r["epochs"] == args.final_epochs and r["seed"] in seeds
+            if r["model"] == name
+            and r["arch"] == arch.to_str()  # not a result of an earlier definition of the net
+            and r["epochs"] == args.final_epochs
+            and r["seed"] in seeds
         ]
         means, stds = (
             mean_std([{"auc": r["test_auc"], "accuracy": r["test_accuracy"]} for r in runs])
@@ -375,17 +402,15 @@ def compare_part(
         print("\n".join(report.table(trained + finalized)))
         resnet_ms = next(r["measured_ms"] for r in refs if r["name"] == REFERENCE)
         published = PUBLISHED.get(config.dataset.name.lower()) if config.input_size == 28 else None
+        front = [r for r in fronts.get("search", []) if r["on_front"]]
         figures["hand"] = report.hand_verdicts(
-            fronts.get("search", []),
-            finalized,
+            front,
             trained,
             resnet_ms,
             published,
             config.dataset.name.lower() == "pneumoniamnist",
         )
-        lines += report.hand_lines(
-            figures["hand"], fronts.get("search", []), {r["name"]: r for r in trained + finalized}
-        )
+        lines += report.hand_lines(figures["hand"], front, {r["name"]: r for r in trained + finalized})
     figures["nets"] = refs + finalized
     return figures, lines
 

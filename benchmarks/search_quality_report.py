@@ -52,28 +52,42 @@ def rank_fidelity(
     score: Mapping[str, float], test_auc: Mapping[str, Mapping[int, float]], ceiling: float | None
 ) -> Row:
     """Kendall tau between ``score`` (higher is better) and the mean test AUC over seeds, and its share of
-    ``ceiling``; the goal is 80 % of it."""
+    ``ceiling``; the goal is 80 % of it (issue 13's definition). The mean of several seeds is a less noisy
+    truth than the one seed each side of the ceiling, so the share can pass 100 %; ``single_tau`` (the mean
+    over seeds of tau against one seed's test AUC) and ``single_share`` compare like with like."""
     nets = list(score)
+    scores = [score[n] for n in nets]
     truth = [statistics.fmean(test_auc[n].values()) for n in nets]
-    tau = kendall_tau([score[n] for n in nets], truth)
-    share = tau / ceiling if ceiling and ceiling > 0 and tau == tau else None
+    tau = kendall_tau(scores, truth)
+    seeds = sorted(set.intersection(*(set(test_auc[n]) for n in nets))) if nets else []
+    single = [kendall_tau(scores, [test_auc[n][s] for n in nets]) for s in seeds]
+    single_tau = statistics.fmean(single) if single else float("nan")
+    share = _share(tau, ceiling)
     return {
         "nets": len(nets),
         "tau": tau,
         "ceiling": ceiling,
         "share": share,
         "met": None if share is None else share >= FIDELITY_GOAL,
+        "single_tau": single_tau,
+        "single_share": _share(single_tau, ceiling),
     }
+
+
+def _share(tau: float, ceiling: float | None) -> float | None:
+    return tau / ceiling if ceiling and ceiling > 0 and tau == tau else None
 
 
 def fidelity_lines(results: Mapping[str, Row], seeds: int, epochs: int) -> list[str]:
     lines = []
     for label, r in results.items():
         share = "-" if r["share"] is None else f"{r['share']:.0%}"
+        single = "-" if r.get("single_share") is None else f"{r['single_share']:.0%}"
         lines.append(
             f"rank fidelity [{label}]: tau {fmt(r['tau'])} vs ceiling {fmt(r['ceiling'])} = {share} of "
             f"ceiling (goal >= {FIDELITY_GOAL:.0%}): {met(r['met'])}; {r['nets']} nets x {seeds} seeds "
-            f"x e{epochs}"
+            f"x e{epochs}; against one seed at a time (like the ceiling) tau {fmt(r.get('single_tau'))} "
+            f"= {single}"
         )
     return lines
 
@@ -188,14 +202,14 @@ def reaching(rows: Sequence[Row], auc: float, accuracy: float, max_ms: float) ->
 
 def hand_verdicts(
     front: Sequence[Row],
-    finalized: Sequence[Row],
     references: Sequence[Row],
     resnet_ms: float,
     published: Row | None,
     pneumonia: bool,
 ) -> Row:
     """Dominance of every reference by the search front, the published ResNet-18 (28) figures at 1/20 of
-    its latency, and (PneumoniaMNIST) the goal of AUC >= 0.98, ACC >= 0.93 at 1/50, for any finalized net."""
+    its latency, and (PneumoniaMNIST) the goal of AUC >= 0.98, ACC >= 0.93 at 1/50. ``front``: the nets
+    finalize chose on validation, so no verdict picks among nets by their test figures."""
     verdicts: Row = {"dominance": dominance(front, references) if front else None}
     if published is not None:
         verdicts["published"] = {
@@ -208,7 +222,7 @@ def hand_verdicts(
     if pneumonia:
         verdicts["goal"] = {
             "max_ms": resnet_ms * GOAL_RATIO,
-            "reached_by": reaching(finalized, GOAL_AUC, GOAL_ACC, resnet_ms * GOAL_RATIO),
+            "reached_by": reaching(front, GOAL_AUC, GOAL_ACC, resnet_ms * GOAL_RATIO),
         }
     return verdicts
 
@@ -218,6 +232,9 @@ def hand_lines(verdicts: Row, front: Sequence[Row], by_name: Mapping[str, Row]) 
     if verdicts["dominance"] is None:
         lines.append("search front vs hand design: no finalized search front (run --part search)")
     else:
+        lines.append(
+            f"search front (finalized, non-dominated on validation): {', '.join(r['name'] for r in front)}"
+        )
         for name, d in verdicts["dominance"].items():
             text = f"dominated by {', '.join(d['dominated_by'])}" if d["dominated_by"] else "NOT dominated"
             if d["closest"]:
@@ -245,6 +262,6 @@ def hand_lines(verdicts: Row, front: Sequence[Row], by_name: Mapping[str, Row]) 
         who = ", ".join(g["reached_by"]) or "none"
         lines.append(
             f"PneumoniaMNIST goal AUC >= {GOAL_AUC} ACC >= {GOAL_ACC} at <= {ratio_text(GOAL_RATIO)} of "
-            f"resnet18 ({g['max_ms']:.3f} ms), any finalized net: {who}: {met(bool(g['reached_by']))}"
+            f"resnet18 ({g['max_ms']:.3f} ms), a search front net: {who}: {met(bool(g['reached_by']))}"
         )
     return lines

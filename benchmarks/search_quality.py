@@ -288,11 +288,8 @@ def same_finalize(record: FinalRecord, config: ExperimentConfig, args: argparse.
     same_recipe = {k: v for k, v in record.train_config.items() if k not in ignored} == {
         k: v for k, v in recipe.items() if k not in ignored
     }
-    return (record.top, record.seeds, record.epochs) == (
-        args.top,
-        args.final_seeds,
-        args.final_epochs,
-    ) and same_recipe
+    settings = (record.top, record.seeds, record.epochs) == (args.top, args.final_seeds, args.final_epochs)
+    return settings and same_recipe
 
 
 # ---------------------------------------------------------------- 3. hand design

@@ -310,7 +310,10 @@ def test_sigkill_mid_trial_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert len(retries) == 1 and retries[0].state in FINISHED
     assert retries[0].params == killed_params  # the killed candidate itself was re-queued
     assert retries[0].user_attrs["worker"].rpartition(":")[2] != str(process.pid)  # run by the rerun
-    assert (out / "trials.csv").exists() and (out / "summary.json").exists()
+    assert (out / "summary.json").exists()
+    with (out / "trials.csv").open() as f:
+        row = next(r for r in csv.DictReader(f) if r["number"] == str(killed))
+    assert row["fail_reason"].endswith(f"re-queued as trial {retries[0].number}")
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() outside optimize()

@@ -95,6 +95,7 @@ from search_quality_jobs import (
     make_pool,
     one_thread,
     read_jsonl,
+    recipe_of,
     run_jobs,
     seed_list,
     train_job,
@@ -251,8 +252,10 @@ def finalize(run_dir: str, args: argparse.Namespace) -> FinalRecord:
     )
 
 
-def finalized_rows(configs: dict[str, ExperimentConfig], args: argparse.Namespace) -> dict[str, list[Row]]:
-    """Each run's finalized nets (``final.json``) with this benchmark's top, seeds and final recipe, as
+def finalized_rows(
+    configs: dict[str, ExperimentConfig], recipe: dict[str, Any], args: argparse.Namespace
+) -> dict[str, list[Row]]:
+    """Each run's finalized nets (``final.json``) with this benchmark's top, seeds and final ``recipe``, as
     report rows; ``on_front``: what ``nas finalize`` reports as the front, chosen on validation only (in
     pareto mode the nets no other finalized one dominates on the final validation figures, else the best)."""
     fronts = {}
@@ -260,7 +263,7 @@ def finalized_rows(configs: dict[str, ExperimentConfig], args: argparse.Namespac
         record = read_final(c.out) if Path(c.out).is_dir() else None
         if record is None:
             continue
-        if not same_finalize(record, c, args):
+        if not same_finalize(record, recipe, args):
             done = f"top {record.top}, {record.seeds} seeds, recipe {record.train_config}"
             print(f"  {c.out}: finalized with {done}, not this benchmark's: left out")
             continue
@@ -280,14 +283,10 @@ def finalized_rows(configs: dict[str, ExperimentConfig], args: argparse.Namespac
     return fronts
 
 
-def same_finalize(record: FinalRecord, config: ExperimentConfig, args: argparse.Namespace) -> bool:
-    """Whether ``record`` was finalized as this benchmark finalizes: its top, seeds, and final recipe (the
-    epochs and step floor included; seeds, threads and device aside)."""
-    recipe = final_recipe(config, args.final_epochs, args.min_steps).to_json()
-    ignored = ("seed", "threads", "device")
-    same_recipe = {k: v for k, v in record.train_config.items() if k not in ignored} == {
-        k: v for k, v in recipe.items() if k not in ignored
-    }
+def same_finalize(record: FinalRecord, recipe: dict[str, Any], args: argparse.Namespace) -> bool:
+    """Whether ``record`` was finalized as this benchmark finalizes: its top, seeds, and final ``recipe``
+    (the epochs and step floor included; seeds, threads and device aside)."""
+    same_recipe = recipe_of(record.train_config) == recipe_of(recipe)
     settings = (record.top, record.seeds, record.epochs) == (args.top, args.final_seeds, args.final_epochs)
     return settings and same_recipe
 
@@ -372,7 +371,7 @@ def compare_part(
 ) -> tuple[Row, list[str]]:
     """Part 2's hypervolume and part 3's table and verdicts, over one interleaved timing session."""
     configs = search_configs(config, args, cache)
-    fronts = finalized_rows(configs, args)
+    fronts = finalized_rows(configs, final_recipe(config, args.final_epochs, args.min_steps).to_json(), args)
     refs = reference_rows(config, args, cache)
     finalized = [r for rows in fronts.values() for r in rows]
     time_and_measure(refs + finalized, config, args)

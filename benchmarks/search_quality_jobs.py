@@ -86,6 +86,12 @@ def seed_list(config: ExperimentConfig, n: int) -> list[int]:
     return list(range(first, first + n))
 
 
+def recipe_of(settings: dict[str, Any], *also: str) -> dict[str, Any]:
+    """A training's settings less how it ran (seed, threads, device) and ``also``: what makes two
+    trainings the same recipe."""
+    return {k: v for k, v in settings.items() if k not in ("seed", "threads", "device", *also)}
+
+
 def check_cache(cache: Path, config: ExperimentConfig, min_steps: int) -> None:
     """Refuse a cache whose trainings were made with another dataset or final recipe (epochs and seeds are
     per line)."""
@@ -93,7 +99,7 @@ def check_cache(cache: Path, config: ExperimentConfig, min_steps: int) -> None:
     recipe = {
         "dataset": config.dataset.ref,
         "input_size": config.input_size,
-        "training": {k: v for k, v in settings.items() if k not in ("epochs", "seed", "threads", "device")},
+        "training": recipe_of(settings, "epochs"),
     }
     path = cache / "recipe.json"
     recorded = json.loads(path.read_text()) if path.is_file() else recipe

@@ -168,6 +168,11 @@ def test_two_workers_on_postgresql(tmp_path):
         optuna.delete_study(study_name=name, storage=url)
 
 
+def trials_csv_row(run: Path, number: int) -> dict[str, str]:
+    with (run / "trials.csv").open() as f:
+        return next(r for r in csv.DictReader(f) if r["number"] == str(number))
+
+
 class StarvedObjective(CandidateObjective):
     """Trial 1's worker stops sending heartbeats (a suspended or starved process) long enough for
     another worker's ``fail_stale_trials`` to fail it and re-queue its candidate, then finishes it."""
@@ -207,8 +212,7 @@ def test_a_worker_whose_trial_another_failed_as_stale_goes_on(tmp_path, monkeypa
     assert "trial 1 was failed by another worker" in caplog.text
     # the storage refuses a reason on a trial another worker failed: the report gives it one
     write_report(study, config, Path(config.out))
-    with (Path(config.out) / "trials.csv").open() as f:
-        row = next(r for r in csv.DictReader(f) if r["number"] == "1")
+    row = trials_csv_row(Path(config.out), 1)
     assert row["state"] == "FAIL"
     assert row["fail_reason"].endswith(f"re-queued as trial {retried[0].number}")
 
@@ -311,8 +315,7 @@ def test_sigkill_mid_trial_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert retries[0].params == killed_params  # the killed candidate itself was re-queued
     assert retries[0].user_attrs["worker"].rpartition(":")[2] != str(process.pid)  # run by the rerun
     assert (out / "summary.json").exists()
-    with (out / "trials.csv").open() as f:
-        row = next(r for r in csv.DictReader(f) if r["number"] == str(killed))
+    row = trials_csv_row(out, killed)
     assert row["fail_reason"].endswith(f"re-queued as trial {retries[0].number}")
 
 

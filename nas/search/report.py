@@ -40,7 +40,9 @@ def front_axes(config: ExperimentConfig) -> list[tuple[str, str]]:
 
 def retried_as(trials: list[FrozenTrial]) -> dict[int, int]:
     """{failed trial: its re-queued copy} for trials whose worker died or fell silent past the heartbeat
-    grace (``RetryCallback``); the storage refuses a reason on a trial another worker failed."""
+    grace (``RetryCallback``); the storage refuses a reason on a trial another worker failed. Read
+    from the attribute Optuna's ``RetryHeartbeatStaleTrialCallback.retry_history`` reads: that one warns
+    (experimental) on every call."""
     return {
         t.system_attrs["retry_history"][-1]: t.number for t in trials if t.system_attrs.get("retry_history")
     }

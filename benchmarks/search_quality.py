@@ -18,7 +18,8 @@ trained as ``nas finalize`` trains (``train_cached``: select on val, score test 
    and ``nas finalize`` do, so it shares that seed's initialisation with the first full training.
 2. ``search``: the experiment as is and with ``strategy: {name: random}``, same ``trials`` and ``timeout``
    (``--trials``, ``--budget-minutes``), into ``CACHE/search_<strategy>``; both finalized alike
-   (``finalize_run(top=--top, seeds=--final-seeds, epochs=--final-epochs)``); then every finalized net
+   (``finalize_run(top=--top, seeds=--final-seeds, epochs=--final-epochs, pick=--pick)``: ``spread``
+   finalizes nets along each front rather than its top N by validation AUC); then every finalized net
    and part 3's references timed untrained (weights do not change speed) in one interleaved ONNX Runtime
    session (1 thread, batch 1, median of ``--rounds`` rounds: ``pneumoniamnist.screen_latency``).
    Printed: the hypervolume of (mean test AUC up, measured latency down) of both finalized fronts against
@@ -106,7 +107,7 @@ from nas.argtypes import count, positive_int
 from nas.errors import NasError, UsageError
 from nas.evaluate.recipe import MIN_STEPS
 from nas.metrics import measure
-from nas.search.config import ExperimentConfig, experiment_from, load_experiment
+from nas.search.config import PICKS, ExperimentConfig, experiment_from, load_experiment
 from nas.search.factory import load_splits
 from nas.search.final import FinalRecord, read_final
 from nas.search.finalize import finalize_run, mean_std
@@ -147,6 +148,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--budget-minutes", type=float, help="search: timeout of both runs")
     parser.add_argument("--top", type=positive_int, default=5, help="search: finalized nets per run")
+    parser.add_argument(
+        "--pick",
+        choices=PICKS,
+        default="best",
+        help="search: each front's top by val AUC (best), or nets spread over it (spread), as nas finalize",
+    )
     parser.add_argument("--final-seeds", type=positive_int, default=3, help="search and hand: seeds per net")
     parser.add_argument("--rounds", type=positive_int, default=300, help="interleaved timing rounds")
     return parser.parse_args()
@@ -225,7 +232,7 @@ def run_searches(configs: dict[str, ExperimentConfig], cache: Path, args: argpar
             },
         )
         print(f"  {role}: {len(summary.trials)} trials in {seconds:.0f} s")
-    print(f"  finalizing both: top {args.top}, {args.final_seeds} seeds, e{args.final_epochs}")
+    print(f"  finalizing both: {args.pick} {args.top}, {args.final_seeds} seeds, e{args.final_epochs}")
     for role, c in configs.items():  # one after the other, each on every job: no core idles at the tail
         record = finalize(c.out, args)
         print(f"  {role}: finalized {len(record.trials)} nets")
@@ -244,6 +251,7 @@ def finalize(run_dir: str, args: argparse.Namespace) -> FinalRecord:
     return finalize_run(
         run_dir,
         top=args.top,
+        pick=args.pick,
         seeds=args.final_seeds,
         epochs=args.final_epochs,
         min_steps=args.min_steps,
@@ -264,7 +272,7 @@ def finalized_rows(
         if record is None:
             continue
         if not same_finalize(record, recipe, args):
-            done = f"top {record.top}, {record.seeds} seeds, recipe {record.train_config}"
+            done = f"{record.pick} {record.top}, {record.seeds} seeds, recipe {record.train_config}"
             print(f"  {c.out}: finalized with {done}, not this benchmark's: left out")
             continue
         fronts[role] = [
@@ -284,10 +292,11 @@ def finalized_rows(
 
 
 def same_finalize(record: FinalRecord, recipe: dict[str, Any], args: argparse.Namespace) -> bool:
-    """Whether ``record`` was finalized as this benchmark finalizes: its top, seeds, and final ``recipe``
-    (the epochs and step floor included; seeds, threads and device aside)."""
+    """Whether ``record`` was finalized as this benchmark finalizes: its top, pick, seeds, and final
+    ``recipe`` (the epochs and step floor included; seeds, threads and device aside)."""
     same_recipe = recipe_of(record.train_config) == recipe_of(recipe)
-    settings = (record.top, record.seeds, record.epochs) == (args.top, args.final_seeds, args.final_epochs)
+    mine = (args.top, args.pick, args.final_seeds, args.final_epochs)
+    settings = (record.top, record.pick, record.seeds, record.epochs) == mine
     return settings and same_recipe
 
 
@@ -428,7 +437,7 @@ def header(config: ExperimentConfig, args: argparse.Namespace, parts: set[str]) 
     if parts & {"search", "hand"}:
         budget = f"trials {args.trials or config.trials}, timeout {args.budget_minutes or '-'} min"
         lines.append(
-            f"search vs random: {budget}; finalize top {args.top} x {args.final_seeds} seeds; "
+            f"search vs random: {budget}; finalize {args.pick} {args.top} x {args.final_seeds} seeds; "
             f"hand: {args.final_seeds} seeds; timing {args.rounds} rounds"
         )
     return lines

@@ -21,7 +21,7 @@ from nas.evaluate.recipe import final_recipe
 from nas.search import factory, report
 from nas.search.config import ExperimentConfig, experiment_from
 from nas.search.final import read_final
-from nas.search.finalize import finalize_run
+from nas.search.finalize import finalize_run, spread
 from nas.search.runner import run_experiment
 from nas.search.summary import read_search_run, read_summary
 
@@ -133,13 +133,41 @@ def test_top_n_of_the_pareto_front_and_who_stays_on_it(tmp_path, scripted):
     (run / "config.yaml").write_text(yaml.safe_dump(recorded))
     record = finalize_run(run, top=2, seeds=1, epochs=1)
     assert record.rank_by == "val_auc" and {a for a, *_ in scripted} == set(ARCHS[:2])  # the search's top 2
-    assert [(t.number, t.final_rank) for t in record.trials] == [(1, 1), (0, 2)]
+    assert [(t.number, t.final_rank) for t in record.trials] == [(1, 1), (0, 2)] and record.pick == "best"
     assert record.trials[0].val_std["val_auc"] is None  # one seed: no std
     assert [t.pareto for t in record.trials] == [
         True,
         False,
     ]  # trial 0 is now dominated (lower AUC, more params)
     assert read_search_run(run, None, best=True)["number"] == 1
+    scripted.clear()
+    record = finalize_run(run, top=2, seeds=1, epochs=1, pick="spread")
+    # the search's best (0) and the other end of the front (2), not its top 2 by val AUC (0 and 1)
+    assert {a for a, *_ in scripted} == {ARCHS[0], ARCHS[2]}
+    assert [(t.number, t.search_rank, t.final_rank) for t in record.trials] == [(2, 2, 1), (0, 1, 2)]
+    assert read_final(run).pick == "spread" and read_search_run(run, None, best=True)["number"] == 2
+
+
+def test_the_finalists_spread_over_the_front():
+    """Best first by val AUC, then each time the member farthest from the chosen ones: on a front whose
+    members bunch at the slow end, three finalists are its best, its fastest and the one between them."""
+    axes = [("val_auc", "maximize"), ("latency_ms", "minimize")]
+    front = [  # best val AUC first, as ``candidates`` orders it
+        {"number": n, "val_auc": auc, "latency_ms": ms}
+        for n, auc, ms in [
+            (0, 0.997, 0.12),
+            (1, 0.9968, 0.11),
+            (2, 0.9966, 0.09),
+            (3, 0.99, 0.03),
+            (4, 0.98, 0.01),
+        ]
+    ]
+    assert [r["number"] for r in spread(front, 3, axes)] == [0, 3, 4]  # not 1 or 2, beside 0
+    assert [r["number"] for r in spread(front, 1, axes)] == [0]
+    assert [r["number"] for r in spread(front, 9, axes)] == [0, 1, 2, 3, 4]
+    assert spread([], 3, axes) == []
+    same = [dict(front[0], number=n) for n in range(3)]  # a flat front: no axis has a range
+    assert [r["number"] for r in spread(same, 2, axes)] == [0, 1]
 
 
 def test_a_search_that_completed_none_finalizes_the_furthest_trained_within_its_constraints(
@@ -198,6 +226,7 @@ def test_finalize_cli_trains_reuses_and_train_best_follows(tmp_path, capsys):
         (("--top", "0"), "--top must be >= 1, got 0"),
         (("--seeds", "0"), "--seeds must be >= 1, got 0"),
         (("--min-steps", "-1"), "--min-steps must be >= 0, got -1"),
+        (("--pick", "far"), "--pick: invalid choice: 'far'"),
     ],
 )
 def test_one_line_errors(tmp_path, capsys, argv, message):
@@ -218,8 +247,11 @@ def test_a_run_without_its_experiment_record(tmp_path):
 
 
 def test_the_finalize_key(tmp_path):
-    with pytest.raises(ConfigError, match="finalize"):
-        experiment_from(experiment(tmp_path).model_dump() | {"finalize": {"top": 0}})
+    for wrong in ({"top": 0}, {"pick": "far"}):
+        with pytest.raises(ConfigError, match="finalize"):
+            experiment_from(experiment(tmp_path).model_dump() | {"finalize": wrong})
+    with pytest.raises(UsageError, match="--pick must be one of best, spread, got 'far'"):
+        finalize_run(fake_run(tmp_path, experiment(tmp_path), [0.99, 0.95, 0.90]), pick="far")
     assert experiment(tmp_path).finalize is None  # off by default
 
 

@@ -73,6 +73,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def add_finalize_command(commands: Any) -> None:
+    from nas.search.config import PICKS
     from nas.search.finalize import DEFAULTS
 
     finalize = commands.add_parser(
@@ -118,6 +119,13 @@ def add_finalize_command(commands: Any) -> None:
         metavar="W",
         help="trainings at once, one single-threaded process each (default: the run's workers)",
     )
+    finalize.add_argument(
+        "--pick",
+        choices=PICKS,
+        default=DEFAULTS.pick,
+        help="pareto mode: best, the front's top N by its first trained objective; spread, N members spread "
+        f"over the front, its best first (default {DEFAULTS.pick})",
+    )
     finalize.set_defaults(func=cmd_finalize)
 
 
@@ -133,6 +141,7 @@ def cmd_finalize(args: argparse.Namespace) -> None:
         workers=args.workers,
         recipe=args.recipe,
         min_steps=args.min_steps,
+        pick=args.pick,
     )
     _print_final(Path(args.run_dir), record)
 

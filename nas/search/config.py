@@ -37,8 +37,9 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
                   CPU core)
     seed          base seed (worker k uses seed + k)
     out           run directory
-    finalize      {top: N, seeds: R, epochs: E, recipe: final | plain, min_steps: S}: at the end, train the
-                  top N of the front (pareto mode) or of the reward with the full recipe on R seeds, as
+    finalize      {top: N, seeds: R, epochs: E, recipe: final | plain, min_steps: S, pick: best | spread}:
+                  at the end, train the top N of the front (pareto mode; ``spread``: N members spread
+                  over it) or of the reward with the full recipe on R seeds, as
                   ``nas finalize`` does (default: off; top 3, seeds 3, epochs 50, recipe final, min_steps
                   1500 when given). ``final`` adds the data-scaled recipe (``nas.evaluate.recipe``: at
                   least S optimizer steps, ...) to the training settings for E epochs; ``plain`` does not
@@ -56,7 +57,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -260,6 +261,10 @@ class MicrocontrollerConfig(_Strict):
         ]
 
 
+Pick = Literal["best", "spread"]
+PICKS: tuple[str, ...] = get_args(Pick)
+
+
 class FinalizeConfig(_Strict):
     """The ``finalize`` key: what ``nas search`` finalizes at its end (``nas.search.finalize``)."""
 
@@ -268,6 +273,7 @@ class FinalizeConfig(_Strict):
     epochs: int = Field(default=50, ge=1)  # the final recipe's epochs (``nas train``'s default)
     recipe: Literal["final", "plain"] = "final"  # plain: the training settings as they are
     min_steps: int = Field(default=MIN_STEPS, ge=0)  # the final recipe's step floor
+    pick: Pick = "best"  # pareto mode: the front's top N, or N spread over it
 
     def train_config(self, training: TrainConfig, splits: Splits) -> TrainConfig:
         """The final trainings' settings: ``training`` for ``epochs`` epochs, with the recipe scaled to

@@ -49,6 +49,7 @@ class FinalRecord(BaseModel):
     epochs: int
     rank_by: str  # "reward", or the front's trained metric (maximized) the trials are ranked by
     train_config: dict[str, Any]  # the recipe of seed 0 (the others differ only in seed)
+    pick: str = "best"  # how the pareto front's finalists were chosen (``finalize.spread``)
     trials: list[FinalTrial]
 
     @property

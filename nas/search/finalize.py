@@ -2,16 +2,18 @@
 ranked again by those final-fidelity validation figures (``nas finalize RUN``, and ``nas search`` at its
 end when the experiment has a ``finalize`` key).
 
-Who is finalized: the top ``top`` of the Pareto front (pareto mode) or of the completed trials (reward
-mode, one trial per arch), ranked at search fidelity by the reward when the experiment has one, else by
-the front's first trained metric (``val_auc``, ...). A search too short to complete any candidate (a
-5-fold search of a few minutes) gives the candidates stopped early within the constraints instead, the
-furthest trained first: successive halving's best guess, rather than no model. Each is trained by
-``train_final`` with the experiment's ``training`` settings for ``epochs`` final epochs plus the
-data-scaled final recipe (``nas.evaluate.recipe``; ``recipe: plain`` leaves it out), on seeds ``seed ..
-seed + seeds - 1`` (``seed`` the experiment's training seed), into
-``RUN/finalize/trial_<n>/e<epochs>_seed<s>``; a directory already trained with that recipe is reused
-(``nas.evaluate.cache``), so a rerun trains nothing again.
+Who is finalized: the top ``top`` of the completed trials (reward mode, one trial per arch), ranked at
+search fidelity by the reward when the experiment has one, else by the front's first trained metric
+(``val_auc``, ...), or in pareto mode the front's top ``top`` by that ranking (``pick`` ``best``) or
+``top`` members spread over it (``spread``: the best first, then each time the member farthest from
+those already chosen). A search too short to complete any candidate (a 5-fold search of a few minutes)
+gives the candidates stopped early within the constraints instead, the furthest trained first:
+successive halving's best guess, rather than no model. Each is trained by ``train_final`` with the
+experiment's ``training`` settings for ``epochs`` final epochs plus the data-scaled final recipe
+(``nas.evaluate.recipe``; ``recipe: plain`` leaves it out), on seeds ``seed .. seed + seeds - 1``
+(``seed`` the experiment's training seed), into ``RUN/finalize/trial_<n>/e<epochs>_seed<s>``; a
+directory already trained with that recipe is reused (``nas.evaluate.cache``), so a rerun trains nothing
+again.
 
 The final ranking uses the mean over seeds of the validation figures only (the reward recomputed with
 them, or the metric itself); the test figures are measured once per training and only reported. The
@@ -31,7 +33,7 @@ from typing import Any
 import yaml
 
 from nas.errors import ConfigError, DataError, UsageError
-from nas.search.config import TRAINED_METRICS, ExperimentConfig, FinalizeConfig, experiment_from
+from nas.search.config import PICKS, TRAINED_METRICS, ExperimentConfig, FinalizeConfig, experiment_from
 from nas.search.final import FinalRecord, FinalTrial, write_final
 from nas.search.pareto import costs, non_dominated
 from nas.search.summary import SearchSummary, read_summary
@@ -51,12 +53,13 @@ def finalize_run(
     workers: int | None = 1,
     recipe: str = DEFAULTS.recipe,
     min_steps: int = DEFAULTS.min_steps,
+    pick: str = DEFAULTS.pick,
 ) -> FinalRecord:
     """Finalize the search run in ``run_dir`` (see the module docstring); return what ``final.json`` holds.
     ``recipe`` and ``min_steps``: as the experiment's ``finalize`` key (``FinalizeConfig.train_config``).
     ``workers`` > 1 trains that many networks at once, each in its own single-threaded process (on a
     small CPU, two 1-thread trainings side by side did 1.95x one thread's work, one 2-thread 1.31x);
-    None: the experiment's ``workers``."""
+    None: the experiment's ``workers``. ``pick``: ``best`` or ``spread`` (the module docstring)."""
     from nas.search.factory import load_splits
     from nas.search.report import front_axes, write_final_report
 
@@ -65,16 +68,20 @@ def finalize_run(
             raise UsageError(f"--{name} must be >= 1, got {value}")
     if min_steps < 0:
         raise UsageError(f"--min-steps must be >= 0, got {min_steps}")
+    if pick not in PICKS:
+        raise UsageError(f"--pick must be one of {', '.join(PICKS)}, got {pick!r}")
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
     config = run_config(run_dir)
     axes = front_axes(config)
     rank_by, descending = ranking(config, axes)
-    chosen = candidates(summary, config, rank_by, descending)[:top]
+    pool = candidates(summary, config, rank_by, descending)
+    on_front = config.mode == "pareto" and completed(summary, config)
+    chosen = spread(pool, top, axes) if on_front and pick == "spread" else pool[:top]
     if not chosen:
         raise UsageError(f"{run_dir} has no trial with a {rank_by} within its constraints to finalize")
     splits = load_splits(config)
-    final = FinalizeConfig(top=top, seeds=seeds, epochs=epochs, recipe=recipe, min_steps=min_steps)
+    final = FinalizeConfig(top=top, seeds=seeds, epochs=epochs, recipe=recipe, min_steps=min_steps, pick=pick)
     base = final.train_config(config.train_config(), splits)
     jobs = [
         (row, seed, run_dir / FINAL_DIR / f"trial_{row['number']}" / f"e{epochs}_seed{seed}")
@@ -115,6 +122,7 @@ def finalize_run(
         epochs=epochs,
         rank_by=rank_by,
         train_config=base.to_json(),
+        pick=pick,
         trials=sorted((t for t, _ in finals), key=lambda t: t.final_rank),
     )
     write_final(record, run_dir)
@@ -230,6 +238,24 @@ def candidates(summary: SearchSummary, config: ExperimentConfig, rank_by: str, d
     for _, row in ordered:
         unique.setdefault(row["arch"], row)
     return list(unique.values())
+
+
+def spread(front: list[Row], top: int, axes: list[tuple[str, str]]) -> list[Row]:
+    """``top`` members of ``front`` (best first) that cover it: the first, then each time the member
+    farthest (Euclidean, each axis scaled to the front's range) from the nearest one already chosen, ties
+    to the better; returned best first. The top N by val AUC alone are the front's N slowest members
+    when it is their noisy AUC that ranks them (PneumoniaMNIST: the 5 slowest of a 10-member front),
+    which leaves a user who needs a faster net no final figures for one, and a front measure such as
+    the hypervolume only one end to measure."""
+    points = [costs(row, axes) for row in front]
+    lows = [min(axis) for axis in zip(*points, strict=True)]
+    spans = [max(axis) - low or 1.0 for axis, low in zip(zip(*points, strict=True), lows, strict=True)]
+    scaled = [[(v - low) / span for v, low, span in zip(p, lows, spans, strict=True)] for p in points]
+    chosen = [0] if front else []
+    while len(chosen) < min(top, len(front)):
+        rest = [i for i in range(len(front)) if i not in chosen]
+        chosen.append(max(rest, key=lambda i: min(math.dist(scaled[i], scaled[j]) for j in chosen)))
+    return [front[i] for i in sorted(chosen)]
 
 
 def completed(summary: SearchSummary, config: ExperimentConfig) -> list[Row]:

@@ -43,8 +43,9 @@ seed, epochs, val_auc, val_accuracy, test_auc, test_accuracy, seconds; ``scores.
 ``hand_trainings.jsonl``; diverged ones in ``failures.jsonl``); trained directories are reused; a
 finished search is recorded in ``searches.jsonl`` and not run again (a search killed midway resumes with
 its full ``timeout`` again). ``recipe.json`` guards the cache against another final recipe. The figures
-go to ``CACHE/results.json`` and a closing block fit for an issue note. Trainings longer than a working
-session (ResNet-18's, about 45 minutes each on one thread) are kept in the repository, in
+go to ``CACHE/results.json`` (each part's figures kept until that part runs again; ``runs`` names the
+run each came from, ``run`` the latest) and a closing block fit for an issue note. Trainings longer than
+a working session (ResNet-18's, about 45 minutes each on one thread) are kept in the repository, in
 ``experiments/results/search_quality/<dataset>/`` (``recipe.json`` and the JSONL files): copy them into
 the cache to reuse them.
 
@@ -479,7 +480,10 @@ def main() -> None:
         usage_error(exc)
     path = cache / "results.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
-    path.write_text(json.dumps(previous | figures | {"run": head}, indent=2, default=str) + "\n")
+    runs = previous.get("runs", {}) | dict.fromkeys(figures, head)  # which run each figure is from
+    path.write_text(
+        json.dumps(previous | figures | {"run": head, "runs": runs}, indent=2, default=str) + "\n"
+    )
     print(f"\n== figures ({time.time() - start:.0f} s; {path}) ==\n{head}")
     print("\n".join(lines))
 

@@ -243,10 +243,9 @@ def candidates(summary: SearchSummary, config: ExperimentConfig, rank_by: str, d
 def spread(front: list[Row], top: int, axes: list[tuple[str, str]]) -> list[Row]:
     """``top`` members of ``front`` (best first) that cover it: the first, then each time the member
     farthest (Euclidean, each axis scaled to the front's range) from the nearest one already chosen, ties
-    to the better; returned best first. The top N by val AUC alone are the front's N slowest members
-    when it is their noisy AUC that ranks them (PneumoniaMNIST: the 5 slowest of a 10-member front),
-    which leaves a user who needs a faster net no final figures for one, and a front measure such as
-    the hypervolume only one end to measure."""
+    to the better; returned best first. On a front of (val AUC, latency) the top N by val AUC are its N
+    slowest members (PneumoniaMNIST: the 5 slowest of 10), which leaves a user who needs a faster net no
+    final figures for one, and a front measure such as the hypervolume only one end to measure."""
     points = [costs(row, axes) for row in front]
     lows = [min(axis) for axis in zip(*points, strict=True)]
     spans = [max(axis) - low or 1.0 for axis, low in zip(zip(*points, strict=True), lows, strict=True)]

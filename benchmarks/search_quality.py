@@ -480,7 +480,8 @@ def main() -> None:
         usage_error(exc)
     path = cache / "results.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
-    runs = previous.get("runs", {}) | dict.fromkeys(figures, head)  # which run each figure is from
+    older = previous.get("runs") or dict.fromkeys(set(previous) - {"run"}, previous.get("run"))
+    runs = older | dict.fromkeys(figures, head)  # which run each part's figures are from
     path.write_text(
         json.dumps(previous | figures | {"run": head, "runs": runs}, indent=2, default=str) + "\n"
     )

@@ -5,6 +5,7 @@ ranking; ``nas search`` finalizes at its end when the experiment says so."""
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 
 import optuna
@@ -19,7 +20,7 @@ from nas.errors import ConfigError, UsageError
 from nas.evaluate import cache
 from nas.evaluate.recipe import final_recipe
 from nas.search import factory, report
-from nas.search.config import ExperimentConfig, experiment_from
+from nas.search.config import ExperimentConfig, FinalizeConfig, experiment_from
 from nas.search.final import read_final
 from nas.search.finalize import finalize_run, spread
 from nas.search.runner import run_experiment
@@ -144,7 +145,7 @@ def test_top_n_of_the_pareto_front_and_who_stays_on_it(tmp_path, scripted):
     record = finalize_run(run, top=2, seeds=1, epochs=1, pick="spread")
     # the search's best (0) and the other end of the front (2), not its top 2 by val AUC (0 and 1)
     assert {a for a, *_ in scripted} == {ARCHS[0], ARCHS[2]}
-    assert [(t.number, t.search_rank, t.final_rank) for t in record.trials] == [(2, 2, 1), (0, 1, 2)]
+    assert [(t.number, t.search_rank, t.final_rank) for t in record.trials] == [(2, 3, 1), (0, 1, 2)]
     assert read_final(run).pick == "spread" and read_search_run(run, None, best=True)["number"] == 2
 
 
@@ -163,6 +164,12 @@ def test_the_finalists_spread_over_the_front():
         ]
     ]
     assert [r["number"] for r in spread(front, 3, axes)] == [0, 3, 4]  # not 1 or 2, beside 0
+    # the third is the farthest from *both* chosen: the middle (1), not the one beside the fastest (2)
+    corner = [
+        {"number": n, "val_auc": auc, "latency_ms": ms}
+        for n, auc, ms in [(0, 0.99, 0.1), (1, 0.95, 0.055), (2, 0.91, 0.011), (3, 0.90, 0.010)]
+    ]
+    assert [r["number"] for r in spread(corner, 3, axes)] == [0, 1, 3]
     assert [r["number"] for r in spread(front, 1, axes)] == [0]
     assert [r["number"] for r in spread(front, 9, axes)] == [0, 1, 2, 3, 4]
     assert spread([], 3, axes) == []
@@ -237,6 +244,34 @@ def test_one_line_errors(tmp_path, capsys, argv, message):
         run.mkdir()
     rc, _, err = run_cli(capsys, "finalize", run, *argv)
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
+def test_spread_needs_a_front(tmp_path, scripted):
+    """Refused for a reward-mode search; a pareto search that completed none has no front yet, so its
+    stopped candidates are taken as ``best`` takes them, and the record says so."""
+    with pytest.raises(ConfigError, match=r"finalize\.pick"):
+        experiment_from(experiment(tmp_path).model_dump() | {"finalize": {"pick": "spread"}})
+    with pytest.raises(UsageError, match="--pick spread picks along a Pareto front"):
+        finalize_run(fake_run(tmp_path, experiment(tmp_path), [0.99, 0.95, 0.90]), pick="spread")
+    pareto = experiment(tmp_path, mode="pareto", objectives=[{"metric": "val_auc"}, {"metric": "params"}])
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(pareto.model_dump(mode="json")))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    stopped = [
+        {**row, "state": "PRUNED", "reached": reached}
+        for row, reached in zip(summary["trials"], [1, 3, 2], strict=True)
+    ]
+    summary.update(trials=stopped, pareto=[], best=None)
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
+    record = finalize_run(tmp_path / "run", top=2, seeds=1, epochs=1, pick="spread")
+    assert record.pick == "best" and [t.search_rank for t in record.trials] == [
+        2,
+        1,
+    ]  # trials 1, 2: final order
+
+
+def test_every_finalize_key_is_an_argument_of_finalize_run():
+    """``nas search`` finalizes with ``finalize_run(out, **config.finalize.model_dump(), ...)``."""
+    assert set(FinalizeConfig.model_fields) <= set(inspect.signature(finalize_run).parameters)
 
 
 def test_a_run_without_its_experiment_record(tmp_path):

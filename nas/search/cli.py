@@ -79,9 +79,10 @@ def add_finalize_command(commands: Any) -> None:
     finalize = commands.add_parser(
         "finalize",
         help="train a search run's best candidates with the full recipe on several seeds, rank them again",
-        description="Train the top N of RUN's Pareto front (pareto mode) or of its reward (reward mode) with "
-        "the experiment's training settings for --epochs epochs on --seeds seeds, score them on val (and "
-        "test, for the report only) and rank them again by the mean val figure. Writes RUN/final.json, "
+        description="Train the top N of RUN's Pareto front (pareto mode; --pick spread: N members spread "
+        "over it) or of its reward (reward mode) with the experiment's training settings for --epochs "
+        "epochs on --seeds seeds, score them on val (and test, for the report only) and rank them again "
+        "by the mean val figure. Writes RUN/final.json, "
         "final_* columns in pareto.csv and summary.json's final_best, which 'nas train RUN --best' then "
         "uses. Trained directories are reused: running it again trains nothing twice.",
     )
@@ -123,8 +124,8 @@ def add_finalize_command(commands: Any) -> None:
         "--pick",
         choices=PICKS,
         default=DEFAULTS.pick,
-        help="pareto mode: best, the front's top N by its first trained objective; spread, N members spread "
-        f"over the front, its best first (default {DEFAULTS.pick})",
+        help="pareto mode: best, the front's top N by the reward when there is one, else its first trained "
+        f"objective; spread, N members spread over the front, its best first (default {DEFAULTS.pick})",
     )
     finalize.set_defaults(func=cmd_finalize)
 
@@ -189,7 +190,8 @@ def _print_final(out: Path, record: Any) -> None:
         return "-" if mean is None else f"{mean:.4f}" + ("" if std is None else f" ± {std:.4f}")
 
     table = Table(
-        title=f"finalized: {record.epochs} epochs x {record.seeds} seed(s), ranked by final {record.rank_by}"
+        title=f"finalized ({record.pick} {len(record.trials)}): {record.epochs} epochs x {record.seeds} "
+        f"seed(s), ranked by final {record.rank_by}"
     )
     own_score = record.rank_by != "val_auc"  # a reward: its final value gets a column of its own
     columns = ["rank", "search rank", "trial", f"search {record.rank_by}"]

@@ -39,9 +39,9 @@ Keys (see ``experiments/quickstart.yaml`` for a commented example):
     out           run directory
     finalize      {top: N, seeds: R, epochs: E, recipe: final | plain, min_steps: S, pick: best | spread}:
                   at the end, train the top N of the front (pareto mode; ``spread``: N members spread
-                  over it) or of the reward with the full recipe on R seeds, as
-                  ``nas finalize`` does (default: off; top 3, seeds 3, epochs 50, recipe final, min_steps
-                  1500 when given). ``final`` adds the data-scaled recipe (``nas.evaluate.recipe``: at
+                  over it) or of the reward with the full recipe on R seeds, as ``nas finalize`` does
+                  (default: off; top 3, seeds 3, epochs 50, recipe final, min_steps 1500, pick best
+                  when given). ``final`` adds the data-scaled recipe (``nas.evaluate.recipe``: at
                   least S optimizer steps, ...) to the training settings for E epochs; ``plain`` does not
 
 Metrics: ``params``, ``macs``, ``peak_activation_kb`` (fp32), ``int8_peak_activation_kb`` (SRAM of the
@@ -322,6 +322,8 @@ class ExperimentConfig(_Strict):
             self.reward = RewardConfig(type="weighted_sum", weights={"val_auc": 1.0})
         if self.pruner.name is None:
             self.pruner.name = "median" if self.mode == "reward" else "none"
+        if self.mode == "reward" and self.finalize is not None and self.finalize.pick == "spread":
+            raise ValueError("key 'finalize.pick': spread picks along a Pareto front; give mode: pareto")
         if self.mode == "pareto" and self.pruner.name == "median":
             raise ValueError(
                 "key 'pruner.name': median compares one value per trial (reward mode); pareto mode "

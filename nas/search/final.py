@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from nas.search.config import Pick
 from nas.search.records import read_record, version_type, write_record
 
 FINAL_FILE = "final.json"
@@ -27,7 +28,9 @@ class FinalTrial(BaseModel):
 
     number: int
     arch: str
-    search_rank: int  # 1 = the best of the search's figures among the finalized
+    search_rank: (
+        int  # its place in finalize's pool at search fidelity, 1 = the best (``finalize.candidates``)
+    )
     final_rank: int  # 1 = the best of the final validation figures
     search_score: float | None = None
     score: float | None = None  # the ranking key (``rank_by``) at final fidelity, from val only
@@ -49,7 +52,7 @@ class FinalRecord(BaseModel):
     epochs: int
     rank_by: str  # "reward", or the front's trained metric (maximized) the trials are ranked by
     train_config: dict[str, Any]  # the recipe of seed 0 (the others differ only in seed)
-    pick: str = "best"  # how the pareto front's finalists were chosen (``finalize.spread``)
+    pick: Pick = "best"  # how the finalists were chosen (``FinalizeConfig.pick``; best where no front)
     trials: list[FinalTrial]
 
     @property

@@ -76,8 +76,11 @@ def finalize_run(
     axes = front_axes(config)
     rank_by, descending = ranking(config, axes)
     pool = candidates(summary, config, rank_by, descending)
-    on_front = config.mode == "pareto" and completed(summary, config)
-    chosen = spread(pool, top, axes) if on_front and pick == "spread" else pool[:top]
+    if pick == "spread" and config.mode != "pareto":
+        raise UsageError(f"--pick spread picks along a Pareto front; {run_dir} is a reward-mode search")
+    if pick == "spread" and not completed(summary, config):
+        pick = "best"  # no front yet: the candidates stopped early, the furthest trained first
+    chosen = spread(pool, top, axes) if pick == "spread" else pool[:top]
     if not chosen:
         raise UsageError(f"{run_dir} has no trial with a {rank_by} within its constraints to finalize")
     splits = load_splits(config)
@@ -90,7 +93,7 @@ def finalize_run(
     ]
     trained = _train_all(jobs, splits, base, config.workers if workers is None else workers, progress)
     finals: list[tuple[FinalTrial, Row]] = []
-    for search_rank, row in enumerate(chosen, 1):
+    for row in chosen:
         mine = [(seed, out) for r, seed, out in jobs if r is row]
         runs = [trained[out] for _, out in mine]
         dirs = [str(out.relative_to(run_dir)) for _, out in mine]
@@ -101,7 +104,7 @@ def finalize_run(
         trial = FinalTrial(
             number=row["number"],
             arch=row["arch"],
-            search_rank=search_rank,
+            search_rank=pool.index(row) + 1,
             final_rank=0,
             search_score=score(row, config, rank_by),
             score=score(final_row, config, rank_by),

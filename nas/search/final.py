@@ -28,9 +28,7 @@ class FinalTrial(BaseModel):
 
     number: int
     arch: str
-    search_rank: (
-        int  # its place in finalize's pool at search fidelity, 1 = the best (``finalize.candidates``)
-    )
+    search_rank: int  # its place in finalize's pool at search fidelity (1 = the best)
     final_rank: int  # 1 = the best of the final validation figures
     search_score: float | None = None
     score: float | None = None  # the ranking key (``rank_by``) at final fidelity, from val only

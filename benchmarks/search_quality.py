@@ -42,12 +42,12 @@ appended to a JSONL file in ``--cache`` as soon as it ends (``full_trainings.jso
 seed, epochs, val_auc, val_accuracy, test_auc, test_accuracy, seconds; ``scores.jsonl``;
 ``hand_trainings.jsonl``; diverged ones in ``failures.jsonl``); trained directories are reused; a
 finished search is recorded in ``searches.jsonl`` and not run again (a search killed midway resumes with
-its full ``timeout`` again). ``recipe.json`` guards the cache against another final recipe. The figures
-go to ``CACHE/results.json`` (each part's figures kept until that part runs again; ``runs`` names the
-run each came from, ``run`` the latest) and a closing block fit for an issue note. Trainings longer than
-a working session (ResNet-18's, about 45 minutes each on one thread) are kept in the repository, in
-``experiments/results/search_quality/<dataset>/`` (``recipe.json`` and the JSONL files): copy them into
-the cache to reuse them.
+what is left of its ``timeout``: ``spent_seconds``). ``recipe.json`` guards the cache against another
+final recipe. The figures go to ``CACHE/results.json`` (each part's figures kept until that part runs
+again; ``runs`` names the run each came from, ``run`` the latest) and a closing block fit for an issue
+note. Trainings longer than a working session (ResNet-18's, 55-75 minutes each on one thread) are kept
+in the repository, in ``experiments/results/search_quality/<dataset>/`` (``recipe.json`` and the JSONL
+files): copy them into the cache to reuse them.
 
     python benchmarks/search_quality.py --experiment experiments/pneumoniamnist_pareto.yaml \\
         [--part all] [--nets 20 --seeds 3 --final-epochs 15] [--budget-minutes 60] [--top 5] [--jobs 2]
@@ -112,6 +112,7 @@ from nas.search.config import PICKS, ExperimentConfig, experiment_from, load_exp
 from nas.search.factory import load_splits
 from nas.search.final import FinalRecord, read_final
 from nas.search.finalize import finalize_run, mean_std
+from nas.search.run import open_storage, open_study, storage_url
 from nas.search.runner import check_run_dir, run_experiment
 from nas.search.summary import shown_state
 from nas.zoo import resolve_arch
@@ -219,9 +220,14 @@ def run_searches(configs: dict[str, ExperimentConfig], cache: Path, args: argpar
             continue
         budget = f"{c.trials} trials, timeout {c.timeout or '-'} s, {c.workers} workers"
         print(f"  {role} ({c.strategy.name}): {budget} -> {c.out}")
+        spent = spent_seconds(c) if c.timeout else 0.0
+        if spent:
+            print(f"  {role}: resumed, {spent:.0f} s of its timeout spent before")
+        # a spent budget leaves a timeout the workers are past before their first trial: none starts
+        resumed = c.model_copy(update={"timeout": max(c.timeout - spent, 1e-3)}) if spent else c
         start = time.time()
-        summary = run_experiment(c, monitor=trial_printer)
-        seconds = time.time() - start
+        summary = run_experiment(resumed, monitor=trial_printer)
+        seconds = spent + time.time() - start
         append_jsonl(
             cache / SEARCHES,
             {
@@ -237,6 +243,18 @@ def run_searches(configs: dict[str, ExperimentConfig], cache: Path, args: argpar
     for role, c in configs.items():  # one after the other, each on every job: no core idles at the tail
         record = finalize(c.out, args)
         print(f"  {role}: finalized {len(record.trials)} nets")
+
+
+def spent_seconds(config: ExperimentConfig) -> float:
+    """How long a search killed midway had run: from its first trial's start to its last trial's end (or
+    start); 0 for one never started. It resumes with the rest of its timeout, not all of it, so that both
+    strategies get the same budget."""
+    if not (Path(config.out) / "study.db").is_file():
+        return 0.0
+    trials = open_study(config, open_storage(storage_url(config))).get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete or t.datetime_start for t in trials if t.datetime_start]
+    return (max(ends) - min(starts)).total_seconds() if starts else 0.0
 
 
 def finalize(run_dir: str, args: argparse.Namespace) -> FinalRecord:

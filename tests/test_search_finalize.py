@@ -263,10 +263,8 @@ def test_spread_needs_a_front(tmp_path, scripted):
     summary.update(trials=stopped, pareto=[], best=None)
     (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
     record = finalize_run(tmp_path / "run", top=2, seeds=1, epochs=1, pick="spread")
-    assert record.pick == "best" and [t.search_rank for t in record.trials] == [
-        2,
-        1,
-    ]  # trials 1, 2: final order
+    assert record.pick == "best"
+    assert [t.search_rank for t in record.trials] == [2, 1]  # trials 1, 2: final order
 
 
 def test_every_finalize_key_is_an_argument_of_finalize_run():

@@ -4,9 +4,12 @@
         --random-run runs/pneumoniamnist_random [--epochs 15] [--rounds 300] [--out runs/pneumoniamnist_bench]
 
 1. Found networks, from the search run's Pareto front over (val AUC up, table latency down), up to
-   ``--found`` distinct ones in this order: the highest-val-AUC member whose latency is at most
-   ``--max-latency-ratio`` (1/50) of ``resnet18_medmnist``'s, the fastest member, the highest-val-AUC
-   member overall, then the rest by val AUC. The latency screen times untrained ONNX exports of every
+   ``--found`` distinct ones. After ``nas finalize`` the front is that of the finalized trials, each
+   with the mean val AUC of its full-recipe trainings (``final.json``) instead of the search's proxy
+   figure, which on a small split cannot rank the front (issue 13). They are picked in this order: the
+   highest-val-AUC member whose latency is at most ``--max-latency-ratio`` (1/50) of
+   ``resnet18_medmnist``'s, the fastest member, the highest-val-AUC member overall, then the rest by
+   val AUC. The latency screen times untrained ONNX exports of every
    front member and ResNet-18 interleaved, as the final measurement does (weights do not change speed);
    the table alone cannot price ResNet-18.
 2. Baselines: ``resnet18_medmnist`` (MedMNIST v2's ResNet-18 at 28x28), MobileNetV2 at width 1.0 and
@@ -41,7 +44,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,7 @@ from nas.evaluate import TrainConfig
 from nas.evaluate.cache import train_cached
 from nas.latency.backends.base import Settings
 from nas.search.config import ExperimentConfig, load_experiment
+from nas.search.final import read_final
 from nas.search.hypervolume import compare_hypervolumes
 from nas.search.pareto import non_dominated
 from nas.search.summary import SUMMARY_FILE, SearchSummary, read_summary
@@ -148,6 +152,18 @@ def completed(summary: SearchSummary) -> list[Trial]:
         if t.state == "COMPLETE" and t.feasible and auc is not None and ms is not None:
             trials.append(Trial(t.number, t.arch, auc, ms))
     return trials
+
+
+def finalized(run_dir: Path, trials: list[Trial]) -> list[Trial] | None:
+    """The run's finalized ``trials`` with their final val AUC (mean over seeds); None if not finalized."""
+    try:
+        record = read_final(run_dir)
+    except NasError as exc:
+        raise SystemExit(str(exc)) from None
+    if record is None:
+        return None
+    final_auc = {t.number: t.val.get("val_auc") for t in record.trials}
+    return [replace(t, val_auc=final_auc[t.number]) for t in trials if final_auc.get(t.number) is not None]
 
 
 def pareto_front(trials: list[Trial]) -> list[Trial]:
@@ -329,10 +345,15 @@ def main() -> None:
         threads=args.threads,
     )
     start = time.time()
-    front = pareto_front(completed(summary))
+    trials = completed(summary)
+    final = finalized(args.run, trials)
+    front = pareto_front(trials if final is None else final)
     if not front:
         raise SystemExit(f"{args.run} has no feasible completed trial: nothing was found")
-    out.print(f"[bold]1. Found networks[/bold]: {len(front)} on the front of {args.run}, latency screen")
+    fidelity = "search" if final is None else "finalized"
+    out.print(
+        f"[bold]1. Found networks[/bold]: {len(front)} on the {fidelity} front of {args.run}, latency screen"
+    )
     screen_archs = {
         REFERENCE: resolve_arch(REFERENCE),
         **{f"t{t.number}": ArchSpec.from_str(t.arch) for t in front},
@@ -341,7 +362,8 @@ def main() -> None:
     found = pick_found(front, screened, args)
     for m in found:
         s = m.search
-        out.print(f"  {m.name}: {m.role}; val AUC {s['val_auc']:.4f}, table {s['table_ms']:.3f} ms")
+        figures = f"{fidelity} val AUC {s['val_auc']:.4f}, table {s['table_ms']:.3f} ms"
+        out.print(f"  {m.name}: {m.role}; {figures}")
     references = baselines()
     first = found[0]  # distilling costs a ResNet-18 forward pass per batch: only the first pick
     kd_role = f"{first.name} distilled from {REFERENCE}"
@@ -372,6 +394,7 @@ def main() -> None:
         "table": table and str(table),
         "recipe": train_config.to_json(),
         "rounds": args.rounds,
+        "front": fidelity,  # whose val AUC picked the found networks: the search's proxy or finalize's
         "screened_untrained_ms": screened,
         "rows": rows,
         **verdicts,

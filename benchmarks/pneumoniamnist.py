@@ -6,8 +6,9 @@
 1. Found networks, from the search run's Pareto front over (val AUC up, table latency down), up to
    ``--found`` distinct ones. After ``nas finalize`` the front is that of the finalized trials, each
    with the mean val AUC of its full-recipe trainings (``final.json``) instead of the search's proxy
-   figure, which on a small split cannot rank the front (issue 13). They are picked in this order: the
-   highest-val-AUC member whose latency is at most ``--max-latency-ratio`` (1/50) of
+   figure, which on a small split cannot rank the front (issue 13); "fastest" then means the fastest
+   finalist (finalized with ``--pick best``, the front's slowest members). They are picked in this
+   order: the highest-val-AUC member whose latency is at most ``--max-latency-ratio`` (1/50) of
    ``resnet18_medmnist``'s, the fastest member, the highest-val-AUC member overall, then the rest by
    val AUC. The latency screen times untrained ONNX exports of every
    front member and ResNet-18 interleaved, as the final measurement does (weights do not change speed);
@@ -31,8 +32,8 @@
    latency <= 1/50 of ResNet-18) and what fails, whether each found network Pareto-dominates
    MobileNetV2-0.35 and MnasNet-A1 on (test AUC, measured latency) and which comes closest, and the
    hypervolume of the search against the random run over feasible completed trials (val AUC, table
-   latency). Written: ``--out/results.json`` (every row) and ``--out/results.md`` (the table). The
-   tables and verdicts are ``pneumoniamnist_report.py``'s.
+   latency; the search's own figures, finalized or not). Written: ``--out/results.json`` (every row)
+   and ``--out/results.md`` (the table). The tables and verdicts are ``pneumoniamnist_report.py``'s.
 
 Smoke test (a minute or two): ``--run runs/quickstart --random-run runs/quickstart --data synthetic
 --epochs 1 --max-train-samples 64 --rounds 20``.
@@ -60,7 +61,7 @@ from nas.evaluate import TrainConfig
 from nas.evaluate.cache import train_cached
 from nas.latency.backends.base import Settings
 from nas.search.config import ExperimentConfig, load_experiment
-from nas.search.final import read_final
+from nas.search.final import FINAL_FILE, read_final
 from nas.search.hypervolume import compare_hypervolumes
 from nas.search.pareto import non_dominated
 from nas.search.summary import SUMMARY_FILE, SearchSummary, read_summary
@@ -163,7 +164,16 @@ def finalized(run_dir: Path, trials: list[Trial]) -> list[Trial] | None:
     if record is None:
         return None
     final_auc = {t.number: t.val.get("val_auc") for t in record.trials}
-    return [replace(t, val_auc=final_auc[t.number]) for t in trials if final_auc.get(t.number) is not None]
+    front = [replace(t, val_auc=final_auc[t.number]) for t in trials if final_auc.get(t.number) is not None]
+    if not front:
+        raise SystemExit(
+            f"{run_dir / FINAL_FILE}: none of its {len(record.trials)} trials has a val AUC and is a "
+            "feasible completed trial of the run: run nas finalize again"
+        )
+    if len(front) < len(record.trials):
+        left_out = len(record.trials) - len(front)
+        out.print(f"  note: {left_out} finalized trials left out (no val AUC, or not feasible and completed)")
+    return front
 
 
 def pareto_front(trials: list[Trial]) -> list[Trial]:
@@ -362,6 +372,7 @@ def main() -> None:
     found = pick_found(front, screened, args)
     for m in found:
         s = m.search
+        s["front"] = fidelity  # whose val AUC this is: the search's proxy or finalize's mean over seeds
         figures = f"{fidelity} val AUC {s['val_auc']:.4f}, table {s['table_ms']:.3f} ms"
         out.print(f"  {m.name}: {m.role}; {figures}")
     references = baselines()

@@ -27,13 +27,16 @@
    (``nas.export.variants``); every fp32 and int8 model timed together in one interleaved
    ``time_models`` call (ONNX Runtime, batch 1, 1 thread, median), every latency ratio taken to
    ResNet-18 fp32 (int8 rows too); the test split scored once per variant at the operating threshold
-   chosen on val (the same threshold for int8).
+   chosen on val (the same threshold for int8). ``--committed DIR`` (a ``nas export`` directory) adds
+   that model's fp32 and int8 files to the same timing, with its card's test figures.
 4. Printed: the table, the issue's goal per found network (test AUC >= 0.98, ACC >= 0.93, measured
    latency <= 1/50 of ResNet-18) and what fails, whether each found network Pareto-dominates
    MobileNetV2-0.35 and MnasNet-A1 on (test AUC, measured latency) and which comes closest, and the
    hypervolume of the search against the random run over feasible completed trials (val AUC, table
-   latency; the search's own figures, finalized or not). Written: ``--out/results.json`` (every row)
-   and ``--out/results.md`` (the table). The tables and verdicts are ``pneumoniamnist_report.py``'s.
+   latency; the search's own figures, finalized or not), and with ``--committed`` which found networks
+   beat that model on both test AUC and fp32 latency (issue 13 allows replacing it only then).
+   Written: ``--out/results.json`` (every row) and ``--out/results.md`` (the table). The tables and
+   verdicts are ``pneumoniamnist_report.py``'s.
 
 Smoke test (a minute or two): ``--run runs/quickstart --random-run runs/quickstart --data synthetic
 --epochs 1 --max-train-samples 64 --rounds 20``.
@@ -44,12 +47,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from pneumoniamnist_report import markdown, print_hypervolume, print_table, print_verdicts
+from pneumoniamnist_report import COMMITTED, markdown, print_hypervolume, print_table, print_verdicts
 
 from nas.arch import ArchSpec, scale_width
 from nas.argtypes import positive_int
@@ -69,6 +73,12 @@ from nas.zoo import resolve_arch
 
 REFERENCE = "resnet18_medmnist"
 out = console()
+
+
+def refuse(message: str) -> NoReturn:
+    """A user's mistake (a wrong run or directory): one line on stderr, exit status 2."""
+    print(f"pneumoniamnist.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 @dataclass
@@ -105,6 +115,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-latency-ratio", type=float, default=1 / 50, help="of resnet18_medmnist")
     parser.add_argument("--rounds", type=int, default=300, help="interleaved timing rounds")
     parser.add_argument("--table", type=Path, help="latency table (default: the run's)")
+    parser.add_argument(
+        "--committed",
+        type=Path,
+        help="an exported model directory (nas export: model.onnx, model.int8.onnx, model_card.json) timed "
+        "with the rest; which found networks beat it on test AUC and fp32 latency",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/pneumoniamnist_bench"))
     return parser.parse_args()
 
@@ -127,11 +143,11 @@ def read_run(run_dir: Path) -> tuple[SearchSummary, ExperimentConfig]:
     """A finished search run's summary and resolved experiment (its ``config.yaml``)."""
     for name in (SUMMARY_FILE, "config.yaml"):
         if not (run_dir / name).is_file():
-            raise SystemExit(f"{run_dir} is not a finished search run: {name} is missing")
+            refuse(f"{run_dir} is not a finished search run: {name} is missing")
     try:
         return read_summary(run_dir), load_experiment(run_dir / "config.yaml")
     except NasError as exc:
-        raise SystemExit(str(exc)) from None
+        refuse(str(exc))
 
 
 def check_random_run(run_dir: Path, search: ExperimentConfig) -> SearchSummary:
@@ -139,7 +155,7 @@ def check_random_run(run_dir: Path, search: ExperimentConfig) -> SearchSummary:
     summary, config = read_run(run_dir)
     for key in ("space", "input_size", "latency"):
         if getattr(config, key) != getattr(search, key):
-            raise SystemExit(f"{run_dir} differs from the search run in '{key}': hypervolumes not comparable")
+            refuse(f"{run_dir} differs from the search run in '{key}': hypervolumes not comparable")
     if config.strategy.name != "random":
         out.print(f"[yellow]note: {run_dir} used strategy {config.strategy.name}, not random[/yellow]")
     return summary
@@ -160,13 +176,13 @@ def finalized(run_dir: Path, trials: list[Trial]) -> list[Trial] | None:
     try:
         record = read_final(run_dir)
     except NasError as exc:
-        raise SystemExit(str(exc)) from None
+        refuse(str(exc))
     if record is None:
         return None
     final_auc = {t.number: t.val.get("val_auc") for t in record.trials}
     front = [replace(t, val_auc=final_auc[t.number]) for t in trials if final_auc.get(t.number) is not None]
     if not front:
-        raise SystemExit(
+        refuse(
             f"{run_dir / FINAL_FILE}: none of its {len(record.trials)} trials has a val AUC and is a "
             "feasible completed trial of the run: run nas finalize again"
         )
@@ -264,7 +280,46 @@ def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path
 # ---------------------------------------------------------------- measurement (one process)
 
 
-def measure_all(models: list[Model], args: argparse.Namespace, table: Path | None) -> list[dict[str, Any]]:
+Committed = tuple[list[dict[str, Any]], dict[str, bytes]]  # its rows and its ONNX files
+
+
+def read_committed(export_dir: Path, input_size: int) -> Committed:
+    """An exported model's rows, with its card's test figures (not scored again), and its ONNX files;
+    read before anything is trained, so that a wrong directory costs nothing."""
+    try:
+        card = json.loads((export_dir / "model_card.json").read_text())
+        shape = card["deployment_contract"]["input"]["shape"]
+        if shape[-1] != input_size:
+            raise ValueError(f"its input is {shape}, not {input_size} px")
+        files = {precision: f["file"] for precision, f in card["files"].items()}
+        onnx = {f"{COMMITTED}/{p}": (export_dir / name).read_bytes() for p, name in files.items()}
+        c = card["complexity"]
+        rows = [
+            {
+                "name": COMMITTED,
+                "role": f"the committed model ({export_dir})",
+                "precision": precision,
+                "arch": card["arch"],
+                "params": c["params"],
+                "macs": c["macs"],
+                "peak_activation_kb": c["peak_activation_bytes"] / 1024 / (1 if precision == "fp32" else 4),
+                "onnx_bytes": len(onnx[f"{COMMITTED}/{precision}"]),
+                "threshold": card["threshold"],
+                "search": {},
+                "test": card["clinical"][precision]["test"],
+                "predicted": {},
+                "predicted_ms": None,
+            }
+            for precision in files
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        refuse(f"--committed {export_dir}: not an exported model with its card ({exc})")
+    return rows, onnx
+
+
+def measure_all(
+    models: list[Model], args: argparse.Namespace, table: Path | None, committed: Committed | None
+) -> list[dict[str, Any]]:
     """Complexity, prediction, export and test score per model, then one interleaved timing of all."""
     from nas.export.format import ExportOptions
     from nas.export.predicted import predict, timing_settings
@@ -302,15 +357,19 @@ def measure_all(models: list[Model], args: argparse.Namespace, table: Path | Non
                 }
             )
     shape = source.input_shape
+    if committed is not None:
+        rows += committed[0]
+        onnx.update(committed[1])
     out.print(f"  timing {len(onnx)} models + {len(references)} table references, {args.rounds} rounds")
     settings = timing_settings(predictions.values(), args.rounds, args.seed)
     timings = time_models({**onnx, **references}, shape, settings)
     reference_ms = timings[f"{REFERENCE}/fp32"].median_ms
     for row in rows:
         timing = timings[f"{row['name']}/{row['precision']}"]
-        predicted = predictions[row["name"]].result(timings)
-        row["predicted"] = predicted
-        row["predicted_ms"] = predicted.get("ms_drift_corrected", predicted.get("ms"))
+        if row["name"] in predictions:  # the committed model is timed only
+            predicted = predictions[row["name"]].result(timings)
+            row["predicted"] = predicted
+            row["predicted_ms"] = predicted.get("ms_drift_corrected", predicted.get("ms"))
         row["measured_ms"], row["spread_ms"] = timing.median_ms, timing.spread_ms
         row["ratio_to_resnet18"] = timing.median_ms / reference_ms
     return rows
@@ -344,6 +403,7 @@ def main() -> None:
     summary, config = read_run(args.run)
     random_summary = check_random_run(args.random_run, config) if args.random_run else None
     table = args.table or (Path(config.latency.table) if config.latency else None)
+    committed = read_committed(args.committed, summary.input_size) if args.committed else None
     splits = load_dataset(args.data, summary.input_size)
     train_config = TrainConfig(
         epochs=args.epochs,
@@ -359,7 +419,7 @@ def main() -> None:
     final = finalized(args.run, trials)
     front = pareto_front(trials if final is None else final)
     if not front:
-        raise SystemExit(f"{args.run} has no feasible completed trial: nothing was found")
+        refuse(f"{args.run} has no feasible completed trial: nothing was found")
     fidelity = "search" if final is None else "finalized"
     out.print(
         f"[bold]1. Found networks[/bold]: {len(front)} on the {fidelity} front of {args.run}, latency screen"
@@ -387,7 +447,7 @@ def main() -> None:
     for model in models:
         ensure_trained(model, splits, train_config, args.out / "trained")
     out.print("[bold]3. Measuring[/bold] every model in this process")
-    rows = measure_all(models, args, table)
+    rows = measure_all(models, args, table, committed)
     caption = (
         f"{splits.name} test split ({len(splits.test)} images), epochs {args.epochs}, same recipe; "
         f"ONNX Runtime 1 thread batch 1, median of {args.rounds} interleaved rounds; "

@@ -12,6 +12,7 @@ from nas.console import console
 from nas.search.pareto import dominates, shortfall
 
 COMPARED = ("mobilenet_v2_0.35", "mnasnet_a1")  # the hand-designed baselines the goal names
+COMMITTED = "committed"  # the row name of ``--committed``'s model
 GOAL_AUC, GOAL_ACC = 0.98, 0.93
 out = console()
 
@@ -104,6 +105,28 @@ def print_verdicts(rows: list[dict[str, Any]], found: dict[str, str], max_ratio:
                 f"    closest: {closest} (AUC {r['test']['auc'] - b['test']['auc']:+.4f}, "
                 f"latency {r['measured_ms'] / b['measured_ms']:.2f}x of {base})"
             )
+    if COMMITTED in fp32:
+        verdicts[COMMITTED] = print_against_committed(fp32, found)
+    return verdicts
+
+
+def print_against_committed(fp32: dict[str, dict[str, Any]], found: dict[str, str]) -> dict[str, Any]:
+    """Which found networks may replace the committed model: higher test AUC and lower fp32 latency,
+    both timed in this run (issue 13's rule for updating it)."""
+    base = fp32[COMMITTED]
+    out.print(
+        f"\n[bold]Against the committed model[/bold] (test AUC {base['test']['auc']:.4f}, "
+        f"{base['measured_ms']:.3f} ms): a replacement must be better on both"
+    )
+    verdicts = {}
+    for name in found:
+        row = fp32[name]
+        auc_delta = row["test"]["auc"] - base["test"]["auc"]
+        latency_ratio = row["measured_ms"] / base["measured_ms"]
+        better = auc_delta > 0 and latency_ratio < 1
+        verdicts[name] = {"auc_delta": auc_delta, "latency_ratio": latency_ratio, "better": better}
+        text = "better on both" if better else "not better on both"
+        out.print(f"  {name}: AUC {auc_delta:+.4f}, latency {latency_ratio:.2f}x: {text}")
     return verdicts
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pneumoniamnist_report import ratio_text
+
 from nas.argtypes import positive_int
 from nas.export.runtime import time_models
 from nas.latency.backends.base import Settings
@@ -55,9 +57,8 @@ def main() -> None:
     print(f"| model | median ms | IQR ms | vs {names[0]} |\n|---|---:|---:|---:|")
     for name, path in args.models:
         t = timings[name]
-        ratio = t.median_ms / first
-        shown = f"{ratio:.2f}x" if ratio >= 1 else f"1/{1 / ratio:.0f}"
-        print(f"| {name} ({path}) | {t.median_ms:.4f} | {t.spread_ms:.4f} | {shown} |")
+        ratio = ratio_text(t.median_ms / first)
+        print(f"| {name} ({path}) | {t.median_ms:.4f} | {t.spread_ms:.4f} | {ratio} |")
 
 
 if __name__ == "__main__":

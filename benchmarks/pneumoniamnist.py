@@ -283,6 +283,12 @@ def ensure_trained(model: Model, splits: Splits, config: TrainConfig, root: Path
 Committed = tuple[list[dict[str, Any]], dict[str, bytes]]  # its rows and its ONNX files
 
 
+def peak_kb(fp32_peak_bytes: int, precision: str) -> float:
+    """Peak activation KB of a variant: measured at 4 bytes per activation; int8 stores 1
+    (``nas.metrics.memory``)."""
+    return fp32_peak_bytes / 1024 / (1 if precision == "fp32" else 4)
+
+
 def read_committed(export_dir: Path, input_size: int) -> Committed:
     """An exported model's rows, with its card's test figures (not scored again), and its ONNX files;
     read before anything is trained, so that a wrong directory costs nothing."""
@@ -302,7 +308,7 @@ def read_committed(export_dir: Path, input_size: int) -> Committed:
                 "arch": card["arch"],
                 "params": c["params"],
                 "macs": c["macs"],
-                "peak_activation_kb": c["peak_activation_bytes"] / 1024 / (1 if precision == "fp32" else 4),
+                "peak_activation_kb": peak_kb(c["peak_activation_bytes"], precision),
                 "onnx_bytes": len(onnx[f"{COMMITTED}/{precision}"]),
                 "threshold": card["threshold"],
                 "search": {},
@@ -347,8 +353,7 @@ def measure_all(
                     "arch": source.arch.to_str(),
                     "params": c.params,
                     "macs": c.macs,
-                    # measured at 4 bytes per activation; int8 stores 1 (nas.metrics.memory)
-                    "peak_activation_kb": c.peak_activation_bytes / 1024 / (1 if precision == "fp32" else 4),
+                    "peak_activation_kb": peak_kb(c.peak_activation_bytes, precision),
                     "onnx_bytes": len(data),
                     "threshold": source.threshold,
                     "search": model.search,
